@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { Snowflake } from "./ids.js";
+
+/** A voice member as the hub knows them; username/avatar come from the gateway when Discord sends them. */
+export const Member = z.object({
+  userId: Snowflake,
+  username: z.string().max(100).optional(),
+  avatar: z.string().max(200).nullable().optional(),
+});
+export type Member = z.infer<typeof Member>;
+
+export const RoomCreatedPayload = z.object({
+  guildId: Snowflake,
+  channelId: Snowflake,
+  name: z.string().min(1).max(100),
+  parentId: Snowflake.nullable().optional(),
+  userLimit: z.number().int().min(0).max(99),
+});
+export const RoomDeletedPayload = z.object({ guildId: Snowflake, channelId: Snowflake });
+export const VoiceJoinedPayload = z.object({ guildId: Snowflake, channelId: Snowflake }).extend(Member.shape);
+/** channelId is the room the user LEFT, so per-room filtering works. */
+export const VoiceLeftPayload = z.object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake });
+
+/** The app events the hub broadcasts, keyed by name: the single place each payload shape is declared. */
+export const AppEventPayloads = {
+  "room.created": RoomCreatedPayload,
+  "room.deleted": RoomDeletedPayload,
+  "voice.joined": VoiceJoinedPayload,
+  "voice.left": VoiceLeftPayload,
+} as const;
+
+export const AppEvent = z.discriminatedUnion("event", [
+  z.object({ event: z.literal("room.created"), payload: RoomCreatedPayload }),
+  z.object({ event: z.literal("room.deleted"), payload: RoomDeletedPayload }),
+  z.object({ event: z.literal("voice.joined"), payload: VoiceJoinedPayload }),
+  z.object({ event: z.literal("voice.left"), payload: VoiceLeftPayload }),
+]);
+export type AppEvent = z.infer<typeof AppEvent>;
+export type AppEventName = AppEvent["event"];
+export type PayloadOf<E extends AppEventName> = Extract<AppEvent, { event: E }>["payload"];
+
+export const Room = z.object({
+  channelId: Snowflake,
+  name: z.string(),
+  userLimit: z.number().int(),
+  parentId: Snowflake.nullable().optional(),
+  members: z.array(Member),
+});
+export type Room = z.infer<typeof Room>;

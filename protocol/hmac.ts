@@ -1,0 +1,61 @@
+/**
+ * HMAC-SHA256 over "<unix seconds>.<raw body>", the signature the gateway puts on every internal POST.
+ * WebCrypto only, so it runs unchanged in Workers, Node 20 and browsers.
+ */
+export const SIGNATURE_HEADER = "X-Hub-Signature";
+export const TIMESTAMP_HEADER = "X-Hub-Timestamp";
+export const MAX_CLOCK_SKEW_SECONDS = 60;
+
+const encoder = new TextEncoder();
+
+async function hmacKey(secret: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
+}
+
+function toHex(bytes: ArrayBuffer): string {
+  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function signHubBody(secret: string, timestamp: number, body: string): Promise<string> {
+  const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(`${timestamp}.${body}`));
+  return `sha256=${toHex(mac)}`;
+}
+
+/** Headers for one signed internal POST. */
+export async function hubRequestHeaders(secret: string, body: string, nowMs = Date.now()): Promise<Record<string, string>> {
+  const timestamp = Math.floor(nowMs / 1000);
+  return {
+    "content-type": "application/json",
+    [TIMESTAMP_HEADER]: String(timestamp),
+    [SIGNATURE_HEADER]: await signHubBody(secret, timestamp, body),
+  };
+}
+
+/** Compares two strings without an early exit, so timing reveals nothing about where they differ. */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const left = encoder.encode(a);
+  const right = encoder.encode(b);
+  let diff = left.length ^ right.length;
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    diff |= (left[i] ?? 0) ^ (right[i] ?? 0);
+  }
+  return diff === 0;
+}
+
+export type HubSignatureCheck = { ok: true } | { ok: false; reason: "missing" | "stale" | "bad_signature" };
+
+export async function verifyHubSignature(
+  secret: string,
+  timestampHeader: string | null,
+  signatureHeader: string | null,
+  body: string,
+  nowMs = Date.now(),
+): Promise<HubSignatureCheck> {
+  if (!timestampHeader || !signatureHeader || !/^\d{1,12}$/.test(timestampHeader)) return { ok: false, reason: "missing" };
+  const timestamp = Number(timestampHeader);
+  if (Math.abs(nowMs / 1000 - timestamp) > MAX_CLOCK_SKEW_SECONDS) return { ok: false, reason: "stale" };
+  const expected = await signHubBody(secret, timestamp, body);
+  return timingSafeEqual(expected, signatureHeader) ? { ok: true } : { ok: false, reason: "bad_signature" };
+}

@@ -1,0 +1,6 @@
+export * from "./ids.js";
+export * from "./events.js";
+export * from "./rest.js";
+export * from "./socket.js";
+export * from "./internal.js";
+export * from "./hmac.js";

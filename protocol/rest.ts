@@ -1,0 +1,40 @@
+import { z } from "zod";
+import { Snowflake } from "./ids.js";
+import { Room } from "./events.js";
+
+export const CreateRoomBody = z
+  .object({
+    name: z.string().trim().min(1).max(100).optional(),
+    parentId: Snowflake.optional(),
+    userLimit: z.number().int().min(0).max(99).default(4),
+  })
+  .strict();
+export type CreateRoomBody = z.input<typeof CreateRoomBody>;
+
+export const CreateRoomResponse = z.object({ channelId: Snowflake, name: z.string(), guildId: Snowflake });
+export type CreateRoomResponse = z.infer<typeof CreateRoomResponse>;
+
+export const EndRoomResponse = z.object({ ok: z.literal(true) });
+
+export const RoomsResponse = z.object({ guildId: Snowflake, seq: z.number().int().min(0), rooms: z.array(Room) });
+export type RoomsResponse = z.infer<typeof RoomsResponse>;
+
+export const ErrorCode = z.enum([
+  "invalid_input",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "payload_too_large",
+  "rate_limited",
+  "discord_error",
+  "discord_unavailable",
+  "internal",
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+export const ErrorBody = z.object({
+  error: ErrorCode,
+  message: z.string(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;

@@ -1,0 +1,56 @@
+import { z } from "zod";
+import { Snowflake } from "./ids.js";
+import { AppEvent, Room } from "./events.js";
+
+/** Largest client → hub message accepted; anything bigger is closed with 1009. */
+export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
+export const AUTH_TIMEOUT_MS = 5_000;
+
+export const CloseCode = {
+  normal: 1000,
+  tooLarge: 1009,
+  serviceRestart: 1012,
+  overloaded: 1013,
+  unauthorized: 4401,
+  guildNotAllowed: 4403,
+  authTimeout: 4408,
+  badMessage: 4409,
+} as const;
+
+export const ClientAuth = z
+  .object({
+    type: z.literal("auth"),
+    token: z.string().min(1).max(8192),
+    since: z.number().int().min(0).optional(),
+    rooms: z.array(Snowflake).max(100).optional(),
+    guildId: Snowflake.optional(),
+  })
+  .strict();
+export type ClientAuth = z.infer<typeof ClientAuth>;
+
+export const ClientMessage = z.discriminatedUnion("type", [ClientAuth]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+
+export const AuthOk = z.object({
+  v: z.literal(1),
+  type: z.literal("ack"),
+  event: z.literal("auth.ok"),
+  guildId: Snowflake,
+  seq: z.number().int().min(0),
+});
+export const Snapshot = z.object({
+  v: z.literal(1),
+  type: z.literal("snapshot"),
+  payload: z.object({ rooms: z.array(Room) }),
+  seq: z.number().int().min(0),
+});
+export const EventEnvelope = z.intersection(
+  AppEvent,
+  z.object({ v: z.literal(1), type: z.literal("event"), ts: z.number().int(), seq: z.number().int().min(1) }),
+);
+export type EventEnvelope = z.infer<typeof EventEnvelope>;
+
+export const ServerMessage = z.union([AuthOk, Snapshot, EventEnvelope]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+export type AuthOkMessage = z.infer<typeof AuthOk>;
+export type SnapshotMessage = z.infer<typeof Snapshot>;

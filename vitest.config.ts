@@ -1,0 +1,35 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+import { edgeTestBindings } from "./worker-edge/test/support/bindings.js";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        // The Worker and its Durable Object, run inside workerd by the Workers pool.
+        plugins: [
+          cloudflareTest(async () => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: await edgeTestBindings() },
+          })),
+        ],
+        test: { name: "edge", include: ["worker-edge/test/**/*.test.ts"] },
+      },
+      {
+        // gateway-node, the Discord simulator, the dev stack, the client SDK and the protocol, in plain Node.
+        test: {
+          name: "node",
+          environment: "node",
+          include: [
+            "gateway-node/test/**/*.test.ts",
+            "dev/test/**/*.test.ts",
+            "client/test/**/*.test.ts",
+            "protocol/test/**/*.test.ts",
+          ],
+          testTimeout: 20_000,
+          hookTimeout: 20_000,
+        },
+      },
+    ],
+  },
+});
