@@ -30,6 +30,17 @@ export default defineConfig({
           hookTimeout: 20_000,
         },
       },
+      {
+        // The whole stack on 127.0.0.1 (simulator, IdP, wrangler dev, gateway-node) and a real Chromium.
+        test: {
+          name: "e2e",
+          environment: "node",
+          include: ["e2e/**/*.test.ts"],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
     ],
   },
 });
