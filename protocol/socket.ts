@@ -22,8 +22,8 @@ export const ClientAuth = z
     type: z.literal("auth"),
     token: z.string().min(1).max(8192),
     since: z.number().int().min(0).optional(),
-    rooms: z.array(Snowflake).max(100).optional(),
-    guildId: Snowflake.optional(),
+    // Kept small: the subscription lives in the socket's hibernation attachment (2 KB budget).
+    rooms: z.array(Snowflake).max(50).optional(),
   })
   .strict();
 export type ClientAuth = z.infer<typeof ClientAuth>;

@@ -1,6 +1,9 @@
+import { createApp } from "./app.js";
+
 export { GuildHub } from "./guild-hub.js";
+
+const app = createApp();
+
 export default {
-  async fetch(): Promise<Response> {
-    return Response.json({ ok: true });
-  },
+  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
 } satisfies ExportedHandler<Env>;

@@ -1,0 +1,201 @@
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import {
+  CloseCode,
+  CreateRoomBody,
+  InternalEventsBody,
+  MAX_INTERNAL_BODY_BYTES,
+  SIGNATURE_HEADER,
+  Snowflake,
+  TIMESTAMP_HEADER,
+  internalEventList,
+  verifyHubSignature,
+  type IdentifiedInternalEvent,
+  type InternalEventsResponse,
+} from "../../protocol/index.js";
+import { AuthError, bearerToken, verifyAppToken, type AppUser } from "./auth.js";
+import { ConfigError, edgeConfig, servedGuilds, type EdgeConfig } from "./config.js";
+import { ApiError, invalidInput } from "./errors.js";
+import { requestGuild, socketGuildOrUndefined } from "./guilds.js";
+import type { HubResult } from "./hub/rpc.js";
+import { closeSocket } from "./hub/sockets.js";
+import { errorFields, log } from "./log.js";
+
+type EdgeEnv = { Bindings: Env; Variables: { config: EdgeConfig; user: AppUser } };
+
+const MAX_REST_BODY_BYTES = 16 * 1024;
+const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,128}$/, "must be 1–128 visible ASCII characters");
+
+function hub(env: Env, guildId: string) {
+  return env.GUILD_HUB.get(env.GUILD_HUB.idFromName(guildId));
+}
+
+function unwrap<T>(result: HubResult<T>): T {
+  if (!result.ok) throw ApiError.fromWire(result.error);
+  return result.value;
+}
+
+const requireUser = async (c: Context<EdgeEnv>, next: () => Promise<void>) => {
+  const token = bearerToken(c.req.header("Authorization"));
+  if (!token) throw new ApiError(401, "unauthorized", "missing bearer token");
+  try {
+    c.set("user", await verifyAppToken(token, c.var.config));
+  } catch (error) {
+    if (error instanceof AuthError) throw new ApiError(401, "unauthorized", error.message);
+    throw error;
+  }
+  await next();
+};
+
+/** The routes, mounted at the root and under /api. */
+function routes(): Hono<EdgeEnv> {
+  const api = new Hono<EdgeEnv>();
+
+  api.get("/health", (c) => c.json({ ok: true, service: "spell-coven-realtime", time: new Date().toISOString() }));
+
+  // The upgrade goes to the guild's hub untouched: no CORS or header-touching middleware on this route.
+  api.get("/ws", async (c) => {
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+      throw new ApiError(400, "invalid_input", "expected a WebSocket upgrade");
+    }
+    const guildId = socketGuildOrUndefined(new URL(c.req.url), c.var.config);
+    if (guildId === undefined) return refuseSocket(CloseCode.guildNotAllowed, "guild not served");
+    return hub(c.env, guildId).fetch(c.req.raw);
+  });
+
+  api.post("/internal/events", async (c) => {
+    const declared = Number(c.req.header("Content-Length") ?? 0);
+    if (declared > MAX_INTERNAL_BODY_BYTES) throw new ApiError(413, "payload_too_large", "body too large");
+    const body = await c.req.text();
+    if (new TextEncoder().encode(body).byteLength > MAX_INTERNAL_BODY_BYTES) {
+      throw new ApiError(413, "payload_too_large", "body too large");
+    }
+    const check = await verifyHubSignature(
+      c.var.config.HUB_SECRET,
+      c.req.header(TIMESTAMP_HEADER) ?? null,
+      c.req.header(SIGNATURE_HEADER) ?? null,
+      body,
+    );
+    if (!check.ok) throw new ApiError(401, "unauthorized", `signature rejected (${check.reason})`);
+    const parsed = InternalEventsBody.safeParse(parseJson(body));
+    if (!parsed.success) throw invalidInput(parsed.error, "events");
+
+    const byGuild = new Map<string, IdentifiedInternalEvent[]>();
+    for (const event of internalEventList(parsed.data)) {
+      const list = byGuild.get(event.payload.guildId) ?? [];
+      list.push(event);
+      byGuild.set(event.payload.guildId, list);
+    }
+    const served = servedGuilds(c.var.config);
+    let accepted = 0;
+    let duplicates = 0;
+    for (const [guildId, events] of byGuild) {
+      if (!served.has(guildId)) {
+        accepted += events.length; // acknowledged so the gateway moves on, and dropped
+        continue;
+      }
+      const result = await hub(c.env, guildId).ingest(guildId, events);
+      accepted += result.accepted;
+      duplicates += result.duplicates;
+    }
+    return c.json({ ok: true, accepted, duplicates } satisfies InternalEventsResponse);
+  });
+
+  const rest = new Hono<EdgeEnv>();
+  const restCors = async (c: Context<EdgeEnv>, next: () => Promise<void>) => {
+    const allowed = c.var.config.WEB_ORIGIN;
+    return cors({
+      origin: (origin) => (allowed.includes(origin) ? origin : null),
+      allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+      allowHeaders: ["Authorization", "Content-Type", "X-Idempotency-Key"],
+      exposeHeaders: ["Retry-After"],
+      maxAge: 600,
+    })(c, next);
+  };
+  for (const path of ["/create-room", "/end-room/*", "/rooms"]) rest.use(path, restCors, requireUser);
+
+  rest.post(
+    "/create-room",
+    bodyLimit({
+      maxSize: MAX_REST_BODY_BYTES,
+      onError: () => {
+        throw new ApiError(413, "payload_too_large", `body larger than ${MAX_REST_BODY_BYTES} bytes`);
+      },
+    }),
+    async (c) => {
+      const json = parseJson(await c.req.text());
+      if (json === undefined) throw new ApiError(400, "invalid_input", "body must be JSON");
+      const body = CreateRoomBody.extend({ guildId: Snowflake.optional() }).safeParse(json);
+      if (!body.success) throw invalidInput(body.error);
+      const rawKey = c.req.header("X-Idempotency-Key");
+      const key = rawKey === undefined ? undefined : IdempotencyKey.safeParse(rawKey);
+      if (key && !key.success) throw invalidInput(key.error, "X-Idempotency-Key");
+      const user = c.var.user;
+      const { guildId: requested, ...room } = body.data;
+      const guildId = requestGuild(requested, c.var.config, user);
+      const created = unwrap(
+        await hub(c.env, guildId).createRoom({ guildId, userId: user.userId, idempotencyKey: key?.data, body: room }),
+      );
+      return c.json(created, 201);
+    },
+  );
+
+  rest.delete("/end-room/:channelId", async (c) => {
+    const channelId = Snowflake.safeParse(c.req.param("channelId"));
+    if (!channelId.success) throw invalidInput(channelId.error, "channelId");
+    const user = c.var.user;
+    const guildId = requestGuild(c.req.query("guildId"), c.var.config, user);
+    const isAdmin = user.roles.includes(c.var.config.ADMIN_ROLE);
+    unwrap(await hub(c.env, guildId).endRoom({ guildId, userId: user.userId, isAdmin, channelId: channelId.data }));
+    return c.json({ ok: true as const });
+  });
+
+  rest.get("/rooms", async (c) => {
+    const guildId = requestGuild(c.req.query("guildId"), c.var.config, c.var.user);
+    return c.json(await hub(c.env, guildId).snapshot(guildId));
+  });
+
+  api.route("/", rest);
+  return api;
+}
+
+export function createApp(): Hono<EdgeEnv> {
+  const app = new Hono<EdgeEnv>();
+  app.use("*", async (c, next) => {
+    c.set("config", edgeConfig(c.env));
+    await next();
+  });
+  const api = routes();
+  app.route("/api", api);
+  app.route("/", api);
+  app.notFound((c) => c.json({ error: "not_found", message: "no such route" }, 404));
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return error.toResponse();
+    if (error instanceof ConfigError) {
+      log("error", "edge misconfigured", { detail: error.message });
+      return c.json({ error: "internal", message: "service misconfigured" }, 500);
+    }
+    log("error", "edge request failed", { path: c.req.path, ...errorFields(error) });
+    return c.json({ error: "internal", message: "internal error" }, 500);
+  });
+  return app;
+}
+
+/** Completes the upgrade only to say why the socket cannot stay: browsers cannot read an HTTP error on /ws. */
+function refuseSocket(code: number, reason: string): Response {
+  const { 0: client, 1: server } = new WebSocketPair();
+  server.accept();
+  closeSocket(server, code, reason);
+  return new Response(null, { status: 101, webSocket: client });
+}
+
+function parseJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+}
+

@@ -1,0 +1,93 @@
+import { createRemoteJWKSet, errors, importJWK, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { z } from "zod";
+import type { EdgeConfig } from "./config.js";
+
+/** Asymmetric algorithms only: `none` and HS* (which would let a public key act as a shared secret) never verify. */
+export const ALLOWED_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"];
+const CLOCK_TOLERANCE_SECONDS = 30;
+
+export interface AppUser {
+  userId: string;
+  name?: string;
+  roles: string[];
+  guilds: string[];
+  /** Token expiry, unix seconds. */
+  expiresAt: number;
+}
+
+const AppClaims = z.object({
+  sub: z.string().min(1).max(64),
+  exp: z.number(),
+  name: z.string().max(100).optional(),
+  roles: z.array(z.string()).optional(),
+  guilds: z.array(z.string()).optional(),
+});
+
+export class AuthError extends Error {}
+
+// Cached per isolate, so the remote JWKS is fetched once and reused across requests (jose also honours cooldowns).
+const remoteKeySets = new Map<string, JWTVerifyGetKey>();
+const inlineKeys = new Map<string, Promise<CryptoKey | Uint8Array>>();
+
+function keyFor(config: EdgeConfig): JWTVerifyGetKey | Promise<CryptoKey | Uint8Array> {
+  if (config.JWT_PUBLIC_JWK_URL) {
+    let keySet = remoteKeySets.get(config.JWT_PUBLIC_JWK_URL);
+    if (!keySet) {
+      keySet = createRemoteJWKSet(new URL(config.JWT_PUBLIC_JWK_URL), { timeoutDuration: 5_000 });
+      remoteKeySets.set(config.JWT_PUBLIC_JWK_URL, keySet);
+    }
+    return keySet;
+  }
+  const raw = config.JWT_PUBLIC_JWK ?? "";
+  let key = inlineKeys.get(raw);
+  if (!key) {
+    const jwk = JSON.parse(raw) as Parameters<typeof importJWK>[0];
+    if (jwk.d || jwk.k) throw new Error("JWT_PUBLIC_JWK must be a public key");
+    key = importJWK(jwk, jwk.alg ?? "RS256");
+    inlineKeys.set(raw, key);
+  }
+  return key;
+}
+
+/** Verifies an app JWT: signature, algorithm allow-list, issuer, audience, expiry and subject. */
+export async function verifyAppToken(token: string, config: EdgeConfig): Promise<AppUser> {
+  let payload: JWTPayload;
+  try {
+    const key = keyFor(config);
+    const options = {
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      algorithms: ALLOWED_ALGORITHMS,
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      requiredClaims: ["exp", "sub", "iss", "aud"],
+    };
+    ({ payload } =
+      typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, await key, options));
+  } catch (error) {
+    throw new AuthError(describe(error));
+  }
+  const claims = AppClaims.safeParse(payload);
+  if (!claims.success) throw new AuthError("token claims are malformed");
+  return {
+    userId: claims.data.sub,
+    name: claims.data.name,
+    roles: claims.data.roles ?? [],
+    guilds: claims.data.guilds ?? [],
+    expiresAt: claims.data.exp,
+  };
+}
+
+function describe(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return "token expired";
+  if (error instanceof errors.JWTClaimValidationFailed) return `token claim rejected: ${error.claim}`;
+  if (error instanceof errors.JOSEAlgNotAllowed) return "token algorithm not allowed";
+  if (error instanceof errors.JWSSignatureVerificationFailed) return "token signature invalid";
+  if (error instanceof errors.JWKSNoMatchingKey) return "token signed by an unknown key";
+  if (error instanceof errors.JOSEError) return "token invalid";
+  return "token could not be verified";
+}
+
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)$/i.exec(header ?? "");
+  return match?.[1];
+}

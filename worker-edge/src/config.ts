@@ -1,0 +1,55 @@
+import { z } from "zod";
+import { Snowflake } from "../../protocol/index.js";
+
+const commaList = z
+  .string()
+  .optional()
+  .transform((raw) => (raw ?? "").split(",").map((item) => item.trim()).filter(Boolean));
+
+const EdgeConfigSchema = z
+  .object({
+    PRIMARY_GUILD_ID: Snowflake,
+    DISCORD_BOT_TOKEN: z.string().min(1),
+    HUB_SECRET: z.string().min(16, "must be at least 16 characters"),
+    JWT_ISSUER: z.string().min(1),
+    JWT_AUDIENCE: z.string().min(1),
+    JWT_PUBLIC_JWK_URL: z.string().optional().transform((v) => v?.trim() || undefined).pipe(z.url().optional()),
+    JWT_PUBLIC_JWK: z.string().optional().transform((v) => v?.trim() || undefined),
+    WEB_ORIGIN: commaList,
+    DISCORD_API_BASE: z.url().default("https://discord.com/api/v10"),
+    ALLOWED_GUILD_IDS: commaList.pipe(z.array(Snowflake)),
+    ROOM_IDLE_TTL_SECONDS: z.coerce.number().int().min(0).default(0),
+    ADMIN_ROLE: z.string().optional().transform((v) => v?.trim() || "admin"),
+  })
+  .refine((c) => c.JWT_PUBLIC_JWK_URL || c.JWT_PUBLIC_JWK, {
+    message: "set JWT_PUBLIC_JWK_URL or JWT_PUBLIC_JWK",
+    path: ["JWT_PUBLIC_JWK_URL"],
+  });
+
+export type EdgeConfig = z.infer<typeof EdgeConfigSchema>;
+
+export class ConfigError extends Error {}
+
+const parsed = new WeakMap<object, EdgeConfig>();
+
+/** Parses the Worker's bindings once per env object; a bad deployment fails with one message naming every bad variable. */
+export function edgeConfig(env: Env): EdgeConfig {
+  const cached = parsed.get(env);
+  if (cached) return cached;
+  const result = EdgeConfigSchema.safeParse(env);
+  if (!result.success) {
+    const names = result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${names.join("; ")}`);
+  }
+  parsed.set(env, result.data);
+  return result.data;
+}
+
+/** The guilds this deployment serves: the primary one, plus ALLOWED_GUILD_IDS in multi-guild mode. */
+export function servedGuilds(config: EdgeConfig): Set<string> {
+  return new Set([config.PRIMARY_GUILD_ID, ...config.ALLOWED_GUILD_IDS]);
+}
+
+export function isMultiGuild(config: EdgeConfig): boolean {
+  return config.ALLOWED_GUILD_IDS.length > 0;
+}

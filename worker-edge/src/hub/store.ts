@@ -1,0 +1,232 @@
+import type { AppEvent, Member, Room } from "../../../protocol/index.js";
+
+/** Bounds on what the hub keeps: the replay buffer by count and age, event ids and idempotency keys by age. */
+export const Retention = {
+  replayEvents: 1_000,
+  replayAgeMs: 15 * 60_000,
+  seenIdAgeMs: 24 * 60 * 60_000,
+  idempotencyAgeMs: 24 * 60 * 60_000,
+} as const;
+
+export interface RoomRecord {
+  channelId: string;
+  name: string;
+  parentId: string | null;
+  userLimit: number;
+  creatorId: string | null;
+  emptySince: number | null;
+}
+
+export interface BufferedEvent {
+  event: AppEvent["event"];
+  channelId: string;
+  message: string;
+}
+
+export interface MemberRecord extends Member {
+  channelId: string;
+}
+
+type Row = Record<string, SqlStorageValue>;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (
+  channel_id TEXT PRIMARY KEY, name TEXT NOT NULL, parent_id TEXT, user_limit INTEGER NOT NULL,
+  creator_id TEXT, empty_since INTEGER
+);
+CREATE TABLE IF NOT EXISTS members (
+  user_id TEXT PRIMARY KEY, channel_id TEXT NOT NULL, username TEXT, avatar TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, event TEXT NOT NULL, channel_id TEXT NOT NULL, message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen_ids (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_ids_at ON seen_ids (at);
+CREATE TABLE IF NOT EXISTS idempotency (
+  user_id TEXT NOT NULL, key TEXT NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (user_id, key)
+);
+`;
+
+/** The GuildHub's durable state in the object's SQLite storage: it survives hibernation and eviction. */
+export class HubStore {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(SCHEMA);
+  }
+
+  // --- meta
+
+  get seq(): number {
+    return Number(this.meta("seq") ?? 0);
+  }
+
+  set seq(value: number) {
+    this.setMeta("seq", String(value));
+  }
+
+  get guildId(): string | undefined {
+    return this.meta("guild_id");
+  }
+
+  set guildId(value: string) {
+    this.setMeta("guild_id", value);
+  }
+
+  private meta(key: string): string | undefined {
+    const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
+    return row?.value;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+  }
+
+  // --- rooms and members
+
+  room(channelId: string): RoomRecord | undefined {
+    const row = this.sql.exec<Row>("SELECT * FROM rooms WHERE channel_id = ?", channelId).toArray()[0];
+    return row && roomFromRow(row);
+  }
+
+  rooms(): RoomRecord[] {
+    return this.sql.exec<Row>("SELECT * FROM rooms ORDER BY channel_id").toArray().map(roomFromRow);
+  }
+
+  putRoom(room: RoomRecord): void {
+    this.sql.exec(
+      `INSERT INTO rooms (channel_id, name, parent_id, user_limit, creator_id, empty_since) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (channel_id) DO UPDATE SET name = excluded.name, parent_id = excluded.parent_id,
+         user_limit = excluded.user_limit, creator_id = COALESCE(rooms.creator_id, excluded.creator_id),
+         empty_since = excluded.empty_since`,
+      room.channelId, room.name, room.parentId, room.userLimit, room.creatorId, room.emptySince,
+    );
+  }
+
+  deleteRoom(channelId: string): void {
+    this.sql.exec("DELETE FROM rooms WHERE channel_id = ?", channelId);
+    this.sql.exec("DELETE FROM members WHERE channel_id = ?", channelId);
+  }
+
+  setRoomEmptySince(channelId: string, emptySince: number | null): void {
+    this.sql.exec("UPDATE rooms SET empty_since = ? WHERE channel_id = ?", emptySince, channelId);
+  }
+
+  member(userId: string): MemberRecord | undefined {
+    const row = this.sql.exec<Row>("SELECT * FROM members WHERE user_id = ?", userId).toArray()[0];
+    return row && memberFromRow(row);
+  }
+
+  members(): MemberRecord[] {
+    return this.sql.exec<Row>("SELECT * FROM members ORDER BY user_id").toArray().map(memberFromRow);
+  }
+
+  memberCount(channelId: string): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM members WHERE channel_id = ?", channelId).one().n;
+  }
+
+  putMember(member: MemberRecord): void {
+    this.sql.exec(
+      `INSERT INTO members (user_id, channel_id, username, avatar) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET channel_id = excluded.channel_id,
+         username = COALESCE(excluded.username, members.username), avatar = COALESCE(excluded.avatar, members.avatar)`,
+      member.userId, member.channelId, member.username ?? null, member.avatar ?? null,
+    );
+  }
+
+  deleteMember(userId: string): void {
+    this.sql.exec("DELETE FROM members WHERE user_id = ?", userId);
+  }
+
+  /** Rooms with their members, the shape REST and the socket snapshot share. */
+  snapshotRooms(): Room[] {
+    const byRoom = new Map<string, Member[]>();
+    for (const { channelId, ...member } of this.members()) {
+      const list = byRoom.get(channelId) ?? [];
+      list.push(withoutNulls(member));
+      byRoom.set(channelId, list);
+    }
+    return this.rooms().map((room) => ({
+      channelId: room.channelId,
+      name: room.name,
+      userLimit: room.userLimit,
+      parentId: room.parentId,
+      members: byRoom.get(room.channelId) ?? [],
+    }));
+  }
+
+  // --- event log (replay buffer)
+
+  appendEvent(seq: number, ts: number, event: AppEvent, message: string): void {
+    this.sql.exec(
+      "INSERT INTO events (seq, ts, event, channel_id, message) VALUES (?, ?, ?, ?, ?)",
+      seq, ts, event.event, event.payload.channelId, message,
+    );
+  }
+
+  /** The oldest seq still buffered, or undefined when the buffer is empty. */
+  oldestBufferedSeq(): number | undefined {
+    const row = this.sql.exec<{ seq: number | null }>("SELECT MIN(seq) AS seq FROM events").one();
+    return row.seq ?? undefined;
+  }
+
+  eventsAfter(seq: number): BufferedEvent[] {
+    return this.sql
+      .exec<{ event: string; channel_id: string; message: string }>(
+        "SELECT event, channel_id, message FROM events WHERE seq > ? ORDER BY seq",
+        seq,
+      )
+      .toArray()
+      .map((row) => ({ event: row.event as AppEvent["event"], channelId: row.channel_id, message: row.message }));
+  }
+
+  // --- internal event ids and idempotency
+
+  hasSeen(id: string): boolean {
+    return this.sql.exec("SELECT 1 FROM seen_ids WHERE id = ?", id).toArray().length > 0;
+  }
+
+  markSeen(id: string, at: number): void {
+    this.sql.exec("INSERT OR IGNORE INTO seen_ids (id, at) VALUES (?, ?)", id, at);
+  }
+
+  idempotentResult(userId: string, key: string): string | undefined {
+    const row = this.sql.exec<{ result: string }>("SELECT result FROM idempotency WHERE user_id = ? AND key = ?", userId, key).toArray()[0];
+    return row?.result;
+  }
+
+  saveIdempotentResult(userId: string, key: string, result: string, at: number): void {
+    this.sql.exec("INSERT OR REPLACE INTO idempotency (user_id, key, result, at) VALUES (?, ?, ?, ?)", userId, key, result, at);
+  }
+
+  /** Drops what retention no longer needs; cheap enough to run on every write batch and alarm. */
+  prune(now: number): void {
+    this.sql.exec("DELETE FROM events WHERE seq <= ? OR ts < ?", this.seq - Retention.replayEvents, now - Retention.replayAgeMs);
+    this.sql.exec("DELETE FROM seen_ids WHERE at < ?", now - Retention.seenIdAgeMs);
+    this.sql.exec("DELETE FROM idempotency WHERE at < ?", now - Retention.idempotencyAgeMs);
+  }
+}
+
+function roomFromRow(row: Row): RoomRecord {
+  return {
+    channelId: String(row.channel_id),
+    name: String(row.name),
+    parentId: row.parent_id === null ? null : String(row.parent_id),
+    userLimit: Number(row.user_limit),
+    creatorId: row.creator_id === null ? null : String(row.creator_id),
+    emptySince: row.empty_since === null ? null : Number(row.empty_since),
+  };
+}
+
+function memberFromRow(row: Row): MemberRecord {
+  return withoutNulls({
+    userId: String(row.user_id),
+    channelId: String(row.channel_id),
+    username: row.username === null ? undefined : String(row.username),
+    avatar: row.avatar === null ? undefined : String(row.avatar),
+  });
+}
+
+function withoutNulls<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined && v !== null)) as T;
+}
+
