@@ -13,7 +13,7 @@ export default defineConfig({
             miniflare: { bindings: await edgeTestBindings() },
           })),
         ],
-        test: { name: "edge", include: ["worker-edge/test/**/*.test.ts"] },
+        test: { name: "edge", include: ["worker-edge/test/**/*.test.ts"], testTimeout: 15_000 },
       },
       {
         // gateway-node, the Discord simulator, the dev stack, the client SDK and the protocol, in plain Node.

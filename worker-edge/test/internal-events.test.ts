@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { edgeFetch, newChannelId, newUserId, postInternal, TestSocket } from "./support/edge.js";
+import { joined, roomCreated } from "./support/events.js";
+import { mintToken } from "./support/tokens.js";
+
+describe("POST /internal/events", () => {
+  it("accepts a signed batch and reports what it accepted", async () => {
+    const room = newChannelId();
+    const response = await postInternal({ events: [roomCreated(room), joined(room, newUserId())] });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true, accepted: 2, duplicates: 0 });
+  });
+
+  it("accepts the single-event form without an id", async () => {
+    const { id: _id, ...event } = roomCreated(newChannelId());
+    const response = await postInternal(event);
+    expect(await response.json()).toEqual({ ok: true, accepted: 1, duplicates: 0 });
+  });
+
+  it.each([
+    ["a wrong secret", { secret: "another-secret-0123456789abcdef" }],
+    ["a timestamp 61 s old", { nowMs: Date.now() - 61_000 }],
+    ["a timestamp 61 s ahead", { nowMs: Date.now() + 61_000 }],
+  ])("rejects %s with 401", async (_label, options) => {
+    const response = await postInternal({ events: [roomCreated(newChannelId())] }, options);
+    expect(response.status).toBe(401);
+    expect(await response.json()).toMatchObject({ error: "unauthorized" });
+  });
+
+  it("rejects a missing signature with 401", async () => {
+    const response = await edgeFetch("/internal/events", { method: "POST", body: JSON.stringify({ events: [] }) });
+    expect(response.status).toBe(401);
+  });
+
+  it("acknowledges a replayed id as a duplicate and does not broadcast it again", async () => {
+    const socket = await TestSocket.open();
+    await socket.auth(await mintToken());
+    const room = newChannelId();
+    const event = roomCreated(room);
+    await postInternal({ events: [event] });
+    const replay = await postInternal({ events: [event, joined(room, newUserId())] });
+    expect(await replay.json()).toEqual({ ok: true, accepted: 1, duplicates: 1 });
+    await socket.waitForEvents(2, "room.created and voice.joined");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(socket.events().map((e) => e.event)).toEqual(["room.created", "voice.joined"]);
+  });
+
+  it("acknowledges and drops events for a guild it does not serve", async () => {
+    const socket = await TestSocket.open();
+    await socket.auth(await mintToken());
+    const foreign = { id: "x:1", event: "room.created", payload: { guildId: "999999999999999999", channelId: newChannelId(), name: "Elsewhere", userLimit: 2 } };
+    const response = await postInternal({ events: [foreign] });
+    expect(await response.json()).toEqual({ ok: true, accepted: 1, duplicates: 0 });
+    await postInternal({ events: [roomCreated(newChannelId())] });
+    await socket.waitForEvents(1, "the served guild's event");
+    expect(socket.events()).toHaveLength(1);
+  });
+
+  it("rejects a malformed event with 400 and the issues", async () => {
+    const response = await postInternal({ events: [{ id: "x:2", event: "voice.joined", payload: { guildId: "1" } }] });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: "invalid_input" });
+    const notJson = await postInternal(undefined, { raw: "{oops" });
+    expect(notJson.status).toBe(400);
+  });
+
+  it("rejects a body over 1 MiB with 413", async () => {
+    const response = await postInternal(undefined, { raw: JSON.stringify({ events: [], pad: "p".repeat(1_100_000) }) });
+    expect(response.status).toBe(413);
+  });
+});
