@@ -1,6 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { edgeTestBindings } from "./worker-edge/test/support/bindings.js";
+import { edgeTestBindings, multiGuildBindings } from "./worker-edge/test/support/bindings.js";
 
 export default defineConfig({
   test: {
@@ -13,7 +13,22 @@ export default defineConfig({
             miniflare: { bindings: await edgeTestBindings() },
           })),
         ],
-        test: { name: "edge", include: ["worker-edge/test/**/*.test.ts"], testTimeout: 15_000 },
+        test: {
+          name: "edge",
+          include: ["worker-edge/test/**/*.test.ts"],
+          exclude: ["worker-edge/test/multi-guild/**"],
+          testTimeout: 15_000,
+        },
+      },
+      {
+        // The same Worker configured for several guilds and idle-room expiry.
+        plugins: [
+          cloudflareTest(async () => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { ...(await edgeTestBindings()), ...multiGuildBindings } },
+          })),
+        ],
+        test: { name: "edge-multi-guild", include: ["worker-edge/test/multi-guild/**/*.test.ts"], testTimeout: 15_000 },
       },
       {
         // gateway-node, the Discord simulator, the dev stack, the client SDK and the protocol, in plain Node.

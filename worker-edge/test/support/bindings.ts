@@ -31,3 +31,11 @@ export async function edgeTestBindings(): Promise<Record<string, string>> {
     TEST_FOREIGN_JWK: JSON.stringify({ ...(await exportJWK(otherKey.privateKey)), alg: "RS256", kid: "test-key" }),
   };
 }
+
+export const SECOND_GUILD_ID = "100000000000000002";
+
+/** Overrides for the multi-guild project: two served guilds and rooms that end after 1 s empty. */
+export const multiGuildBindings = {
+  ALLOWED_GUILD_IDS: SECOND_GUILD_ID,
+  ROOM_IDLE_TTL_SECONDS: "1",
+};
