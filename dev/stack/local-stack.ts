@@ -1,0 +1,126 @@
+import { startDiscordSimulator, type DiscordSimulator } from "../discord-sim/index.js";
+import { startIdentityProvider } from "../idp/index.js";
+import { startDemoServer } from "../demo/server.js";
+import type { StackPorts } from "./ports.js";
+import { say, startProcess, waitForHttp, type ManagedProcess } from "./processes.js";
+import { DEMO_USERS, SEED_CHANNELS } from "./seed.js";
+
+export interface LocalStackOptions {
+  root: string;
+  ports: StackPorts;
+  /** The Worker's variables file (.dev.vars for `npm run dev`, a temporary one in tests) and its values. */
+  devVarsPath: string;
+  vars: Map<string, string>;
+  /** Where wrangler dev keeps Durable Object state; tests pass a fresh directory. */
+  persistTo?: string;
+  sessionFile?: string;
+  heartbeatIntervalMs?: number;
+}
+
+export interface LocalStack {
+  sim: DiscordSimulator;
+  urls: { worker: string; ws: string; idp: string; jwks: string; demo: string; sim: string; gatewayHealth: string };
+  clientId: string;
+  startGateway(): ManagedProcess;
+  gateway(): ManagedProcess | undefined;
+  stop(): Promise<void>;
+}
+
+const CLIENT_ID = "spell-coven-demo";
+
+/** Starts every part on 127.0.0.1 in dependency order; stop() tears them down in reverse. */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const { ports, vars, root } = options;
+  const need = (name: string) => {
+    const value = vars.get(name);
+    if (!value) throw new Error(`${options.devVarsPath} has no ${name}`);
+    return value;
+  };
+  const guildId = need("PRIMARY_GUILD_ID");
+  const botToken = need("DISCORD_BOT_TOKEN");
+  const hubSecret = need("HUB_SECRET");
+  const stoppers: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const stopPart of stoppers.splice(0).reverse()) await stopPart().catch(() => undefined);
+  };
+
+  try {
+    const sim = await startDiscordSimulator({
+      port: ports.SIM_PORT,
+      botToken,
+      guildId,
+      guildName: "Spell Coven (simulated)",
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 41_250,
+      identifyIntervalMs: 0,
+      channels: SEED_CHANNELS,
+      users: DEMO_USERS,
+    });
+    stoppers.push(() => sim.close());
+    say("sim", `Discord simulator on ${sim.url}`);
+
+    const demoOrigins = [`http://127.0.0.1:${ports.DEMO_PORT}`, `http://localhost:${ports.DEMO_PORT}`];
+    const idp = await startIdentityProvider({ port: ports.IDP_PORT, redirectUris: demoOrigins.map((o) => `${o}/`) });
+    stoppers.push(() => idp.close());
+    say("idp", `identity provider ${idp.issuer}`);
+
+    const childEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", FORCE_COLOR: "0" };
+    const workerArgs = [
+      "wrangler", "dev", "--ip", "127.0.0.1", "--port", String(ports.WORKER_PORT),
+      "--inspector-port", "0", "--show-interactive-dev-session=false", "--env-file", options.devVarsPath,
+    ];
+    if (options.persistTo) workerArgs.push("--persist-to", options.persistTo);
+    const worker = startProcess("worker", "npx", workerArgs, { ...childEnv, NO_COLOR: "1" }, root);
+    stoppers.push(() => worker.stop());
+    const workerUrl = `http://127.0.0.1:${ports.WORKER_PORT}`;
+    await Promise.race([
+      waitForHttp(`${workerUrl}/health`, 90_000, "the Worker"),
+      worker.exited.then((code) => {
+        throw new Error(`wrangler dev exited with ${code} before it was ready`);
+      }),
+    ]);
+
+    let gateway: ManagedProcess | undefined;
+    const startGateway = () => {
+      gateway = startProcess("gateway", "npx", ["tsx", "gateway-node/src/main.ts"], {
+        ...childEnv,
+        DISCORD_BOT_TOKEN: botToken,
+        PRIMARY_GUILD_ID: guildId,
+        HUB_ENDPOINT: `${workerUrl}/internal/events`,
+        HUB_SECRET: hubSecret,
+        DISCORD_API_BASE: sim.restBase,
+        HEALTH_PORT: String(ports.GATEWAY_HEALTH_PORT),
+        LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
+        ...(options.sessionFile ? { SESSION_FILE: options.sessionFile } : {}),
+      }, root);
+      return gateway;
+    };
+    startGateway();
+    stoppers.push(async () => gateway?.stop());
+
+    const demo = await startDemoServer({
+      port: ports.DEMO_PORT,
+      config: { apiBase: workerUrl, wsUrl: `ws://127.0.0.1:${ports.WORKER_PORT}/ws`, idpIssuer: idp.issuer, clientId: CLIENT_ID, simUrl: sim.url },
+    });
+    stoppers.push(() => demo.close());
+
+    return {
+      sim,
+      clientId: CLIENT_ID,
+      urls: {
+        worker: workerUrl,
+        ws: `ws://127.0.0.1:${ports.WORKER_PORT}/ws`,
+        idp: idp.issuer,
+        jwks: idp.jwksUrl,
+        demo: `http://127.0.0.1:${ports.DEMO_PORT}/`,
+        sim: sim.url,
+        gatewayHealth: `http://127.0.0.1:${ports.GATEWAY_HEALTH_PORT}`,
+      },
+      startGateway,
+      gateway: () => gateway,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

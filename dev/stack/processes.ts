@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+
+const COLORS = { worker: 33, gateway: 35, sim: 36, idp: 32, demo: 34, stack: 37 } as const;
+export type StackPart = keyof typeof COLORS;
+
+/** Prints one line with a coloured, aligned `[part]` prefix so interleaved logs stay readable. */
+export function say(part: StackPart, line: string): void {
+  const prefix = process.stdout.isTTY ? `\x1b[${COLORS[part]}m[${part.padEnd(7)}]\x1b[0m` : `[${part.padEnd(7)}]`;
+  process.stdout.write(`${prefix} ${line}\n`);
+}
+
+export interface ManagedProcess {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+/** Starts a child whose output is prefixed; stop() sends SIGTERM, then SIGKILL after a grace period. */
+export function startProcess(part: StackPart, command: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): ManagedProcess {
+  const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream) createInterface({ input: stream }).on("line", (line) => say(part, line));
+  }
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      signalGroup(child, "SIGTERM");
+      const timer = setTimeout(() => signalGroup(child, "SIGKILL"), 8_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+// The child leads its own process group, so npx's grandchildren (workerd, tsx) stop with it.
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
+export async function waitForHttp(url: string, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+      if (response.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`${what} did not answer at ${url} within ${timeoutMs} ms`);
+}
