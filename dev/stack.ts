@@ -16,25 +16,26 @@ async function main(): Promise<void> {
   const { created, vars } = ensureDevVars(ROOT, ports);
   say("stack", created ? "wrote .dev.vars from .dev.vars.example (local defaults)" : "using the existing .dev.vars");
 
-  let stack: LocalStack | undefined;
+  const running: { stack?: LocalStack } = {};
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
     say("stack", "stopping…");
-    await stack?.stop();
+    await running.stack?.stop();
     process.exit(0);
   };
   process.on("SIGINT", () => void shutdown());
   process.on("SIGTERM", () => void shutdown());
 
-  stack = await startLocalStack({
+  const stack = await startLocalStack({
     root: ROOT,
     ports,
     devVarsPath: `${ROOT}.dev.vars`,
     vars,
     sessionFile: `${ROOT}.dev-state/gateway-session.json`,
   });
+  running.stack = stack;
   say("stack", `Worker ${stack.urls.worker}  ·  simulator ${stack.urls.sim}/_sim/state  ·  gateway ${stack.urls.gatewayHealth}/healthz`);
   say("stack", `ready: open ${stack.urls.demo}  (Ctrl-C stops everything)`);
 }
