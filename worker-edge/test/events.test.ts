@@ -164,3 +164,14 @@ describe("guild.sync", () => {
     expect(socket.events().map((e) => e.event)).toEqual(["voice.joined"]);
   });
 });
+
+describe("fan-out isolation", () => {
+  it("keeps delivering to the other sockets when one disappears mid-broadcast", async () => {
+    const [a, gone, b] = [await liveSocket(), await liveSocket(), await liveSocket()];
+    gone.ws.close(1001);
+    const room = newChannelId();
+    await ingest(roomCreated(room), joined(room, newUserId()));
+    for (const socket of [a, b]) await socket.waitForEvents(2, "both events on a healthy socket");
+    expect(a.events().map((e) => e.seq)).toEqual(b.events().map((e) => e.seq));
+  });
+});
