@@ -1,0 +1,104 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { z } from "zod";
+import type { DiscordSimulator } from "./index.js";
+import { readJson, reply } from "./rest.js";
+
+const Id = z.string().regex(/^\d{17,20}$/);
+const VoiceBody = z.object({
+  userId: Id,
+  channelId: Id.nullable(),
+  selfMute: z.boolean().optional(),
+  selfDeaf: z.boolean().optional(),
+  username: z.string().min(1).max(32).optional(),
+});
+const ChannelBody = z.object({
+  name: z.string().min(1).max(100),
+  type: z.union([z.literal(0), z.literal(2)]).optional(),
+  parentId: Id.nullable().optional(),
+  userLimit: z.number().int().min(0).max(99).optional(),
+});
+const FaultBody = z.object({
+  action: z.enum([
+    "withhold-acks", "release-acks", "drop-tcp", "stall-handshakes", "release-handshakes", "reconnect",
+    "invalid-session", "close", "break-resume-url", "fix-resume-url", "heartbeat-request", "outage", "restore",
+  ]),
+  resumable: z.boolean().optional(),
+  code: z.number().int().min(1000).max(4999).optional(),
+});
+const RestFaultBody = z.object({
+  method: z.string(),
+  route: z.string(),
+  status: z.number().int().min(100).max(599),
+  body: z.unknown().optional(),
+  retryAfterS: z.number().min(0).optional(),
+  times: z.number().int().min(1).max(1000).optional(),
+  delayMs: z.number().int().min(0).max(60_000).optional(),
+});
+
+const CORS = { "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS" };
+
+/** The control API under /_sim: script the world and the faults over HTTP (the demo page and browser tests use it). */
+export async function handleControl(sim: DiscordSimulator, request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+  const method = request.method ?? "GET";
+  const ok = (body: unknown = { ok: true }) => reply(response, 200, body, CORS);
+  const bad = (message: string) => reply(response, 400, { error: "invalid_input", message }, CORS);
+  if (method === "OPTIONS") {
+    response.writeHead(204, CORS);
+    return void response.end();
+  }
+  try {
+    if (method === "GET" && path === "/_sim/state") return ok(sim.state());
+    if (method === "POST" && path === "/_sim/voice") {
+      const body = VoiceBody.safeParse(await readJson(request));
+      if (!body.success) return bad(body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+      if (body.data.username && !sim.state().users.some((u) => u.id === body.data.userId)) {
+        sim.addUser({ id: body.data.userId, username: body.data.username });
+      }
+      sim.setVoiceState(body.data.userId, body.data.channelId, { selfMute: body.data.selfMute, selfDeaf: body.data.selfDeaf });
+      return ok();
+    }
+    if (method === "POST" && path === "/_sim/channels") {
+      const body = ChannelBody.safeParse(await readJson(request));
+      if (!body.success) return bad(body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+      return ok(sim.createChannel(body.data));
+    }
+    const channel = /^\/_sim\/channels\/(\d{17,20})$/.exec(path);
+    if (method === "DELETE" && channel) {
+      sim.deleteChannel(channel[1]!);
+      return ok();
+    }
+    if (method === "POST" && path === "/_sim/faults") {
+      const body = FaultBody.safeParse(await readJson(request));
+      if (!body.success) return bad(body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+      applyFault(sim, body.data);
+      return ok();
+    }
+    if (method === "POST" && path === "/_sim/rest-faults") {
+      const body = RestFaultBody.safeParse(await readJson(request));
+      if (!body.success) return bad(body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+      sim.scriptRest(body.data);
+      return ok();
+    }
+  } catch (error) {
+    return bad(error instanceof Error ? error.message : String(error));
+  }
+  reply(response, 404, { error: "not_found", message: "no such control route" }, CORS);
+}
+
+function applyFault(sim: DiscordSimulator, fault: z.infer<typeof FaultBody>): void {
+  switch (fault.action) {
+    case "withhold-acks": return sim.withholdAcks(true);
+    case "release-acks": return sim.withholdAcks(false);
+    case "drop-tcp": return sim.dropConnections();
+    case "stall-handshakes": return sim.stallHandshakes(true);
+    case "release-handshakes": return sim.stallHandshakes(false);
+    case "reconnect": return sim.requestReconnect();
+    case "invalid-session": return sim.invalidateSession(fault.resumable ?? false);
+    case "close": return sim.closeConnections(fault.code ?? 4000);
+    case "break-resume-url": return sim.breakResumeUrl(true);
+    case "fix-resume-url": return sim.breakResumeUrl(false);
+    case "heartbeat-request": return sim.requestHeartbeat();
+    case "outage": return sim.guildOutage();
+    case "restore": return sim.restoreGuild();
+  }
+}

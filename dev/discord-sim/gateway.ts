@@ -1,0 +1,279 @@
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { GatewayCloseCodes, GatewayIntentBits, GatewayOpcodes } from "discord-api-types/v10";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { SimWorld } from "./world.js";
+
+const MAX_PAYLOAD_BYTES = 4096;
+const PRIVILEGED_INTENTS = GatewayIntentBits.GuildMembers | GatewayIntentBits.GuildPresences | GatewayIntentBits.MessageContent;
+const ALL_INTENTS = (1 << 26) - 1;
+
+/** Which intent a dispatch needs; a session without it never sees the event. */
+const INTENT_FOR: Record<string, number> = {
+  GUILD_CREATE: GatewayIntentBits.Guilds,
+  GUILD_DELETE: GatewayIntentBits.Guilds,
+  CHANNEL_CREATE: GatewayIntentBits.Guilds,
+  CHANNEL_DELETE: GatewayIntentBits.Guilds,
+  VOICE_STATE_UPDATE: GatewayIntentBits.GuildVoiceStates,
+};
+
+export interface SimSession {
+  id: string;
+  seq: number;
+  intents: number;
+  log: Array<{ s: number; t: string; d: unknown }>;
+  socket: WebSocket | undefined;
+  identifiedAt: number;
+  /** Until when a disconnected session may still be resumed; Infinity while connected. */
+  resumableUntil: number;
+  alive: boolean;
+}
+
+export interface GatewayOptions {
+  botToken: string;
+  heartbeatIntervalMs: number;
+  identifyIntervalMs: number;
+  resumeWindowMs: number;
+  sessionStartLimit: { total: number; remaining: number; resetAfterMs: number; maxConcurrency: number };
+  resumeUrl: () => string;
+}
+
+interface Connection {
+  socket: WebSocket;
+  session: SimSession | undefined;
+  heartbeatDeadline: NodeJS.Timeout | undefined;
+}
+
+/**
+ * The simulated Discord Gateway: HELLO, heartbeats and ACKs, IDENTIFY → READY + GUILD_CREATE, dispatches with
+ * per-session sequence numbers, RESUME replaying what a client missed, and the faults the control API scripts.
+ */
+export class SimGateway {
+  readonly sessions = new Map<string, SimSession>();
+  readonly received: Array<{ sessionId: string | null; op: number; d: unknown; at: number }> = [];
+  identifyCount = 0;
+  resumeCount = 0;
+  acksWithheld = false;
+  handshakesStalled = false;
+  resumeUrlBroken = false;
+  private lastIdentifyAt = 0;
+  private readonly connections = new Set<Connection>();
+  private readonly stalled = new Set<Duplex>();
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+
+  constructor(
+    private readonly world: SimWorld,
+    private readonly options: GatewayOptions,
+  ) {
+    world.onDispatch((event, data) => {
+      for (const session of this.sessions.values()) if (session.alive) this.dispatch(session, event, data);
+    });
+  }
+
+  /** Takes an HTTP upgrade for /gateway (identify) or /gateway-resume (the session's resume URL). */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = new URL(request.url ?? "/", "http://sim").pathname;
+    if (this.handshakesStalled) {
+      this.stalled.add(socket); // accepted TCP, never answered
+      socket.on("close", () => this.stalled.delete(socket));
+      return;
+    }
+    if (path === "/gateway-resume" && this.resumeUrlBroken) {
+      socket.end("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    if (path !== "/gateway" && path !== "/gateway-resume") {
+      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+  }
+
+  private accept(socket: WebSocket): void {
+    const connection: Connection = { socket, session: undefined, heartbeatDeadline: undefined };
+    this.connections.add(connection);
+    this.expectHeartbeat(connection);
+    socket.on("message", (data, isBinary) => this.onMessage(connection, data as Buffer, isBinary));
+    socket.on("close", (code) => this.onClose(connection, code));
+    socket.on("error", () => undefined);
+    this.send(socket, { op: GatewayOpcodes.Hello, d: { heartbeat_interval: this.options.heartbeatIntervalMs }, s: null, t: null });
+  }
+
+  private onMessage(connection: Connection, data: Buffer, isBinary: boolean): void {
+    if (data.byteLength > MAX_PAYLOAD_BYTES) return this.closeConnection(connection, GatewayCloseCodes.DecodeError, "Payload too large");
+    let payload: { op?: unknown; d?: unknown };
+    try {
+      payload = JSON.parse(isBinary ? data.toString("utf8") : String(data)) as { op?: unknown; d?: unknown };
+    } catch {
+      return this.closeConnection(connection, GatewayCloseCodes.DecodeError, "Error while decoding payload.");
+    }
+    const op = payload.op;
+    this.received.push({ sessionId: connection.session?.id ?? null, op: Number(op), d: payload.d, at: Date.now() });
+    switch (op) {
+      case GatewayOpcodes.Heartbeat:
+        this.expectHeartbeat(connection);
+        if (!this.acksWithheld) this.send(connection.socket, { op: GatewayOpcodes.HeartbeatAck, d: null, s: null, t: null });
+        return;
+      case GatewayOpcodes.Identify:
+        return this.identify(connection, payload.d);
+      case GatewayOpcodes.Resume:
+        return this.resume(connection, payload.d);
+      case GatewayOpcodes.PresenceUpdate:
+      case GatewayOpcodes.VoiceStateUpdate:
+      case GatewayOpcodes.RequestGuildMembers:
+        if (!connection.session) return this.closeConnection(connection, GatewayCloseCodes.NotAuthenticated, "Not authenticated.");
+        return;
+      default:
+        return this.closeConnection(connection, GatewayCloseCodes.UnknownOpcode, "Unknown opcode.");
+    }
+  }
+
+  private identify(connection: Connection, d: unknown): void {
+    if (connection.session) return this.closeConnection(connection, GatewayCloseCodes.AlreadyAuthenticated, "Already authenticated.");
+    const identify = (d ?? {}) as { token?: unknown; intents?: unknown; shard?: unknown };
+    if (typeof identify.token !== "string" || identify.token.replace(/^Bot /, "") !== this.options.botToken) {
+      return this.closeConnection(connection, GatewayCloseCodes.AuthenticationFailed, "Authentication failed.");
+    }
+    const intents = identify.intents;
+    if (typeof intents !== "number" || !Number.isInteger(intents) || intents < 0 || intents > ALL_INTENTS) {
+      return this.closeConnection(connection, GatewayCloseCodes.InvalidIntents, "Invalid intent(s).");
+    }
+    if (intents & PRIVILEGED_INTENTS) return this.closeConnection(connection, GatewayCloseCodes.DisallowedIntents, "Disallowed intent(s).");
+    const limit = this.options.sessionStartLimit;
+    if (limit.remaining <= 0) return this.closeConnection(connection, GatewayCloseCodes.RateLimited, "Session start limit reached.");
+    const now = Date.now();
+    if (now - this.lastIdentifyAt < this.options.identifyIntervalMs) {
+      // Discord answers an IDENTIFY that comes too soon with a non-resumable invalid session.
+      this.send(connection.socket, { op: GatewayOpcodes.InvalidSession, d: false, s: null, t: null });
+      return;
+    }
+    this.lastIdentifyAt = now;
+    limit.remaining--;
+    this.identifyCount++;
+    const session: SimSession = {
+      id: randomBytes(16).toString("hex"),
+      seq: 0,
+      intents,
+      log: [],
+      socket: connection.socket,
+      identifiedAt: now,
+      resumableUntil: Infinity,
+      alive: true,
+    };
+    this.sessions.set(session.id, session);
+    connection.session = session;
+    this.dispatch(session, "READY", {
+      v: 10,
+      user: { id: this.world.ownerId, username: "spell-coven-sim", global_name: null, discriminator: "0", avatar: null, bot: true },
+      guilds: [{ id: this.world.guildId, unavailable: true }],
+      session_id: session.id,
+      resume_gateway_url: this.options.resumeUrl(),
+      application: { id: this.world.ownerId, flags: 0 },
+      ...(Array.isArray(identify.shard) ? { shard: identify.shard } : {}),
+    });
+    this.dispatch(session, "GUILD_CREATE", this.world.guildCreatePayload());
+  }
+
+  private resume(connection: Connection, d: unknown): void {
+    if (connection.session) return this.closeConnection(connection, GatewayCloseCodes.AlreadyAuthenticated, "Already authenticated.");
+    const resume = (d ?? {}) as { token?: unknown; session_id?: unknown; seq?: unknown };
+    if (typeof resume.token !== "string" || resume.token.replace(/^Bot /, "") !== this.options.botToken) {
+      return this.closeConnection(connection, GatewayCloseCodes.AuthenticationFailed, "Authentication failed.");
+    }
+    const session = typeof resume.session_id === "string" ? this.sessions.get(resume.session_id) : undefined;
+    if (!session || !session.alive || session.resumableUntil < Date.now()) {
+      this.send(connection.socket, { op: GatewayOpcodes.InvalidSession, d: false, s: null, t: null });
+      return;
+    }
+    const seq = typeof resume.seq === "number" ? resume.seq : -1;
+    if (seq < 0 || seq > session.seq) return this.closeConnection(connection, GatewayCloseCodes.InvalidSeq, "Invalid seq.");
+    if (session.socket && session.socket !== connection.socket) session.socket.terminate();
+    session.socket = connection.socket;
+    session.resumableUntil = Infinity;
+    connection.session = session;
+    this.resumeCount++;
+    for (const entry of session.log) {
+      if (entry.s > seq) this.send(connection.socket, { op: GatewayOpcodes.Dispatch, ...entry });
+    }
+    this.dispatch(session, "RESUMED", null);
+  }
+
+  private dispatch(session: SimSession, event: string, data: unknown): void {
+    const intent = INTENT_FOR[event];
+    if (intent !== undefined && (session.intents & intent) === 0) return;
+    const entry = { s: ++session.seq, t: event, d: data };
+    session.log.push(entry);
+    if (session.socket) this.send(session.socket, { op: GatewayOpcodes.Dispatch, ...entry });
+  }
+
+  private onClose(connection: Connection, code: number): void {
+    clearTimeout(connection.heartbeatDeadline);
+    this.connections.delete(connection);
+    const session = connection.session;
+    if (!session || session.socket !== connection.socket) return;
+    session.socket = undefined;
+    // A client closing with 1000/1001 ends its session for good; anything else stays resumable for a while.
+    if (code === 1000 || code === 1001) session.alive = false;
+    else session.resumableUntil = Date.now() + this.options.resumeWindowMs;
+  }
+
+  /** A client that stops heartbeating is disconnected, as Discord does, with a session timeout. */
+  private expectHeartbeat(connection: Connection): void {
+    clearTimeout(connection.heartbeatDeadline);
+    connection.heartbeatDeadline = setTimeout(
+      () => this.closeConnection(connection, GatewayCloseCodes.SessionTimedOut, "Session timed out."),
+      this.options.heartbeatIntervalMs * 2 + 1_000,
+    );
+  }
+
+  private closeConnection(connection: Connection, code: number, reason: string): void {
+    if (code === GatewayCloseCodes.InvalidSeq || code === GatewayCloseCodes.SessionTimedOut || code === GatewayCloseCodes.AuthenticationFailed) {
+      if (connection.session) connection.session.alive = false;
+    }
+    connection.socket.close(code, reason);
+  }
+
+  private send(socket: WebSocket, payload: unknown): void {
+    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(payload));
+  }
+
+  // --- faults, applied to every open connection
+
+  dropConnections(): void {
+    for (const connection of this.connections) connection.socket.terminate();
+  }
+
+  requestReconnect(): void {
+    for (const connection of this.connections) this.send(connection.socket, { op: GatewayOpcodes.Reconnect, d: null, s: null, t: null });
+  }
+
+  invalidateSession(resumable: boolean): void {
+    for (const connection of this.connections) {
+      if (!resumable && connection.session) connection.session.alive = false;
+      this.send(connection.socket, { op: GatewayOpcodes.InvalidSession, d: resumable, s: null, t: null });
+    }
+  }
+
+  closeConnections(code: number, reason = ""): void {
+    for (const connection of [...this.connections]) this.closeConnection(connection, code, reason);
+  }
+
+  requestHeartbeat(): void {
+    for (const connection of this.connections) this.send(connection.socket, { op: GatewayOpcodes.Heartbeat, d: connection.session?.seq ?? null, s: null, t: null });
+  }
+
+  releaseStalled(): void {
+    for (const socket of this.stalled) socket.destroy();
+    this.stalled.clear();
+  }
+
+  close(): void {
+    for (const connection of this.connections) {
+      clearTimeout(connection.heartbeatDeadline);
+      connection.socket.terminate();
+    }
+    this.releaseStalled();
+    this.wss.close();
+  }
+}

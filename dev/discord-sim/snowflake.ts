@@ -1,0 +1,8 @@
+const DISCORD_EPOCH = 1_420_070_400_000n;
+let increment = 0n;
+
+/** A Discord-shaped snowflake: milliseconds since 2015 in the top bits, a counter in the low 12. */
+export function snowflake(now = Date.now()): string {
+  increment = (increment + 1n) & 0xfffn;
+  return String(((BigInt(now) - DISCORD_EPOCH) << 22n) | increment);
+}
