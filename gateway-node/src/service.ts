@@ -1,0 +1,194 @@
+import { GatewayIntentBits, type GatewayDispatchPayload } from "discord-api-types/v10";
+import WebSocket from "ws";
+import type { GatewayConfig } from "./config.js";
+import { type BackoffPolicy } from "./gateway/backoff.js";
+import { GatewayShard, SHARD_DEFAULTS, ShardState, type GatewayBotInfo, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
+import { GuildView } from "./guild-view.js";
+import { startHealthServer } from "./health.js";
+import { HubOutbox, type OutboxEvent } from "./hub-outbox.js";
+import { createLogger, type Logger } from "./log.js";
+import { fileSessionStore, memorySessionStore, type SessionStore } from "./session-store.js";
+
+export const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildVoiceStates;
+
+export interface ServiceSettings {
+  outboxMaxEvents: number;
+  outboxBatchSize: number;
+  flushTimeoutMs: number;
+  hubBackoff: BackoffPolicy;
+  shard: ShardTimings;
+}
+
+/** Every default in one place; tests shrink the timings. */
+export const SERVICE_DEFAULTS: ServiceSettings = {
+  outboxMaxEvents: 10_000,
+  outboxBatchSize: 100,
+  flushTimeoutMs: 5_000,
+  hubBackoff: { minMs: 250, maxMs: 30_000, factor: 2 },
+  shard: SHARD_DEFAULTS,
+};
+
+export interface GatewayServiceDeps {
+  log: Logger;
+  fetch: typeof fetch;
+  random: () => number;
+  sleep: (ms: number) => Promise<void>;
+  now: () => number;
+  createSocket: (url: string) => WebSocket;
+  sessionStore: SessionStore;
+  settings: Partial<Omit<ServiceSettings, "shard">> & { shard?: Partial<ShardTimings> };
+}
+
+export interface GatewayService {
+  readonly healthPort: number;
+  readonly shard: GatewayShard;
+  readonly outbox: HubOutbox;
+  /** Resolves with the close code and reason when Discord refuses the bot for good. */
+  readonly fatal: Promise<{ code: number; why: string }>;
+  metricsText(): string;
+  stop(): Promise<{ flushed: boolean }>;
+}
+
+/** Wires the Discord session, the guild picture, the hub outbox, the session file and the health server. */
+export async function startGatewayService(config: GatewayConfig, overrides: Partial<GatewayServiceDeps> = {}): Promise<GatewayService> {
+  const log = overrides.log ?? createLogger(config.LOG_LEVEL);
+  const fetchImpl = overrides.fetch ?? fetch;
+  const random = overrides.random ?? Math.random;
+  const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const now = overrides.now ?? Date.now;
+  const settings = { ...SERVICE_DEFAULTS, ...overrides.settings, shard: { ...SERVICE_DEFAULTS.shard, ...overrides.settings?.shard } };
+  const store = overrides.sessionStore ?? (config.SESSION_FILE ? fileSessionStore(config.SESSION_FILE) : memorySessionStore());
+  const guildId = config.PRIMARY_GUILD_ID;
+
+  const stored = store.load();
+  let view = stored ? GuildView.from(guildId, stored.view) : new GuildView(guildId);
+  // The picture as the hub has accepted it: what a restarted process must resume from.
+  let committedView = stored ? GuildView.from(guildId, stored.view) : new GuildView(guildId);
+  let uncommitted: Array<{ sessionId: string; seq: number; payload: GatewayDispatchPayload }> = [];
+  const counters = { dispatches: 0, eventsQueued: 0, lastAckLatencyMs: 0 };
+
+  const outbox = new HubOutbox({
+    endpoint: config.HUB_ENDPOINT,
+    secret: config.HUB_SECRET,
+    maxEvents: settings.outboxMaxEvents,
+    batchSize: settings.outboxBatchSize,
+    backoff: settings.hubBackoff,
+    fetch: fetchImpl,
+    random,
+    sleep,
+    log,
+    currentSync: () => ({ payload: view.sync(), sessionId: shard.session?.sessionId, seq: shard.session?.seq }),
+    committed: (sessionId, seq) => commit(sessionId, seq),
+  });
+
+  function commit(sessionId: string, seq: number): void {
+    const session = shard.session;
+    if (!session || session.sessionId !== sessionId) return; // an older session's tail
+    const done = uncommitted.filter((d) => d.sessionId === sessionId && d.seq <= seq);
+    uncommitted = uncommitted.filter((d) => !(d.sessionId === sessionId && d.seq <= seq));
+    for (const { payload } of done) committedView.translate(payload);
+    store.save({ sessionId, seq, resumeGatewayUrl: session.resumeGatewayUrl, view: committedView.export() });
+  }
+
+  const fetchGatewayBot = async (): Promise<GatewayBotInfo> => {
+    const response = await fetchImpl(`${config.DISCORD_API_BASE}/gateway/bot`, {
+      headers: { Authorization: `Bot ${config.DISCORD_BOT_TOKEN}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!response.ok) throw new Error(`GET /gateway/bot answered ${response.status}`);
+    const body = (await response.json()) as { url: string; session_start_limit: { remaining: number; reset_after: number } };
+    return { url: body.url, sessionStartLimit: { remaining: body.session_start_limit.remaining, resetAfterMs: body.session_start_limit.reset_after } };
+  };
+
+  let resolveFatal!: (value: { code: number; why: string }) => void;
+  const fatal = new Promise<{ code: number; why: string }>((resolve) => (resolveFatal = resolve));
+
+  const onDispatch = (payload: GatewayDispatchPayload, session: GatewaySession) => {
+    counters.dispatches++;
+    if (payload.t === "READY") {
+      // A fresh session: start from an empty picture; its GUILD_CREATE becomes one guild.sync.
+      view = new GuildView(guildId);
+      committedView = new GuildView(guildId);
+      uncommitted = [];
+      view.expectSync();
+      committedView.expectSync();
+    }
+    const translation = view.translate(payload);
+    const events: OutboxEvent[] =
+      translation.kind === "sync"
+        ? [{ id: `${session.sessionId}:${payload.s}`, event: "guild.sync", payload: translation.sync }]
+        : translation.events.map((event, index, all) => ({ ...event, id: all.length === 1 ? `${session.sessionId}:${payload.s}` : `${session.sessionId}:${payload.s}:${index}` }));
+    if (isGuildDispatch(payload.t)) {
+      uncommitted.push({ sessionId: session.sessionId, seq: payload.s, payload });
+      if (uncommitted.length > settings.outboxMaxEvents) uncommitted.shift(); // bounded; the overflow sync will commit past it
+    }
+    counters.eventsQueued += events.length;
+    outbox.enqueue(events, session.sessionId, payload.s);
+  };
+
+  const shard: GatewayShard = new GatewayShard(
+    { token: config.DISCORD_BOT_TOKEN, intents: INTENTS, gatewayUrlOverride: config.DISCORD_GATEWAY_URL, session: stored },
+    {
+      dispatch: onDispatch,
+      state: (state) => log("info", "gateway state", { state }),
+      fatal: (code, why) => resolveFatal({ code, why }),
+      ackLatency: (ms) => void (counters.lastAckLatencyMs = ms),
+    },
+    { createSocket: overrides.createSocket ?? ((url) => new WebSocket(url)), fetchGatewayBot, random, sleep, now },
+    settings.shard,
+    log,
+  );
+
+  const healthy = () => {
+    const ready = shard.state === ShardState.Ready;
+    const hubOk = outbox.stats.lastDeliveryOk || outbox.depth === 0;
+    return { healthy: ready && hubOk, body: { discord: shard.state, hub: hubOk ? "reachable" : "failing", outboxDepth: outbox.depth } };
+  };
+  const metricsText = () => renderMetrics(shard, outbox, counters);
+  const health = await startHealthServer(config.HEALTH_PORT, healthy, metricsText);
+  if (stored) log("info", "resuming the stored Discord session", { sessionId: stored.sessionId, seq: stored.seq });
+  shard.start();
+
+  return {
+    healthPort: health.port,
+    shard,
+    outbox,
+    fatal,
+    metricsText,
+    async stop() {
+      await shard.shutdown(); // stop reading dispatches; close with 4000 so the session stays resumable
+      const flushed = await outbox.flush(settings.flushTimeoutMs);
+      outbox.stop();
+      await health.close();
+      return { flushed };
+    },
+  };
+}
+
+function isGuildDispatch(t: string): boolean {
+  return t === "GUILD_CREATE" || t === "GUILD_DELETE" || t.startsWith("CHANNEL_") || t === "VOICE_STATE_UPDATE";
+}
+
+function renderMetrics(shard: GatewayShard, outbox: HubOutbox, counters: { dispatches: number; eventsQueued: number; lastAckLatencyMs: number }): string {
+  const states = Object.values(ShardState);
+  const lines = [
+    "# HELP gateway_connection_state 1 for the current Discord connection state.",
+    "# TYPE gateway_connection_state gauge",
+    ...states.map((state) => `gateway_connection_state{state="${state}"} ${shard.state === state ? 1 : 0}`),
+    metric("gateway_dispatches_total", "counter", "Discord dispatches received.", counters.dispatches),
+    metric("gateway_events_queued_total", "counter", "App events queued for the hub.", counters.eventsQueued),
+    metric("gateway_events_delivered_total", "counter", "Events the hub accepted.", outbox.stats.delivered),
+    metric("gateway_events_dropped_total", "counter", "Events dropped by overflow or rejected as invalid.", outbox.stats.dropped),
+    metric("gateway_outbox_depth", "gauge", "Events waiting for the hub.", outbox.depth),
+    metric("gateway_hub_failures_total", "counter", "Failed deliveries to the hub.", outbox.stats.failures),
+    metric("gateway_reconnects_total", "counter", "Reconnections to Discord.", shard.reconnects),
+    metric("gateway_resumes_total", "counter", "Successful RESUMEs.", shard.resumes),
+    metric("gateway_identifies_total", "counter", "IDENTIFYs sent.", shard.identifies),
+    metric("gateway_heartbeat_ack_latency_ms", "gauge", "Latency of the last heartbeat ACK.", counters.lastAckLatencyMs),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+function metric(name: string, type: "counter" | "gauge", help: string, value: number): string {
+  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}`;
+}

@@ -1,0 +1,79 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { InternalEventsBody, internalEventList, verifyHubSignature, type IdentifiedInternalEvent } from "../../../protocol/index.js";
+
+export const HUB_SECRET = "gateway-test-hub-secret-0123456789";
+
+/**
+ * Stands in for the Worker's /internal/events: verifies the signature, parses the body with the real schema,
+ * dedupes by id, and can be taken down (connection refused) or made to answer with an error status.
+ */
+export class FakeHub {
+  readonly accepted: IdentifiedInternalEvent[] = [];
+  readonly posts: Array<{ status: number; count: number }> = [];
+  duplicates = 0;
+  failWith: number | undefined;
+  private readonly seen = new Set<string>();
+  private server: Server | undefined;
+  port = 0;
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}/internal/events`;
+  }
+
+  async start(port = 0): Promise<void> {
+    this.server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => void this.handle(request.headers, Buffer.concat(chunks).toString("utf8")).then(({ status, body }) => {
+        response.writeHead(status, { "Content-Type": "application/json" });
+        response.end(JSON.stringify(body));
+      }));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  /** Refuses connections until start() again on the same port. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private async handle(headers: NodeJS.Dict<string | string[]>, body: string): Promise<{ status: number; body: unknown }> {
+    const check = await verifyHubSignature(HUB_SECRET, String(headers["x-hub-timestamp"] ?? ""), String(headers["x-hub-signature"] ?? ""), body);
+    if (!check.ok) return this.answer(401, { error: "unauthorized", message: check.reason }, 0);
+    if (this.failWith) return this.answer(this.failWith, { error: "internal" }, 0);
+    const parsed = InternalEventsBody.safeParse(JSON.parse(body));
+    if (!parsed.success) return this.answer(400, { error: "invalid_input", message: parsed.error.message }, 0);
+    const events = internalEventList(parsed.data);
+    let duplicates = 0;
+    for (const event of events) {
+      if (event.id && this.seen.has(event.id)) {
+        duplicates++;
+        continue;
+      }
+      if (event.id) this.seen.add(event.id);
+      this.accepted.push(event);
+    }
+    this.duplicates += duplicates;
+    return this.answer(200, { ok: true, accepted: events.length - duplicates, duplicates }, events.length);
+  }
+
+  private answer(status: number, body: unknown, count: number): { status: number; body: unknown } {
+    this.posts.push({ status, count });
+    return { status, body };
+  }
+
+  /** App events in order, as `event:user@channel` strings, for compact assertions. */
+  summary(): string[] {
+    return this.accepted.map((e) => {
+      if (e.event === "guild.sync") return `guild.sync:${e.payload.voiceStates.length}`;
+      const p = e.payload as { channelId: string; userId?: string };
+      return `${e.event}:${p.userId ? `${p.userId}@` : ""}${p.channelId}`;
+    });
+  }
+}

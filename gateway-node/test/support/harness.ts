@@ -1,0 +1,93 @@
+import { startDiscordSimulator, type DiscordSimulator, type SimulatorOptions } from "../../../dev/discord-sim/index.js";
+import type { GatewayConfig } from "../../src/config.js";
+import { silentLogger } from "../../src/log.js";
+import { memorySessionStore, type SessionStore } from "../../src/session-store.js";
+import { startGatewayService, type GatewayService, type GatewayServiceDeps } from "../../src/service.js";
+import { FakeHub, HUB_SECRET } from "./fake-hub.js";
+
+export const BOT_TOKEN = "gateway-test-bot-token";
+export const GUILD = "100000000000000001";
+export const ROOM_A = "110000000000000001";
+export const ROOM_B = "110000000000000002";
+export const USERS = ["210000000000000001", "210000000000000002", "210000000000000003", "210000000000000004"];
+
+/** Timings shrunk so reconnect paths take milliseconds; behaviour is the production code's. */
+export const FAST: GatewayServiceDeps["settings"] = {
+  flushTimeoutMs: 2_000,
+  hubBackoff: { minMs: 20, maxMs: 200, factor: 2 },
+  shard: {
+    identifySpacingMs: 0,
+    connectTimeoutMs: 1_000,
+    helloTimeoutMs: 1_000,
+    readyTimeoutMs: 2_000,
+    invalidSessionWaitMs: { min: 50, max: 100 },
+    backoff: { minMs: 20, maxMs: 200, factor: 2 },
+  },
+};
+
+export interface Harness {
+  sim: DiscordSimulator;
+  hub: FakeHub;
+  service: GatewayService;
+  store: SessionStore;
+  config: GatewayConfig;
+  restart(extra?: Partial<GatewayServiceDeps>): Promise<GatewayService>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(options: { sim?: Partial<SimulatorOptions>; deps?: Partial<GatewayServiceDeps> } = {}): Promise<Harness> {
+  const sim = await startDiscordSimulator({
+    botToken: BOT_TOKEN,
+    guildId: GUILD,
+    heartbeatIntervalMs: 200,
+    identifyIntervalMs: 0,
+    channels: [
+      { id: ROOM_A, name: "Pod A", type: 2, userLimit: 4 },
+      { id: ROOM_B, name: "Pod B", type: 2, userLimit: 4 },
+    ],
+    users: USERS.map((id, i) => ({ id, username: `player${i}` })),
+    ...options.sim,
+  });
+  const hub = new FakeHub();
+  await hub.start();
+  const config: GatewayConfig = {
+    DISCORD_BOT_TOKEN: BOT_TOKEN,
+    PRIMARY_GUILD_ID: GUILD,
+    HUB_ENDPOINT: hub.endpoint,
+    HUB_SECRET,
+    DISCORD_API_BASE: sim.restBase,
+    HEALTH_PORT: 0,
+    LOG_LEVEL: "error",
+  };
+  const store = options.deps?.sessionStore ?? memorySessionStore();
+  const start = (extra: Partial<GatewayServiceDeps> = {}) =>
+    startGatewayService(config, { log: silentLogger, settings: FAST, sessionStore: store, ...options.deps, ...extra });
+  const harness: Harness = {
+    sim,
+    hub,
+    store,
+    config,
+    service: await start(),
+    async restart(extra) {
+      harness.service = await start(extra);
+      return harness.service;
+    },
+    async close() {
+      await harness.service.stop().catch(() => undefined);
+      await hub.stop();
+      await sim.close();
+    },
+  };
+  return harness;
+}
+
+/** Waits until `check` is truthy, failing with what did not arrive. */
+export async function until<T>(check: () => T | undefined | false, what: string, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
