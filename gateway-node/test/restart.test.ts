@@ -1,0 +1,64 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { fileSessionStore } from "../src/session-store.js";
+import { startHarness, until, ROOM_A, ROOM_B, USERS, type Harness } from "./support/harness.js";
+
+let h: Harness;
+let dir: string;
+afterEach(async () => {
+  await h?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("restarting with SESSION_FILE", () => {
+  it("resumes the stored session and delivers what the hub had not accepted, exactly once", async () => {
+    dir = mkdtempSync(join(tmpdir(), "gw-session-"));
+    const file = join(dir, "session.json");
+    h = await startHarness({ deps: { sessionStore: fileSessionStore(file) } });
+    await until(() => h.hub.accepted.length === 1, "guild.sync");
+    h.sim.setVoiceState(USERS[0]!, ROOM_A);
+    await until(() => h.hub.accepted.length === 2, "the first join");
+    const stored = JSON.parse(readFileSync(file, "utf8")) as { seq: number; sessionId: string };
+    expect(stored.sessionId).toBe(h.sim.state().sessions[0]!.id);
+
+    // The hub goes away, events arrive, and the process dies without flushing.
+    await h.hub.stop();
+    h.sim.setVoiceState(USERS[1]!, ROOM_A);
+    h.sim.setVoiceState(USERS[0]!, ROOM_B); // a move
+    h.sim.setVoiceState(USERS[1]!, null); // a leave: Discord sends only channel_id null
+    await until(() => h.service.outbox.depth >= 4, "undelivered events");
+    h.service.shard.destroy(); // a crash: no close frame, no flush
+    h.service.outbox.stop();
+    expect((JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq).toBe(stored.seq);
+
+    await h.hub.start(h.hub.port);
+    await h.restart();
+    await until(() => h.sim.state().resumeCount === 1, "a RESUME of the stored session");
+    await until(() => h.hub.accepted.length === 6, "the replayed events");
+    expect(h.sim.state().identifyCount).toBe(1);
+    expect(h.hub.summary().slice(2)).toEqual([
+      `voice.joined:${USERS[1]}@${ROOM_A}`,
+      `voice.left:${USERS[0]}@${ROOM_A}`,
+      `voice.joined:${USERS[0]}@${ROOM_B}`,
+      `voice.left:${USERS[1]}@${ROOM_A}`,
+    ]);
+    expect(h.hub.duplicates).toBe(0);
+  });
+
+  it("advances the stored seq only past events the hub accepted", async () => {
+    dir = mkdtempSync(join(tmpdir(), "gw-session-"));
+    const file = join(dir, "session.json");
+    h = await startHarness({ deps: { sessionStore: fileSessionStore(file) } });
+    await until(() => h.hub.accepted.length === 1, "guild.sync");
+    const seqAfterSync = (JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq;
+    h.hub.failWith = 503;
+    h.sim.setVoiceState(USERS[2]!, ROOM_B);
+    await until(() => h.hub.posts.some((p) => p.status === 503), "a refused delivery");
+    expect((JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq).toBe(seqAfterSync);
+    h.hub.failWith = undefined;
+    await until(() => h.hub.accepted.length === 2, "the delivery");
+    await until(() => (JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq > seqAfterSync, "the stored seq to advance");
+  });
+});
