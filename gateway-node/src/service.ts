@@ -2,7 +2,7 @@ import { GatewayIntentBits, type GatewayDispatchPayload } from "discord-api-type
 import WebSocket from "ws";
 import type { GatewayConfig } from "./config.js";
 import { type BackoffPolicy } from "./gateway/backoff.js";
-import { GatewayShard, SHARD_DEFAULTS, ShardState, type GatewayBotInfo, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
+import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type GatewayBotInfo, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
 import { GuildView } from "./guild-view.js";
 import { startHealthServer } from "./health.js";
 import { HubOutbox, type OutboxEvent } from "./hub-outbox.js";
@@ -95,6 +95,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       headers: { Authorization: `Bot ${config.DISCORD_BOT_TOKEN}` },
       signal: AbortSignal.timeout(10_000),
     });
+    if (response.status === 401) throw new InvalidTokenError("GET /gateway/bot answered 401");
     if (!response.ok) throw new Error(`GET /gateway/bot answered ${response.status}`);
     const body = (await response.json()) as { url: string; session_start_limit: { remaining: number; reset_after: number } };
     return { url: body.url, sessionStartLimit: { remaining: body.session_start_limit.remaining, resetAfterMs: body.session_start_limit.reset_after } };

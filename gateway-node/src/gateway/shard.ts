@@ -62,6 +62,9 @@ export interface ShardHandlers {
 
 const GATEWAY_QUERY = "?v=10&encoding=json";
 
+/** Discord REST answered 401: no reconnecting will fix the token. */
+export class InvalidTokenError extends Error {}
+
 /**
  * One Discord Gateway connection: HELLO, jittered heartbeats with zombie detection, IDENTIFY or RESUME, and
  * one close-code table deciding between resume, a new session and giving up. `destroy()` clears every timer
@@ -123,6 +126,7 @@ export class GatewayShard {
     try {
       url = resuming && this.resumeFailures === 0 ? this.session!.resumeGatewayUrl : await this.baseUrl();
     } catch (error) {
+      if (error instanceof InvalidTokenError) return this.giveUp(4004, "the bot token is invalid (Discord REST answered 401)");
       this.log("warn", "could not fetch the gateway URL", { error: String(error) });
       return this.scheduleReconnect();
     }
@@ -156,8 +160,13 @@ export class GatewayShard {
   }
 
   private async baseUrl(): Promise<string> {
-    const info = await this.deps.fetchGatewayBot();
-    return this.options.gatewayUrlOverride ?? info.url;
+    return this.options.gatewayUrlOverride ?? (await this.deps.fetchGatewayBot()).url;
+  }
+
+  private giveUp(code: number, why: string): void {
+    this.log("error", "Discord refused the bot", { code, why });
+    this.destroy(ShardState.Fatal);
+    this.handlers.fatal(code, why);
   }
 
   private onMessage(raw: string): void {
@@ -284,12 +293,7 @@ export class GatewayShard {
   private onClose(socket: WebSocket, code: number, reason: string): void {
     if (socket !== this.socket) return; // a socket we already replaced
     const { action, why } = closeAction(code);
-    if (action === "fatal") {
-      this.log("error", "Discord closed the gateway with a fatal code", { code, why, reason });
-      this.destroy(ShardState.Fatal);
-      this.handlers.fatal(code, why);
-      return;
-    }
+    if (action === "fatal") return this.giveUp(code, `${why}${reason ? ` (${reason})` : ""}`);
     this.log("info", "gateway closed", { code, why, next: action });
     if (action === "new-session") this.session = undefined;
     this.teardownSocket();
