@@ -4,7 +4,7 @@
  *
  *   npm run bench -- --sockets 200 --events 200 --batch 1
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import WebSocket from "ws";
 import { hubRequestHeaders, type ServerMessage } from "../protocol/index.js";
-import { startProcess, waitForHttp } from "../dev/stack/processes.js";
+import { startWranglerDev } from "../dev/stack/wrangler-dev.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const GUILD = "100000000000000001";
@@ -34,31 +34,25 @@ const base = `http://127.0.0.1:${port}`;
 
 async function main(): Promise<void> {
   const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
-  const dir = mkdtempSync(join(tmpdir(), "scr-bench-"));
-  const vars = join(dir, "vars.env");
-  writeFileSync(
-    vars,
-    [
-      `PRIMARY_GUILD_ID=${GUILD}`, "DISCORD_BOT_TOKEN=bench", `HUB_SECRET=${SECRET}`, "JWT_ISSUER=bench", "JWT_AUDIENCE=bench",
-      "JWT_PUBLIC_JWK_URL=", `JWT_PUBLIC_JWK=${JSON.stringify({ ...(await exportJWK(publicKey)), alg: "RS256" })}`,
-      "WEB_ORIGIN=", "DISCORD_API_BASE=http://127.0.0.1:9/api/v10", "ALLOWED_GUILD_IDS=", "ROOM_IDLE_TTL_SECONDS=0", "ADMIN_ROLE=admin",
-    ].join("\n"),
-  );
-  const worker = startProcess(
-    "worker",
-    "npx",
-    ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", "0", "--env-file", vars, "--persist-to", join(dir, "state"), "--log-level", "warn"],
-    { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-    ROOT,
-  );
+  const state = mkdtempSync(join(tmpdir(), "scr-bench-"));
+  const worker = await startWranglerDev({
+    root: ROOT,
+    port,
+    persistTo: state,
+    logLevel: "warn",
+    vars: {
+      PRIMARY_GUILD_ID: GUILD, DISCORD_BOT_TOKEN: "bench", HUB_SECRET: SECRET, JWT_ISSUER: "bench", JWT_AUDIENCE: "bench",
+      JWT_PUBLIC_JWK: JSON.stringify({ ...(await exportJWK(publicKey)), alg: "RS256" }),
+      DISCORD_API_BASE: "http://127.0.0.1:9/api/v10",
+    },
+  });
   try {
-    await waitForHttp(`${base}/health`, 90_000, "wrangler dev");
     const token = await new SignJWT({}).setProtectedHeader({ alg: "RS256" }).setSubject("200000000000000001")
       .setIssuer("bench").setAudience("bench").setExpirationTime("1h").sign(privateKey);
     await run(token);
   } finally {
     await worker.stop();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(state, { recursive: true, force: true });
   }
 }
 

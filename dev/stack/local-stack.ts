@@ -2,7 +2,8 @@ import { startDiscordSimulator, type DiscordSimulator } from "../discord-sim/ind
 import { startIdentityProvider } from "../idp/index.js";
 import { startDemoServer } from "../demo/server.js";
 import type { StackPorts } from "./ports.js";
-import { say, startProcess, waitForHttp, type ManagedProcess } from "./processes.js";
+import { say, startProcess, type ManagedProcess } from "./processes.js";
+import { startWranglerDev } from "./wrangler-dev.js";
 import { DEMO_USERS, SEED_CHANNELS } from "./seed.js";
 
 export interface LocalStackOptions {
@@ -63,21 +64,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     stoppers.push(() => idp.close());
     say("idp", `identity provider ${idp.issuer}`);
 
-    const childEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", FORCE_COLOR: "0" };
-    const workerArgs = [
-      "wrangler", "dev", "--ip", "127.0.0.1", "--port", String(ports.WORKER_PORT),
-      "--inspector-port", "0", "--show-interactive-dev-session=false", "--env-file", options.devVarsPath,
-    ];
-    if (options.persistTo) workerArgs.push("--persist-to", options.persistTo);
-    const worker = startProcess("worker", "npx", workerArgs, { ...childEnv, NO_COLOR: "1" }, root);
+    const worker = await startWranglerDev({ root, port: ports.WORKER_PORT, envFile: options.devVarsPath, persistTo: options.persistTo });
     stoppers.push(() => worker.stop());
-    const workerUrl = `http://127.0.0.1:${ports.WORKER_PORT}`;
-    await Promise.race([
-      waitForHttp(`${workerUrl}/health`, 90_000, "the Worker"),
-      worker.exited.then((code) => {
-        throw new Error(`wrangler dev exited with ${code} before it was ready`);
-      }),
-    ]);
+    const workerUrl = worker.url;
+    const childEnv = { ...process.env, FORCE_COLOR: "0" };
 
     let gateway: ManagedProcess | undefined;
     const startGateway = () => {

@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startProcess, waitForHttp, type ManagedProcess } from "./processes.js";
+
+export interface WranglerDev {
+  url: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * `wrangler dev` for the Worker and its Durable Object on 127.0.0.1, reading `envFile` (or the given vars,
+ * written to a private file), optionally with a fresh state directory. Resolves once /health answers.
+ */
+export async function startWranglerDev(options: {
+  root: string;
+  port: number;
+  envFile?: string;
+  vars?: Record<string, string>;
+  persistTo?: string;
+  logLevel?: "info" | "warn";
+}): Promise<WranglerDev> {
+  let scratch: string | undefined;
+  let envFile = options.envFile;
+  if (!envFile) {
+    scratch = mkdtempSync(join(tmpdir(), "scr-wrangler-"));
+    envFile = join(scratch, "vars.env");
+    writeFileSync(envFile, Object.entries(options.vars ?? {}).map(([k, v]) => `${k}=${v}`).join("\n"), { mode: 0o600 });
+  }
+  const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(options.port), "--inspector-port", "0", "--show-interactive-dev-session=false", "--env-file", envFile];
+  if (options.persistTo) args.push("--persist-to", options.persistTo);
+  if (options.logLevel) args.push("--log-level", options.logLevel);
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
+  const child = startProcess("worker", "npx", args, env, options.root);
+  const url = `http://127.0.0.1:${options.port}`;
+  const stop = async () => {
+    await child.stop();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  };
+  try {
+    await Promise.race([
+      waitForHttp(`${url}/health`, 90_000, "wrangler dev"),
+      child.exited.then((code) => {
+        throw new Error(`wrangler dev exited with ${code} before it was ready`);
+      }),
+    ]);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url, process: child, stop };
+}
