@@ -71,7 +71,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     let gateway: ManagedProcess | undefined;
     const startGateway = () => {
-      gateway = startProcess("gateway", "npx", ["tsx", "gateway-node/src/main.ts"], {
+      gateway = startProcess("gateway", `${root}/node_modules/.bin/tsx`, ["gateway-node/src/main.ts"], {
         ...childEnv,
         DISCORD_BOT_TOKEN: botToken,
         PRIMARY_GUILD_ID: guildId,

@@ -32,7 +32,7 @@ export async function startWranglerDev(options: {
   if (options.persistTo) args.push("--persist-to", options.persistTo);
   if (options.logLevel) args.push("--log-level", options.logLevel);
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
-  const child = startProcess("worker", "npx", args, env, options.root);
+  const child = startProcess("worker", join(options.root, "node_modules/.bin/wrangler"), args.slice(1), env, options.root);
   const url = `http://127.0.0.1:${options.port}`;
   const stop = async () => {
     await child.stop();

@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseDotEnv, renderDevVars } from "../../dev/stack/dev-vars.js";
 import { startLocalStack, type LocalStack } from "../../dev/stack/local-stack.js";
 import { assertPortsFree, type StackPorts } from "../../dev/stack/ports.js";
+import { ROOT } from "./wait.js";
 
-export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /** Ports apart from `npm run dev`'s, so the tests run beside a developer's stack. */
 export const TEST_PORTS: StackPorts = { WORKER_PORT: 18787, IDP_PORT: 18788, GATEWAY_HEALTH_PORT: 18789, SIM_PORT: 18790, DEMO_PORT: 18173 };
@@ -44,18 +43,3 @@ export async function startTestStack(): Promise<TestStack> {
   };
 }
 
-/** Polls until `check` returns a value, failing with what did not happen. */
-export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
-}
