@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from "jose";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startDiscordSimulator, type DiscordSimulator } from "../dev/discord-sim/index.js";
@@ -22,7 +22,7 @@ let sim: DiscordSimulator;
 let worker: WranglerDev;
 let gateway: ManagedProcess;
 let state: string;
-let signingKey: KeyLike;
+let signingKey: CryptoKey;
 
 beforeAll(async () => {
   state = mkdtempSync(join(tmpdir(), "scr-full-path-"));
