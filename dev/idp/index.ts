@@ -1,0 +1,112 @@
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { exportJWK, generateKeyPair } from "jose";
+import Provider from "oidc-provider";
+import { handleInteraction } from "./interaction.js";
+import { localUser } from "./users.js";
+
+export const LOCAL_AUDIENCE = "spell-coven-realtime";
+/** The resource indicator clients ask for (RFC 8707 wants an absolute URI); tokens for it carry LOCAL_AUDIENCE. */
+export const LOCAL_RESOURCE = "urn:spell-coven:realtime";
+export const LOCAL_CLIENT_ID = "spell-coven-demo";
+
+export interface IdentityProviderOptions {
+  port?: number;
+  host?: string;
+  redirectUris: string[];
+  /** Lifetime of access tokens; short so the client's refresh path runs. */
+  tokenTtlSeconds?: number;
+  /** Guilds put in every token's `guilds` claim. */
+  guilds?: string[];
+}
+
+export interface IdentityProvider {
+  issuer: string;
+  jwksUrl: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A local OpenID provider (oidc-provider): authorization code + PKCE (S256) for a public client, RS256 JWT
+ * access tokens for the `spell-coven-realtime` audience, keys served as JWKS, refresh tokens.
+ */
+export async function startIdentityProvider(options: IdentityProviderOptions): Promise<IdentityProvider> {
+  const host = options.host ?? "127.0.0.1";
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, resolve);
+  });
+  const issuer = `http://${host}:${(server.address() as AddressInfo).port}`;
+  const { privateKey } = await generateKeyPair("RS256", { extractable: true });
+  const signingKey = { ...(await exportJWK(privateKey)), kid: randomBytes(8).toString("hex"), alg: "RS256", use: "sig" };
+  const ttl = options.tokenTtlSeconds ?? 600;
+
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: LOCAL_CLIENT_ID,
+        token_endpoint_auth_method: "none",
+        redirect_uris: options.redirectUris,
+        grant_types: ["authorization_code", "refresh_token"],
+        response_types: ["code"],
+      },
+    ],
+    jwks: { keys: [signingKey] },
+    cookies: { keys: [randomBytes(32).toString("hex")] },
+    pkce: { required: () => true },
+    claims: { openid: ["sub"], profile: ["name"] },
+    findAccount: (_ctx, sub) => {
+      const user = localUser(sub);
+      return user ? { accountId: user.sub, claims: () => ({ sub: user.sub, name: user.name }) } : undefined;
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => LOCAL_RESOURCE,
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({
+          scope: "openid profile",
+          audience: LOCAL_AUDIENCE,
+          accessTokenTTL: ttl,
+          accessTokenFormat: "jwt",
+          jwt: { sign: { alg: "RS256" } },
+        }),
+      },
+    },
+    // Claims the Worker reads from the access token besides sub: display name, roles and guilds.
+    extraTokenClaims: (_ctx, token) => {
+      const user = "accountId" in token ? localUser(String(token.accountId)) : undefined;
+      return user ? { name: user.name, roles: [...user.roles], guilds: options.guilds ?? [] } : undefined;
+    },
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
+    ttl: { AccessToken: ttl, AuthorizationCode: 60, RefreshToken: 24 * 3600, Interaction: 3600, Session: 24 * 3600, Grant: 24 * 3600, IdToken: ttl },
+  });
+  provider.on("server_error", (_ctx, error) => console.error(JSON.stringify({ level: "error", msg: "identity provider error", error: error.message })));
+
+  const callback = provider.callback();
+  server.on("request", (request, response) => {
+    const path = new URL(request.url ?? "/", issuer).pathname;
+    if (path.startsWith("/interaction/")) {
+      handleInteraction(provider, request, response, path).catch((error: unknown) => {
+        response.writeHead(400, { "Content-Type": "text/plain" });
+        response.end(error instanceof Error ? error.message : "interaction failed");
+      });
+      return;
+    }
+    void callback(request, response);
+  });
+
+  return {
+    issuer,
+    jwksUrl: `${issuer}/jwks`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
