@@ -4,3 +4,4 @@ export * from "./rest.js";
 export * from "./socket.js";
 export * from "./internal.js";
 export * from "./hmac.js";
+export * from "./backoff.js";

@@ -1,5 +1,5 @@
 import { hubRequestHeaders, InternalEventsResponse, type GuildSyncPayload, type InternalEvent } from "../../protocol/index.js";
-import { backoffDelay, type BackoffPolicy } from "./gateway/backoff.js";
+import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
 import type { Logger } from "./log.js";
 
 export type OutboxEvent = InternalEvent & { id: string };

@@ -1,7 +1,7 @@
 import { GatewayIntentBits, type GatewayDispatchPayload } from "discord-api-types/v10";
 import WebSocket from "ws";
 import type { GatewayConfig } from "./config.js";
-import { type BackoffPolicy } from "./gateway/backoff.js";
+import { type BackoffPolicy } from "../../protocol/backoff.js";
 import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type GatewayBotInfo, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
 import { GuildView } from "./guild-view.js";
 import { startHealthServer } from "./health.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay } from "../src/gateway/backoff.js";
+import { backoffDelay } from "../../protocol/backoff.js";
 import { closeAction } from "../src/gateway/close-codes.js";
 
 const policy = { minMs: 1_000, maxMs: 60_000, factor: 2 };

@@ -1,7 +1,7 @@
 import { GatewayOpcodes, type GatewayDispatchPayload, type GatewayReceivePayload } from "discord-api-types/v10";
 import WebSocket from "ws";
 import type { Logger } from "../log.js";
-import { backoffDelay, type BackoffPolicy } from "./backoff.js";
+import { backoffDelay, type BackoffPolicy } from "../../../protocol/backoff.js";
 import { closeAction } from "./close-codes.js";
 
 export enum ShardState {

@@ -1,0 +1,192 @@
+import { backoffDelay, CloseCode, ServerMessage, type BackoffPolicy, type EventEnvelope } from "../protocol/index.js";
+import { PresenceStore } from "./presence.js";
+
+export type ConnectionStatus = "connecting" | "live" | "resuming" | "offline";
+
+/** The subset of the WebSocket API the client uses; browsers' and the `ws` package's both fit. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface ConnectOptions {
+  /** wss://<edge>/ws (add ?guildId= in multi-guild deployments). */
+  url: string;
+  /** Returns a valid app JWT; called on every (re)connect and before the current token expires. */
+  getToken: () => Promise<string>;
+  /** Receive voice events only for these rooms (room events always arrive). */
+  rooms?: string[];
+  onEvent?: (event: EventEnvelope) => void;
+  onStatus?: (status: ConnectionStatus, detail?: string) => void;
+  WebSocket?: WebSocketConstructor;
+  backoff?: BackoffPolicy;
+  /** Send a fresh token this long before the current one expires. */
+  refreshBeforeExpiryMs?: number;
+  pingIntervalMs?: number;
+  /** A socket that has not answered a ping within this long is treated as dead. */
+  pongTimeoutMs?: number;
+  random?: () => number;
+}
+
+export interface RealtimeConnection {
+  readonly presence: PresenceStore;
+  readonly status: ConnectionStatus;
+  close(): void;
+}
+
+export const CONNECT_DEFAULTS = {
+  backoff: { minMs: 500, maxMs: 30_000, factor: 2 },
+  refreshBeforeExpiryMs: 60_000,
+  pingIntervalMs: 20_000,
+  pongTimeoutMs: 10_000,
+} as const satisfies Partial<ConnectOptions>;
+
+/**
+ * Connects to the hub and keeps a live presence store: first-message auth, resume from the last seq after any
+ * drop (or a fresh snapshot when the hub says so), backoff with full jitter, token refresh before expiry and a
+ * ping/pong liveness check.
+ */
+export function connect(options: ConnectOptions): RealtimeConnection {
+  const settings = { ...CONNECT_DEFAULTS, ...options };
+  const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket;
+  const random = options.random ?? Math.random;
+  const presence = new PresenceStore(options.rooms === undefined);
+  let status: ConnectionStatus = "offline";
+  let socket: WebSocketLike | undefined;
+  let attempt = 0;
+  let closedByUser = false;
+  let timers: Array<ReturnType<typeof setTimeout>> = [];
+
+  const setStatus = (next: ConnectionStatus, detail?: string) => {
+    if (next === status && detail === undefined) return;
+    status = next;
+    options.onStatus?.(next, detail);
+  };
+  const later = (ms: number, run: () => void) => timers.push(setTimeout(run, ms));
+  const clearTimers = () => {
+    for (const timer of timers) clearTimeout(timer);
+    timers = [];
+  };
+
+  const open = () => {
+    if (closedByUser) return;
+    setStatus(presence.hasSnapshot ? "resuming" : "connecting");
+    const ws = new Socket(options.url);
+    socket = ws;
+    let lastPongAt = Date.now();
+
+    ws.onopen = async () => {
+      let token: string;
+      try {
+        token = await options.getToken();
+      } catch (error) {
+        return ws.close(4000, `no token: ${error instanceof Error ? error.message : String(error)}`.slice(0, 100));
+      }
+      if (socket !== ws) return;
+      ws.send(JSON.stringify({ type: "auth", token, ...(presence.hasSnapshot ? { since: presence.seq } : {}), ...(options.rooms ? { rooms: options.rooms } : {}) }));
+      scheduleRefresh(ws, token);
+      const ping = () => {
+        if (socket !== ws) return;
+        if (Date.now() - lastPongAt > settings.pingIntervalMs + settings.pongTimeoutMs) return ws.close(4000, "no pong");
+        ws.send("ping");
+        later(settings.pingIntervalMs, ping);
+      };
+      later(settings.pingIntervalMs, ping);
+    };
+
+    ws.onmessage = (event) => {
+      const data = String(event.data);
+      if (data === "pong") {
+        lastPongAt = Date.now();
+        return;
+      }
+      lastPongAt = Date.now(); // any message proves the socket is alive
+      const parsed = ServerMessage.safeParse(safeJson(data));
+      if (!parsed.success) return options.onStatus?.(status, "ignored a malformed message from the hub");
+      const message = parsed.data;
+      if (message.type === "ack") {
+        attempt = 0;
+        setStatus("live");
+      } else if (message.type === "snapshot") {
+        presence.applySnapshot(message);
+      } else if (presence.applyEvent(message) === "gap") {
+        // Missed something: reconnect and let the hub replay from our seq (or send a snapshot).
+        ws.close(4000, "sequence gap");
+      } else {
+        options.onEvent?.(message);
+      }
+    };
+
+    ws.onclose = (event) => {
+      if (socket !== ws) return;
+      socket = undefined;
+      clearTimers();
+      if (closedByUser) return setStatus("offline");
+      if (event.code === CloseCode.guildNotAllowed) {
+        closedByUser = true;
+        return setStatus("offline", "this account may not see this guild");
+      }
+      const delay = attempt === 0 ? 0 : backoffDelay(attempt, settings.backoff, random);
+      attempt++;
+      setStatus(presence.hasSnapshot ? "resuming" : "connecting", `closed ${event.code}${event.reason ? `: ${event.reason}` : ""}`);
+      later(delay, open);
+    };
+    ws.onerror = () => undefined; // onclose follows and decides
+  };
+
+  /** Sends a fresh token on the open socket shortly before the current one expires. */
+  const scheduleRefresh = (ws: WebSocketLike, token: string) => {
+    const expiresAt = tokenExpiry(token);
+    if (expiresAt === undefined) return;
+    const wait = Math.max(1_000, expiresAt - Date.now() - settings.refreshBeforeExpiryMs);
+    later(wait, async () => {
+      if (socket !== ws) return;
+      try {
+        const fresh = await options.getToken();
+        if (socket !== ws) return;
+        ws.send(JSON.stringify({ type: "auth", token: fresh }));
+        scheduleRefresh(ws, fresh);
+      } catch {
+        // The hub closes with 4401 at expiry; the reconnect asks for a token again.
+      }
+    });
+  };
+
+  open();
+  return {
+    presence,
+    get status() {
+      return status;
+    },
+    close() {
+      closedByUser = true;
+      clearTimers();
+      socket?.close(1000, "client closed");
+      setStatus("offline");
+    },
+  };
+}
+
+/** Reads `exp` (ms) from a JWT without verifying it: the client only needs to know when to refresh. */
+export function tokenExpiry(token: string): number | undefined {
+  try {
+    const payload = JSON.parse(atob(token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { exp?: unknown };
+    return typeof payload.exp === "number" ? payload.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function safeJson(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+}

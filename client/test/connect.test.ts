@@ -1,0 +1,177 @@
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocketServer, WebSocket, type WebSocket as ServerSocket } from "ws";
+import { backoffDelay } from "../../protocol/index.js";
+import { connect, type ConnectionStatus, type RealtimeConnection, type WebSocketConstructor } from "../connect.js";
+
+const guildId = "100000000000000001";
+const A = "110000000000000001";
+
+/** A scripted hub: records what clients send and lets the test answer. */
+class ScriptedHub {
+  readonly wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  readonly sockets: ServerSocket[] = [];
+  readonly received: Array<Record<string, unknown> | string> = [];
+  answerPing = true;
+
+  constructor() {
+    this.wss.on("connection", (ws) => {
+      this.sockets.push(ws);
+      ws.on("message", (data) => {
+        const text = String(data);
+        if (text === "ping") {
+          this.received.push(text);
+          if (this.answerPing) ws.send("pong");
+          return;
+        }
+        this.received.push(JSON.parse(text) as Record<string, unknown>);
+      });
+    });
+  }
+
+  static async start(): Promise<ScriptedHub> {
+    const hub = new ScriptedHub();
+    await new Promise<void>((resolve) => hub.wss.once("listening", () => resolve()));
+    return hub;
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${(this.wss.address() as AddressInfo).port}`;
+  }
+
+  auths(): Array<Record<string, unknown>> {
+    return this.received.filter((r): r is Record<string, unknown> => typeof r === "object" && r.type === "auth");
+  }
+
+  last(): ServerSocket {
+    return this.sockets.at(-1)!;
+  }
+
+  send(message: unknown, socket = this.last()): void {
+    socket.send(JSON.stringify(message));
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.sockets) socket.terminate();
+    return new Promise((resolve) => this.wss.close(() => resolve()));
+  }
+}
+
+function jwt(expiresInSeconds: number, sub = "u"): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  return `${part({ alg: "none" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + expiresInSeconds })}.sig`;
+}
+
+async function until<T>(check: () => T | undefined | false, what: string, timeoutMs = 3_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+let hub: ScriptedHub;
+let client: RealtimeConnection | undefined;
+afterEach(async () => {
+  client?.close();
+  await hub?.close();
+});
+
+const fast = { WebSocket: WebSocket as unknown as WebSocketConstructor, backoff: { minMs: 10, maxMs: 50, factor: 2 } };
+
+describe("connect()", () => {
+  it("authenticates first, goes live on the ack and applies the snapshot", async () => {
+    hub = await ScriptedHub.start();
+    const statuses: ConnectionStatus[] = [];
+    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), rooms: [A], onStatus: (s) => statuses.push(s) });
+    const [auth] = await until(() => hub.auths().length === 1 && hub.auths(), "the auth message");
+    expect(auth).toEqual({ type: "auth", token: expect.any(String), rooms: [A] });
+    hub.send({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 3 });
+    hub.send({ v: 1, type: "snapshot", payload: { rooms: [{ channelId: A, name: "A", userLimit: 4, members: [] }] }, seq: 3 });
+    await until(() => client!.presence.seq === 3, "the snapshot");
+    expect(statuses).toEqual(["connecting", "live"]);
+  });
+
+  it("resumes from its last seq after a drop, and applies the replayed events", async () => {
+    hub = await ScriptedHub.start();
+    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600) });
+    await until(() => hub.auths().length === 1, "the first auth");
+    hub.send({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 5 });
+    hub.send({ v: 1, type: "snapshot", payload: { rooms: [{ channelId: A, name: "A", userLimit: 4, members: [] }] }, seq: 5 });
+    await until(() => client!.presence.seq === 5, "the snapshot");
+    hub.last().terminate();
+    const [, resume] = await until(() => hub.auths().length === 2 && hub.auths(), "a second auth");
+    expect(resume).toMatchObject({ since: 5 });
+    hub.send({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 6 });
+    hub.send({ v: 1, type: "event", event: "voice.joined", payload: { guildId, channelId: A, userId: "210000000000000001" }, ts: 1, seq: 6 });
+    await until(() => client!.presence.seq === 6, "the replayed event");
+    expect(client.presence.getSnapshot().rooms[0]!.members).toEqual([expect.objectContaining({ userId: "210000000000000001" })]);
+    expect(client.status).toBe("live");
+  });
+
+  it("reconnects and resumes when it sees a seq gap", async () => {
+    hub = await ScriptedHub.start();
+    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600) });
+    await until(() => hub.auths().length === 1, "the first auth");
+    hub.send({ v: 1, type: "snapshot", payload: { rooms: [] }, seq: 1 });
+    hub.send({ v: 1, type: "event", event: "room.created", payload: { guildId, channelId: A, name: "A", userLimit: 0 }, ts: 1, seq: 3 });
+    const [, resume] = await until(() => hub.auths().length === 2 && hub.auths(), "a resume after the gap");
+    expect(resume).toMatchObject({ since: 1 });
+  });
+
+  it("sends a fresh token on the open socket before the old one expires", async () => {
+    hub = await ScriptedHub.start();
+    let issued = 0;
+    client = connect({ ...fast, url: hub.url, refreshBeforeExpiryMs: 61_500, getToken: async () => jwt(63, `user-${++issued}`) });
+    await until(() => hub.auths().length === 1, "the first auth");
+    await until(() => hub.auths().length === 2, "a refresh auth", 4_000);
+    expect(hub.sockets).toHaveLength(1);
+    expect(hub.auths()[1]).toEqual({ type: "auth", token: expect.any(String) });
+    expect(hub.auths()[1]!.token).not.toBe(hub.auths()[0]!.token);
+  });
+
+  it("asks for a new token and reconnects after 4401", async () => {
+    hub = await ScriptedHub.start();
+    let issued = 0;
+    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600, `user-${++issued}`) });
+    await until(() => hub.auths().length === 1, "the first auth");
+    hub.last().close(4401, "token expired");
+    await until(() => hub.auths().length === 2, "a reconnect with a new token");
+    expect(issued).toBe(2);
+  });
+
+  it("stops for good on 4403", async () => {
+    hub = await ScriptedHub.start();
+    let detail: string | undefined;
+    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), onStatus: (s, d) => s === "offline" && (detail = d) });
+    await until(() => hub.auths().length === 1, "the first auth");
+    hub.last().close(4403, "guild not allowed");
+    await until(() => detail, "offline with a reason");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(hub.sockets).toHaveLength(1);
+  });
+
+  it("treats a socket that stops answering pings as dead and reconnects", async () => {
+    hub = await ScriptedHub.start();
+    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), pingIntervalMs: 50, pongTimeoutMs: 50 });
+    await until(() => hub.auths().length === 1, "the first auth");
+    await until(() => hub.received.includes("ping"), "a ping");
+    hub.answerPing = false;
+    await until(() => hub.auths().length === 2, "a reconnect after missing pongs", 3_000);
+  });
+});
+
+describe("client backoff", () => {
+  it("grows exponentially with full jitter within its bounds", () => {
+    const policy = { minMs: 500, maxMs: 30_000, factor: 2 };
+    for (let attempt = 0; attempt < 12; attempt++) {
+      for (const r of [0, 0.5, 0.999]) {
+        const delay = backoffDelay(attempt, policy, () => r);
+        expect(delay).toBeGreaterThanOrEqual(500);
+        expect(delay).toBeLessThanOrEqual(Math.min(30_000, 500 * 2 ** attempt));
+      }
+    }
+  });
+});

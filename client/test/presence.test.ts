@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import type { EventEnvelope } from "../../protocol/index.js";
+import { PresenceStore } from "../presence.js";
+
+const guildId = "100000000000000001";
+const A = "110000000000000001";
+const B = "110000000000000002";
+const U = "210000000000000001";
+const V = "210000000000000002";
+
+const ev = (seq: number, event: EventEnvelope["event"], payload: Record<string, unknown>) =>
+  ({ v: 1, type: "event", event, payload: { guildId, ...payload }, ts: 0, seq }) as EventEnvelope;
+
+function seeded(): PresenceStore {
+  const store = new PresenceStore();
+  store.applySnapshot({ seq: 10, payload: { rooms: [{ channelId: A, name: "A", userLimit: 4, members: [{ userId: U, username: "u" }] }] } });
+  return store;
+}
+
+const members = (store: PresenceStore) => Object.fromEntries(store.getSnapshot().rooms.map((r) => [r.channelId, r.members.map((m) => m.userId)]));
+
+describe("PresenceStore", () => {
+  it("takes a snapshot as the whole truth", () => {
+    const store = seeded();
+    expect(store.seq).toBe(10);
+    expect(members(store)).toEqual({ [A]: [U] });
+  });
+
+  it("applies every event kind", () => {
+    const store = seeded();
+    expect(store.applyEvent(ev(11, "room.created", { channelId: B, name: "B", userLimit: 2 }))).toBe("applied");
+    store.applyEvent(ev(12, "voice.joined", { channelId: B, userId: V, username: "v" }));
+    store.applyEvent(ev(13, "voice.left", { channelId: A, userId: U }));
+    expect(members(store)).toEqual({ [A]: [], [B]: [V] });
+    store.applyEvent(ev(14, "room.deleted", { channelId: B }));
+    expect(members(store)).toEqual({ [A]: [] });
+    expect(store.seq).toBe(14);
+  });
+
+  it("moves a member on left(old) then joined(new), and on a lone joined elsewhere", () => {
+    const store = seeded();
+    store.applyEvent(ev(11, "room.created", { channelId: B, name: "B", userLimit: 2 }));
+    store.applyEvent(ev(12, "voice.left", { channelId: A, userId: U }));
+    store.applyEvent(ev(13, "voice.joined", { channelId: B, userId: U }));
+    expect(members(store)).toEqual({ [A]: [], [B]: [U] });
+    store.applyEvent(ev(14, "voice.joined", { channelId: A, userId: U }));
+    expect(members(store)).toEqual({ [A]: [U], [B]: [] });
+  });
+
+  it("ignores duplicates and reports a gap without applying it", () => {
+    const store = seeded();
+    expect(store.applyEvent(ev(10, "voice.left", { channelId: A, userId: U }))).toBe("duplicate");
+    expect(store.applyEvent(ev(9, "voice.left", { channelId: A, userId: U }))).toBe("duplicate");
+    expect(store.applyEvent(ev(12, "voice.left", { channelId: A, userId: U }))).toBe("gap");
+    expect(members(store)).toEqual({ [A]: [U] });
+    expect(store.seq).toBe(10);
+  });
+
+  it("does not treat skipped seqs as gaps when filtering rooms", () => {
+    const store = new PresenceStore(false);
+    store.applySnapshot({ seq: 1, payload: { rooms: [] } });
+    expect(store.applyEvent(ev(5, "room.created", { channelId: A, name: "A", userLimit: 0 }))).toBe("applied");
+  });
+
+  it("notifies subscribers and keeps the snapshot identity until something changes", () => {
+    const store = seeded();
+    let calls = 0;
+    const unsubscribe = store.subscribe(() => calls++);
+    const before = store.getSnapshot();
+    expect(store.getSnapshot()).toBe(before);
+    store.applyEvent(ev(10, "voice.left", { channelId: A, userId: U })); // duplicate: no change
+    expect(calls).toBe(0);
+    store.applyEvent(ev(11, "voice.left", { channelId: A, userId: U }));
+    expect(calls).toBe(1);
+    expect(store.getSnapshot()).not.toBe(before);
+    unsubscribe();
+  });
+});
