@@ -13,7 +13,10 @@ export function say(part: StackPart, line: string): void {
 export interface ManagedProcess {
   child: ChildProcess;
   exited: Promise<number | null>;
+  /** SIGTERM, then SIGKILL after a grace period. */
   stop(): Promise<void>;
+  /** SIGKILL at once: a crash, with no chance to flush. */
+  kill(): Promise<void>;
 }
 
 /** Starts a child whose output is prefixed; stop() sends SIGTERM, then SIGKILL after a grace period. */
@@ -26,6 +29,11 @@ export function startProcess(part: StackPart, command: string, args: string[], e
   return {
     child,
     exited,
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      signalGroup(child, "SIGKILL");
+      await exited;
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       signalGroup(child, "SIGTERM");

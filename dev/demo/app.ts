@@ -1,0 +1,154 @@
+import { connect, createRealtimeApi, RealtimeApiError, tokenExpiry, type ConnectionStatus } from "../../client/index.js";
+import type { EventEnvelope, Room } from "../../protocol/index.js";
+import { beginSignIn, currentTokens, freshAccessToken, signOut, type Tokens } from "./auth.js";
+import type { DemoConfig } from "./server.js";
+
+const config = JSON.parse(document.getElementById("config")!.textContent!) as DemoConfig;
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+function el(tag: string, attrs: Record<string, string> = {}, ...children: Array<Node | string>): HTMLElement {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+function showError(message: string | undefined): void {
+  const box = $("error");
+  box.hidden = !message;
+  box.textContent = message ?? "";
+}
+
+function setStatus(status: ConnectionStatus): void {
+  const badge = $("status");
+  badge.textContent = status;
+  badge.className = `status ${status}`;
+}
+
+async function main(): Promise<void> {
+  $("sign-in").addEventListener("click", () => void beginSignIn(config));
+  let tokens: Tokens | undefined;
+  try {
+    tokens = await currentTokens(config);
+  } catch (error) {
+    $("signed-out").querySelector("p")!.textContent = error instanceof Error ? error.message : String(error);
+  }
+  if (!tokens) return;
+
+  $("signed-out").hidden = true;
+  $("signed-in").hidden = false;
+  $("sign-out").hidden = false;
+  $("sign-out").addEventListener("click", () => {
+    signOut();
+    location.reload();
+  });
+  const claims = JSON.parse(atob(tokens.accessToken.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { name?: string; sub: string };
+  $("user").textContent = claims.name ?? claims.sub;
+
+  const getToken = async () => {
+    tokens = await freshAccessToken(config, tokens!);
+    return tokens.accessToken;
+  };
+  const api = createRealtimeApi({ baseUrl: config.apiBase, getToken });
+  const connection = connect({ url: config.wsUrl, getToken, onStatus: setStatus, onEvent: logEvent });
+  connection.presence.subscribe(() => renderRooms(connection.presence.getSnapshot().rooms));
+  renderRooms([]);
+
+  $("create").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $<HTMLInputElement>("create-name").value.trim();
+    const userLimit = Number($<HTMLInputElement>("create-limit").value || 0);
+    try {
+      await api.createRoom({ ...(name ? { name } : {}), userLimit }, { idempotencyKey: crypto.randomUUID() });
+      $<HTMLInputElement>("create-name").value = "";
+      showError(undefined);
+    } catch (error) {
+      showError(describe(error));
+    }
+  });
+
+  // voice.left carries no name: remember the names seen, so the log can still say who left.
+  const names = new Map<string, string>();
+
+  function renderRooms(rooms: Room[]): void {
+    for (const member of rooms.flatMap((r) => r.members)) if (member.username) names.set(member.userId, member.username);
+    const list = $("room-list");
+    list.replaceChildren(
+      ...rooms.map((room) => {
+        const end = el("button", { class: "ghost", "data-testid": `end-${room.channelId}` }, "End");
+        end.addEventListener("click", async () => {
+          try {
+            await api.endRoom(room.channelId);
+            showError(undefined);
+          } catch (error) {
+            showError(describe(error));
+          }
+        });
+        const members = room.members.length
+          ? el("ul", { class: "members" }, ...room.members.map((m) => el("li", { class: "member", "data-user-id": m.userId, "data-testid": "member" }, m.username ?? m.userId)))
+          : el("p", { class: "empty" }, "Nobody here yet");
+        return el(
+          "li",
+          { class: "room", "data-channel-id": room.channelId, "data-testid": "room" },
+          el("div", { class: "room-head" }, el("div", {}, el("span", { class: "room-name" }, room.name), el("span", { class: "room-meta" }, `${room.members.length}${room.userLimit ? ` / ${room.userLimit}` : ""}`)), end),
+          members,
+        );
+      }),
+    );
+    if (rooms.length === 0) list.append(el("li", { class: "empty" }, "No voice rooms yet: create one."));
+    renderSimRooms(rooms);
+  }
+
+  function logEvent(event: EventEnvelope): void {
+    const payload = event.payload as { channelId: string; userId?: string; username?: string; name?: string };
+    const who = payload.userId ? `${payload.username ?? names.get(payload.userId) ?? payload.userId} ` : "";
+    const room = connection.presence.getSnapshot().rooms.find((r) => r.channelId === payload.channelId)?.name ?? payload.name ?? payload.channelId;
+    const line = el("li", { "data-testid": "event" }, el("span", { class: "seq" }, `#${event.seq}`), el("span", { class: "ev" }, event.event), `${who}${room}`);
+    $("event-log").prepend(line);
+    while ($("event-log").children.length > 100) $("event-log").lastElementChild!.remove();
+  }
+
+  await setUpSimulator();
+  if (tokenExpiry(tokens.accessToken) === undefined) showError("the access token has no expiry");
+}
+
+/** The "simulate Discord" panel drives the simulator's control API, as if players used Discord. */
+async function setUpSimulator(): Promise<void> {
+  const sim = async (path: string, body?: unknown) => {
+    const response = await fetch(`${config.simUrl}/_sim/${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    if (!response.ok) throw new Error(((await response.json()) as { message?: string }).message ?? `simulator answered ${response.status}`);
+    return response.json() as Promise<{ users: Array<{ id: string; username: string }>; voiceStates: Array<{ userId: string; channelId: string; selfMute: boolean }> }>;
+  };
+  const state = await sim("state");
+  $<HTMLSelectElement>("sim-user").replaceChildren(...state.users.map((u) => el("option", { value: u.id }, u.username)));
+  const act = (run: () => Promise<unknown>) => async () => {
+    try {
+      await run();
+      showError(undefined);
+    } catch (error) {
+      showError(describe(error));
+    }
+  };
+  const user = () => $<HTMLSelectElement>("sim-user").value;
+  $("sim-join").addEventListener("click", act(() => sim("voice", { userId: user(), channelId: $<HTMLSelectElement>("sim-room").value })));
+  $("sim-leave").addEventListener("click", act(() => sim("voice", { userId: user(), channelId: null })));
+  $("sim-mute").addEventListener("click", act(async () => {
+    const current = (await sim("state")).voiceStates.find((v) => v.userId === user());
+    if (!current) throw new Error("that player is not in a room");
+    await sim("voice", { userId: user(), channelId: current.channelId, selfMute: !current.selfMute });
+  }));
+}
+
+function renderSimRooms(rooms: Room[]): void {
+  const select = $<HTMLSelectElement>("sim-room");
+  const selected = select.value;
+  select.replaceChildren(...rooms.map((room) => el("option", { value: room.channelId }, room.name)));
+  if (rooms.some((room) => room.channelId === selected)) select.value = selected;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof RealtimeApiError) return `${error.message}${error.retryAfterSeconds ? ` (retry in ${error.retryAfterSeconds}s)` : ""}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+void main();

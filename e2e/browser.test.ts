@@ -1,0 +1,104 @@
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEMO_USERS, SEED_CHANNELS } from "../dev/stack/seed.js";
+import { launchChromium, SCREENSHOTS } from "./support/browser.js";
+import { startTestStack, type TestStack } from "./support/test-stack.js";
+
+const SHOWS_WITHIN_MS = 5_000;
+const [MIRA, TAMSIN] = DEMO_USERS;
+const POD_A = SEED_CHANNELS[0]!;
+const DRAFT = SEED_CHANNELS[1]!;
+
+let stack: TestStack;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  browser = await launchChromium();
+  page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+const room = (channelId: string) => page.locator(`[data-testid=room][data-channel-id="${channelId}"]`);
+const memberIn = (channelId: string, userId: string) => room(channelId).locator(`[data-user-id="${userId}"]`);
+const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+
+async function simulate(userId: string, channelId: string | null): Promise<void> {
+  await page.selectOption("[data-testid=sim-user]", userId);
+  if (channelId) {
+    await page.selectOption("[data-testid=sim-room]", channelId);
+    await page.click("[data-testid=sim-join]");
+  } else {
+    await page.click("[data-testid=sim-leave]");
+  }
+}
+
+describe("the demo page in Chromium", () => {
+  it("signs in through the PKCE flow and goes live", async () => {
+    await page.goto(stack.urls.demo);
+    await page.click("[data-testid=sign-in]");
+    await page.click("[data-testid=login-alice]");
+    await page.waitForURL(stack.urls.demo);
+    await expect.poll(() => page.textContent("[data-testid=status]"), { timeout: 10_000 }).toBe("live");
+    expect(await page.textContent("[data-testid=user]")).toBe("Alice");
+    await room(POD_A.id).waitFor({ timeout: SHOWS_WITHIN_MS });
+  });
+
+  let created = "";
+  it("creates a room, which appears for everyone watching", async () => {
+    await page.fill("[data-testid=create-name]", "E2E Pod");
+    await page.fill("[data-testid=create-limit]", "3");
+    await page.click("[data-testid=create-submit]");
+    const item = page.locator("[data-testid=room]", { hasText: "E2E Pod" });
+    await item.waitFor({ timeout: SHOWS_WITHIN_MS });
+    created = (await item.getAttribute("data-channel-id"))!;
+    expect(stack.sim.state().channels.map((c) => c.id)).toContain(created);
+  });
+
+  it("shows a simulated player joining, moving, muting and leaving", async () => {
+    await simulate(MIRA!.id, created);
+    await memberIn(created, MIRA!.id).waitFor({ timeout: SHOWS_WITHIN_MS });
+    expect(await memberIn(created, MIRA!.id).textContent()).toBe("Mira");
+    await shot("joined");
+
+    await simulate(MIRA!.id, POD_A.id);
+    await memberIn(POD_A.id, MIRA!.id).waitFor({ timeout: SHOWS_WITHIN_MS });
+    await memberIn(created, MIRA!.id).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });
+
+    const eventsBefore = await page.locator("[data-testid=event]").count();
+    await page.click("[data-testid=sim-mute]");
+    await expect.poll(() => stack.sim.state().voiceStates.find((v) => v.userId === MIRA!.id)?.selfMute).toBe(true);
+    await page.waitForTimeout(500);
+    expect(await page.locator("[data-testid=event]").count()).toBe(eventsBefore); // mute is not an event
+
+    await simulate(MIRA!.id, null);
+    await memberIn(POD_A.id, MIRA!.id).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });
+  });
+
+  it("converges to Discord's truth without a reload after gateway-node is killed and restarted", async () => {
+    await stack.gateway()!.kill();
+    stack.sim.setVoiceState(TAMSIN!.id, DRAFT.id); // while no gateway is running
+    stack.sim.setVoiceState(MIRA!.id, created);
+    stack.startGateway();
+    await memberIn(DRAFT.id, TAMSIN!.id).waitFor({ timeout: 30_000 });
+    await memberIn(created, MIRA!.id).waitFor({ timeout: SHOWS_WITHIN_MS });
+    await shot("demo-page");
+    const shown = await page.locator("[data-testid=room]").evaluateAll((rooms) =>
+      rooms.flatMap((r) => [...r.querySelectorAll("[data-user-id]")].map((m) => `${m.getAttribute("data-user-id")}@${r.getAttribute("data-channel-id")}`)).sort(),
+    );
+    expect(shown).toEqual(stack.sim.state().voiceStates.map((v) => `${v.userId}@${v.channelId}`).sort());
+  });
+
+  it("ends the room", async () => {
+    await page.click(`[data-testid="end-${created}"]`);
+    await room(created).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });
+    expect(stack.sim.state().channels.map((c) => c.id)).not.toContain(created);
+    expect(await page.isHidden("[data-testid=error]")).toBe(true);
+  });
+});
