@@ -1,0 +1,76 @@
+import { spawn, execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually, ROOT } from "./support/wait.js";
+
+const PORTS = { WORKER_PORT: "19787", IDP_PORT: "19788", GATEWAY_HEALTH_PORT: "19789", SIM_PORT: "19790", DEMO_PORT: "19173" };
+let clean: string;
+
+/** A copy of exactly what git tracks (what a fresh clone has), sharing this checkout's node_modules. */
+beforeAll(() => {
+  clean = mkdtempSync(join(tmpdir(), "scr-quickstart-"));
+  const files = execFileSync("git", ["ls-files", "-z"], { cwd: ROOT, encoding: "utf8" }).split("\0").filter(Boolean);
+  for (const file of files) {
+    mkdirSync(dirname(join(clean, file)), { recursive: true });
+    cpSync(join(ROOT, file), join(clean, file));
+  }
+  symlinkSync(join(ROOT, "node_modules"), join(clean, "node_modules"));
+});
+afterAll(() => rmSync(clean, { recursive: true, force: true }));
+
+function runDev() {
+  const child = spawn("npm", ["run", "dev"], { cwd: clean, env: { ...process.env, ...PORTS }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}
+
+describe("the README quick start", () => {
+  it("`npm run dev` comes up from a clean clone with no secrets, and Ctrl-C stops everything", async () => {
+    expect(existsSync(join(clean, ".dev.vars"))).toBe(false);
+    const dev = runDev();
+    try {
+      await eventually(() => (dev.output().includes("ready: open") ? true : undefined), "the ready line", 120_000);
+      const health = await fetch(`http://127.0.0.1:${PORTS.WORKER_PORT}/health`);
+      expect(await health.json()).toMatchObject({ ok: true });
+      expect((await fetch(`http://127.0.0.1:${PORTS.DEMO_PORT}/`)).status).toBe(200);
+      await eventually(async () => ((await fetch(`http://127.0.0.1:${PORTS.GATEWAY_HEALTH_PORT}/healthz`)).ok ? true : undefined), "gateway-node ready");
+      expect(readFileSync(join(clean, ".dev.vars"), "utf8")).toContain(`127.0.0.1:${PORTS.SIM_PORT}/api/v10`);
+      expect(dev.output()).toContain(`http://127.0.0.1:${PORTS.DEMO_PORT}/`);
+    } finally {
+      process.kill(-dev.child.pid!, "SIGINT");
+    }
+    // In a terminal Ctrl-C signals the whole group: npm dies of it, the stack shuts its parts down.
+    await dev.exited;
+    await eventually(() => (dev.output().includes("stopping") ? true : undefined), "the stack's shutdown");
+    for (const port of Object.values(PORTS)) {
+      await eventually(() => portFree(Number(port)).then((free) => (free ? true : undefined)), `port ${port} to be released`, 10_000);
+    }
+  });
+
+  it("says which port is taken instead of failing with a stack trace", async () => {
+    const blocker = createServer().listen(Number(PORTS.IDP_PORT), "127.0.0.1");
+    await new Promise((resolve) => blocker.once("listening", resolve));
+    try {
+      const dev = runDev();
+      expect(await dev.exited).toBe(1);
+      expect(dev.output()).toContain(`port already in use: IDP_PORT ${PORTS.IDP_PORT}`);
+      expect(dev.output()).not.toMatch(/\n\s+at /);
+    } finally {
+      blocker.close();
+    }
+  });
+});
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
+  });
+}
