@@ -18,11 +18,12 @@ describe("POST /internal/events", () => {
   });
 
   it.each([
-    ["a wrong secret", { secret: "another-secret-0123456789abcdef" }],
-    ["a timestamp 61 s old", { nowMs: Date.now() - 61_000 }],
-    ["a timestamp 61 s ahead", { nowMs: Date.now() + 61_000 }],
-  ])("rejects %s with 401", async (_label, options) => {
-    const response = await postInternal({ events: [roomCreated(newChannelId())] }, options);
+    ["a wrong secret", { secret: "another-secret-0123456789abcdef" }, 0],
+    ["a timestamp 90 s old", {}, -90_000],
+    ["a timestamp 90 s ahead", {}, 90_000],
+  ])("rejects %s with 401", async (_label, options, skewMs) => {
+    // Applied when the test runs (a table value would age); the exact 60 s boundary is tested in protocol/test.
+    const response = await postInternal({ events: [roomCreated(newChannelId())] }, { ...options, nowMs: Date.now() + skewMs });
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: "unauthorized" });
   });
