@@ -1,4 +1,4 @@
-import { backoffDelay, CloseCode, ServerMessage, type BackoffPolicy, type EventEnvelope } from "../protocol/index.js";
+import { backoffDelay, CloseCode, parseJson, ServerMessage, type BackoffPolicy, type EventEnvelope } from "../protocol/index.js";
 import { PresenceStore } from "./presence.js";
 
 export type ConnectionStatus = "connecting" | "live" | "resuming" | "offline";
@@ -107,7 +107,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         return;
       }
       lastPongAt = Date.now(); // any message proves the socket is alive
-      const parsed = ServerMessage.safeParse(safeJson(data));
+      const parsed = ServerMessage.safeParse(parseJson(data));
       if (!parsed.success) return options.onStatus?.(status, "ignored a malformed message from the hub");
       const message = parsed.data;
       if (message.type === "ack") {
@@ -183,10 +183,3 @@ export function tokenExpiry(token: string): number | undefined {
   }
 }
 
-function safeJson(data: string): unknown {
-  try {
-    return JSON.parse(data);
-  } catch {
-    return undefined;
-  }
-}

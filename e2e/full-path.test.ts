@@ -8,7 +8,8 @@ import { startDiscordSimulator, type DiscordSimulator } from "../dev/discord-sim
 import { startProcess, waitForHttp, type ManagedProcess } from "../dev/stack/processes.js";
 import { startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import type { ServerMessage } from "../protocol/index.js";
-import { eventually, ROOT } from "./support/wait.js";
+import { until } from "../test-support/until.js";
+import { ROOT } from "./support/paths.js";
 
 const GUILD = "100000000000000001";
 const ROOM_A = "110000000000000001";
@@ -78,21 +79,21 @@ async function subscribe(extra: Record<string, unknown> = {}) {
     ws.once("error", reject);
   });
   ws.send(JSON.stringify({ type: "auth", token: await token(), ...extra }));
-  await eventually(() => messages.find((m) => m.type === "snapshot" || m.type === "event") ?? (messages.length > 1 ? messages[1] : undefined), "the catch-up after auth");
+  await until(() => messages.find((m) => m.type === "snapshot" || m.type === "event") ?? (messages.length > 1 ? messages[1] : undefined), "the catch-up after auth");
   const events = () => messages.filter((m): m is Extract<ServerMessage, { type: "event" }> => m.type === "event");
   return { ws, messages, events };
 }
 
 describe("simulator → gateway-node → Worker → browser socket", () => {
   it("delivers Discord voice activity as app events with consecutive seq", async () => {
-    await eventually(async () => ((await fetch(`http://127.0.0.1:${PORTS.health}/healthz`)).ok ? true : undefined), "gateway-node healthy", 30_000);
+    await until(async () => ((await fetch(`http://127.0.0.1:${PORTS.health}/healthz`)).ok ? true : undefined), "gateway-node healthy", 30_000);
     const client = await subscribe();
     sim.setVoiceState(USERS[0]!, ROOM_A);
     sim.setVoiceState(USERS[0]!, ROOM_A, { selfMute: true });
     sim.setVoiceState(USERS[1]!, ROOM_A);
     sim.setVoiceState(USERS[0]!, ROOM_B);
     sim.setVoiceState(USERS[1]!, null);
-    const events = await eventually(() => (client.events().length >= 5 ? client.events() : undefined), "five events");
+    const events = await until(() => (client.events().length >= 5 ? client.events() : undefined), "five events");
     expect(events.map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}@${e.payload.channelId}`)).toEqual([
       `voice.joined:${USERS[0]}@${ROOM_A}`,
       `voice.joined:${USERS[1]}@${ROOM_A}`,
@@ -111,7 +112,7 @@ describe("simulator → gateway-node → Worker → browser socket", () => {
     sim.setVoiceState(USERS[2]!, ROOM_A); // while no gateway runs
     sim.setVoiceState(USERS[0]!, null);
     gateway = startGateway();
-    const events = await eventually(() => (client.events().length >= 2 ? client.events() : undefined), "the events from the gap", 30_000);
+    const events = await until(() => (client.events().length >= 2 ? client.events() : undefined), "the events from the gap", 30_000);
     expect(events.map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}`)).toEqual([
       `voice.joined:${USERS[2]}`,
       `voice.left:${USERS[0]}`,

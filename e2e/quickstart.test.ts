@@ -4,7 +4,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, ROOT } from "./support/wait.js";
+import { until } from "../test-support/until.js";
+import { ROOT } from "./support/paths.js";
 
 const PORTS = { WORKER_PORT: "19787", IDP_PORT: "19788", GATEWAY_HEALTH_PORT: "19789", SIM_PORT: "19790", DEMO_PORT: "19173" };
 let clean: string;
@@ -35,11 +36,11 @@ describe("the README quick start", () => {
     expect(existsSync(join(clean, ".dev.vars"))).toBe(false);
     const dev = runDev();
     try {
-      await eventually(() => (dev.output().includes("ready: open") ? true : undefined), "the ready line", 120_000);
+      await until(() => (dev.output().includes("ready: open") ? true : undefined), "the ready line", 120_000);
       const health = await fetch(`http://127.0.0.1:${PORTS.WORKER_PORT}/health`);
       expect(await health.json()).toMatchObject({ ok: true });
       expect((await fetch(`http://127.0.0.1:${PORTS.DEMO_PORT}/`)).status).toBe(200);
-      await eventually(async () => ((await fetch(`http://127.0.0.1:${PORTS.GATEWAY_HEALTH_PORT}/healthz`)).ok ? true : undefined), "gateway-node ready");
+      await until(async () => ((await fetch(`http://127.0.0.1:${PORTS.GATEWAY_HEALTH_PORT}/healthz`)).ok ? true : undefined), "gateway-node ready");
       expect(readFileSync(join(clean, ".dev.vars"), "utf8")).toContain(`127.0.0.1:${PORTS.SIM_PORT}/api/v10`);
       expect(dev.output()).toContain(`http://127.0.0.1:${PORTS.DEMO_PORT}/`);
     } finally {
@@ -47,9 +48,9 @@ describe("the README quick start", () => {
     }
     // In a terminal Ctrl-C signals the whole group: npm dies of it, the stack shuts its parts down.
     await dev.exited;
-    await eventually(() => (dev.output().includes("stopping") ? true : undefined), "the stack's shutdown");
+    await until(() => (dev.output().includes("stopping") ? true : undefined), "the stack's shutdown");
     for (const port of Object.values(PORTS)) {
-      await eventually(() => portFree(Number(port)).then((free) => (free ? true : undefined)), `port ${port} to be released`, 10_000);
+      await until(() => portFree(Number(port)).then((free) => (free ? true : undefined)), `port ${port} to be released`, 10_000);
     }
   });
 

@@ -5,3 +5,4 @@ export * from "./socket.js";
 export * from "./internal.js";
 export * from "./hmac.js";
 export * from "./backoff.js";
+export * from "./json.js";

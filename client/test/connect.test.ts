@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer, WebSocket, type WebSocket as ServerSocket } from "ws";
 import { backoffDelay } from "../../protocol/index.js";
+import { until } from "../../test-support/until.js";
 import { connect, type ConnectionStatus, type RealtimeConnection, type WebSocketConstructor } from "../connect.js";
 
 const guildId = "100000000000000001";
@@ -62,15 +63,6 @@ function jwt(expiresInSeconds: number, sub = "u"): string {
   return `${part({ alg: "none" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + expiresInSeconds })}.sig`;
 }
 
-async function until<T>(check: () => T | undefined | false, what: string, timeoutMs = 3_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 let hub: ScriptedHub;
 let client: RealtimeConnection | undefined;

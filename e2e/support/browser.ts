@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
-import { ROOT } from "./wait.js";
+import { ROOT } from "./paths.js";
 
 export const SCREENSHOTS = join(ROOT, "e2e/screenshots");
 

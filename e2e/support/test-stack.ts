@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseDotEnv, renderDevVars } from "../../dev/stack/dev-vars.js";
 import { startLocalStack, type LocalStack } from "../../dev/stack/local-stack.js";
 import { assertPortsFree, type StackPorts } from "../../dev/stack/ports.js";
-import { ROOT } from "./wait.js";
+import { ROOT } from "./paths.js";
 
 
 /** Ports apart from `npm run dev`'s, so the tests run beside a developer's stack. */

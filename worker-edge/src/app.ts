@@ -11,6 +11,7 @@ import {
   Snowflake,
   TIMESTAMP_HEADER,
   internalEventList,
+  parseJson,
   verifyHubSignature,
   type IdentifiedInternalEvent,
   type InternalEventsResponse,
@@ -191,11 +192,4 @@ function refuseSocket(code: number, reason: string): Response {
   return new Response(null, { status: 101, webSocket: client });
 }
 
-function parseJson(raw: string): unknown {
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return undefined;
-  }
-}
 

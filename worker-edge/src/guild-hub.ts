@@ -4,6 +4,7 @@ import {
   ClientMessage,
   CloseCode,
   MAX_CLIENT_MESSAGE_BYTES,
+  parseJson,
   type AppEvent,
   type AuthOkMessage,
   type ClientAuth,
@@ -359,10 +360,3 @@ function failureOf(error: unknown): { ok: false; error: ReturnType<ApiError["toW
   throw error;
 }
 
-function parseJson(raw: string): unknown {
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return undefined;
-  }
-}

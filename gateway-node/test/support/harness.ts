@@ -81,13 +81,4 @@ export async function startHarness(options: { sim?: Partial<SimulatorOptions>; d
   return harness;
 }
 
-/** Waits until `check` is truthy, failing with what did not arrive. */
-export async function until<T>(check: () => T | undefined | false, what: string, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export { until } from "../../../test-support/until.js";
