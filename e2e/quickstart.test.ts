@@ -36,7 +36,12 @@ describe("the README quick start", () => {
     expect(existsSync(join(clean, ".dev.vars"))).toBe(false);
     const dev = runDev();
     try {
-      await until(() => (dev.output().includes("ready: open") ? true : undefined), "the ready line", 120_000);
+      await Promise.race([
+        until(() => dev.output().includes("ready: open"), "the ready line", 120_000),
+        dev.exited.then((code) => {
+          throw new Error(`npm run dev exited with ${code} before it was ready:\n${dev.output()}`);
+        }),
+      ]);
       const health = await fetch(`http://127.0.0.1:${PORTS.WORKER_PORT}/health`);
       expect(await health.json()).toMatchObject({ ok: true });
       expect((await fetch(`http://127.0.0.1:${PORTS.DEMO_PORT}/`)).status).toBe(200);
