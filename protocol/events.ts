@@ -21,14 +21,6 @@ export const VoiceJoinedPayload = z.object({ guildId: Snowflake, channelId: Snow
 /** channelId is the room the user LEFT, so per-room filtering works. */
 export const VoiceLeftPayload = z.object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake });
 
-/** The app events the hub broadcasts, keyed by name: the single place each payload shape is declared. */
-export const AppEventPayloads = {
-  "room.created": RoomCreatedPayload,
-  "room.deleted": RoomDeletedPayload,
-  "voice.joined": VoiceJoinedPayload,
-  "voice.left": VoiceLeftPayload,
-} as const;
-
 export const AppEvent = z.discriminatedUnion("event", [
   z.object({ event: z.literal("room.created"), payload: RoomCreatedPayload }),
   z.object({ event: z.literal("room.deleted"), payload: RoomDeletedPayload }),

@@ -44,7 +44,7 @@ export class HubOutbox {
   private pumping = false;
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
-  readonly stats = { delivered: 0, dropped: 0, posts: 0, failures: 0, lastDeliveryOk: true, lastDeliveryAt: 0 };
+  readonly stats = { delivered: 0, dropped: 0, posts: 0, failures: 0, lastDeliveryOk: true };
   private syncCounter = 0;
 
   constructor(private readonly options: HubOutboxOptions) {}
@@ -157,7 +157,6 @@ export class HubOutbox {
     if (response.ok) {
       const parsed = InternalEventsResponse.safeParse(await response.json().catch(() => undefined));
       this.stats.lastDeliveryOk = true;
-      this.stats.lastDeliveryAt = Date.now();
       this.options.log("debug", "delivered events to the hub", { count: events.length, duplicates: parsed.success ? parsed.data.duplicates : undefined });
       return { kind: "ok" };
     }

@@ -17,7 +17,7 @@ export type DiscordChannel = z.infer<typeof DiscordChannel>;
 const DiscordErrorBody = z.object({ code: z.number(), message: z.string() }).partial();
 const RateLimitBody = z.object({ retry_after: z.number() }).partial();
 
-export const DiscordCode = { unknownChannel: 10003, missingPermissions: 50013, maxChannels: 30013 } as const;
+const DiscordCode = { unknownChannel: 10003, missingPermissions: 50013, maxChannels: 30013 } as const;
 
 export interface DiscordRestOptions {
   apiBase: string;
