@@ -20,7 +20,9 @@ describe("restarting with SESSION_FILE", () => {
     await until(() => h.hub.accepted.length === 1, "guild.sync");
     h.sim.setVoiceState(USERS[0]!, ROOM_A);
     await until(() => h.hub.accepted.length === 2, "the first join");
-    const stored = JSON.parse(readFileSync(file, "utf8")) as { seq: number; sessionId: string };
+    const read = () => JSON.parse(readFileSync(file, "utf8")) as { seq: number; sessionId: string };
+    // The commit is written just after the hub's answer: wait until it covers everything the session has seen.
+    const stored = await until(() => read().seq === h.sim.state().sessions[0]!.seq && read(), "the join's seq to be stored");
     expect(stored.sessionId).toBe(h.sim.state().sessions[0]!.id);
 
     // The hub goes away, events arrive, and the process dies without flushing.
@@ -31,7 +33,7 @@ describe("restarting with SESSION_FILE", () => {
     await until(() => h.service.outbox.depth >= 4, "undelivered events");
     h.service.shard.destroy(); // a crash: no close frame, no flush
     h.service.outbox.stop();
-    expect((JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq).toBe(stored.seq);
+    expect(read().seq).toBe(stored.seq);
 
     await h.hub.start(h.hub.port);
     await h.restart();
@@ -52,13 +54,15 @@ describe("restarting with SESSION_FILE", () => {
     const file = join(dir, "session.json");
     h = await startHarness({ deps: { sessionStore: fileSessionStore(file) } });
     await until(() => h.hub.accepted.length === 1, "guild.sync");
-    const seqAfterSync = (JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq;
+    const storedSeq = () => (JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq;
+    // The commit is written just after the hub's answer: wait until it covers everything the session has seen.
+    const seqAfterSync = await until(() => storedSeq() === h.sim.state().sessions[0]!.seq && storedSeq(), "the sync's seq to be stored");
     h.hub.failWith = 503;
     h.sim.setVoiceState(USERS[2]!, ROOM_B);
     await until(() => h.hub.posts.some((p) => p.status === 503), "a refused delivery");
-    expect((JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq).toBe(seqAfterSync);
+    expect(storedSeq()).toBe(seqAfterSync);
     h.hub.failWith = undefined;
     await until(() => h.hub.accepted.length === 2, "the delivery");
-    await until(() => (JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq > seqAfterSync, "the stored seq to advance");
+    await until(() => storedSeq() > seqAfterSync, "the stored seq to advance");
   });
 });
