@@ -17,17 +17,20 @@ const ChannelBody = z.object({
   parentId: Id.nullable().optional(),
   userLimit: z.number().int().min(0).max(99).optional(),
 });
+const SENDABLE_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014]);
 const FaultBody = z.object({
   action: z.enum([
     "withhold-acks", "release-acks", "drop-tcp", "stall-handshakes", "release-handshakes", "reconnect",
     "invalid-session", "close", "break-resume-url", "fix-resume-url", "heartbeat-request", "outage", "restore",
   ]),
   resumable: z.boolean().optional(),
-  code: z.number().int().min(1000).max(4999).optional(),
+  // Codes ws may put on the wire: 1005, 1006 and 1015 are reserved for reporting, never sent.
+  code: z.number().int().min(1000).max(4999).refine((code) => code >= 3000 || SENDABLE_CLOSE_CODES.has(code), "not a close code a server may send").optional(),
+  reason: z.string().max(123).optional(),
 });
 const RestFaultBody = z.object({
-  method: z.string(),
-  route: z.string(),
+  method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "get", "post", "put", "patch", "delete"]),
+  route: z.string().min(1).max(200),
   status: z.number().int().min(100).max(599),
   body: z.unknown().optional(),
   retryAfterS: z.number().min(0).optional(),
@@ -64,6 +67,9 @@ export async function handleControl(sim: DiscordSimulator, request: IncomingMess
     }
     const channel = /^\/_sim\/channels\/(\d{17,20})$/.exec(path);
     if (method === "DELETE" && channel) {
+      if (!sim.state().channels.some((c) => c.id === channel[1])) {
+        return reply(response, 404, { error: "not_found", message: `unknown channel ${channel[1]}` }, CORS);
+      }
       sim.deleteChannel(channel[1]!);
       return ok();
     }
@@ -94,7 +100,7 @@ function applyFault(sim: DiscordSimulator, fault: z.infer<typeof FaultBody>): vo
     case "release-handshakes": return sim.stallHandshakes(false);
     case "reconnect": return sim.requestReconnect();
     case "invalid-session": return sim.invalidateSession(fault.resumable ?? false);
-    case "close": return sim.closeConnections(fault.code ?? 4000);
+    case "close": return sim.closeConnections(fault.code ?? 4000, fault.reason);
     case "break-resume-url": return sim.breakResumeUrl(true);
     case "fix-resume-url": return sim.breakResumeUrl(false);
     case "heartbeat-request": return sim.requestHeartbeat();

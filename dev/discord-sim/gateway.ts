@@ -3,9 +3,15 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { GatewayCloseCodes, GatewayIntentBits, GatewayOpcodes } from "discord-api-types/v10";
 import { WebSocketServer, type WebSocket } from "ws";
+import type { BotToken } from "./bot-token.js";
+import type { SessionStartBudget } from "./session-start.js";
 import type { SimWorld } from "./world.js";
 
 const MAX_PAYLOAD_BYTES = 4096;
+/** Discord allows 120 gateway commands per 60 s per connection; more closes 4008. Heartbeats are not counted here. */
+const COMMANDS_PER_WINDOW = 120;
+const COMMAND_WINDOW_MS = 60_000;
+const SUPPORTED_VERSIONS = new Set(["9", "10"]);
 const PRIVILEGED_INTENTS = GatewayIntentBits.GuildMembers | GatewayIntentBits.GuildPresences | GatewayIntentBits.MessageContent;
 const ALL_INTENTS = (1 << 26) - 1;
 
@@ -31,18 +37,19 @@ export interface SimSession {
 }
 
 export interface GatewayOptions {
-  botToken: string;
+  token: BotToken;
+  budget: SessionStartBudget;
   heartbeatIntervalMs: number;
-  identifyIntervalMs: number;
   resumeWindowMs: number;
-  sessionStartLimit: { total: number; remaining: number; resetAfterMs: number; maxConcurrency: number };
   resumeUrl: () => string;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
 interface Connection {
   socket: WebSocket;
   session: SimSession | undefined;
   heartbeatDeadline: NodeJS.Timeout | undefined;
+  commandTimes: number[];
 }
 
 /**
@@ -57,10 +64,9 @@ export class SimGateway {
   acksWithheld = false;
   handshakesStalled = false;
   resumeUrlBroken = false;
-  private lastIdentifyAt = 0;
   private readonly connections = new Set<Connection>();
   private readonly stalled = new Set<Duplex>();
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
 
   constructor(
     private readonly world: SimWorld,
@@ -87,16 +93,26 @@ export class SimGateway {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+    // `compress=zlib-stream` and identify's `compress` are accepted and ignored: text frames are never compressed.
+    const query = new URL(request.url ?? "/", "http://sim").searchParams;
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, query));
   }
 
-  private accept(socket: WebSocket): void {
-    const connection: Connection = { socket, session: undefined, heartbeatDeadline: undefined };
+  private accept(socket: WebSocket, query: URLSearchParams): void {
+    const connection: Connection = { socket, session: undefined, heartbeatDeadline: undefined, commandTimes: [] };
     this.connections.add(connection);
-    this.expectHeartbeat(connection);
-    socket.on("message", (data, isBinary) => this.onMessage(connection, data as Buffer, isBinary));
     socket.on("close", (code) => this.onClose(connection, code));
     socket.on("error", () => undefined);
+    const version = query.get("v");
+    if (version !== null && !SUPPORTED_VERSIONS.has(version)) {
+      return this.closeConnection(connection, GatewayCloseCodes.InvalidAPIVersion, "Invalid API version.");
+    }
+    const encoding = query.get("encoding");
+    if (encoding !== null && encoding !== "json") {
+      return this.closeConnection(connection, GatewayCloseCodes.DecodeError, "Only JSON encoding is simulated.");
+    }
+    this.expectHeartbeat(connection);
+    socket.on("message", (data, isBinary) => this.onMessage(connection, data as Buffer, isBinary));
     this.send(socket, { op: GatewayOpcodes.Hello, d: { heartbeat_interval: this.options.heartbeatIntervalMs }, s: null, t: null });
   }
 
@@ -110,6 +126,9 @@ export class SimGateway {
     }
     const op = payload.op;
     this.received.push({ sessionId: connection.session?.id ?? null, op: Number(op), d: payload.d, at: Date.now() });
+    if (op !== GatewayOpcodes.Heartbeat && this.overCommandLimit(connection)) {
+      return this.closeConnection(connection, GatewayCloseCodes.RateLimited, "You are being rate limited.");
+    }
     switch (op) {
       case GatewayOpcodes.Heartbeat:
         this.expectHeartbeat(connection);
@@ -132,7 +151,7 @@ export class SimGateway {
   private identify(connection: Connection, d: unknown): void {
     if (connection.session) return this.closeConnection(connection, GatewayCloseCodes.AlreadyAuthenticated, "Already authenticated.");
     const identify = (d ?? {}) as { token?: unknown; intents?: unknown; shard?: unknown };
-    if (typeof identify.token !== "string" || identify.token.replace(/^Bot /, "") !== this.options.botToken) {
+    if (!this.options.token.acceptsGatewayToken(identify.token)) {
       return this.closeConnection(connection, GatewayCloseCodes.AuthenticationFailed, "Authentication failed.");
     }
     const intents = identify.intents;
@@ -140,49 +159,61 @@ export class SimGateway {
       return this.closeConnection(connection, GatewayCloseCodes.InvalidIntents, "Invalid intent(s).");
     }
     if (intents & PRIVILEGED_INTENTS) return this.closeConnection(connection, GatewayCloseCodes.DisallowedIntents, "Disallowed intent(s).");
-    const limit = this.options.sessionStartLimit;
-    if (limit.remaining <= 0) return this.closeConnection(connection, GatewayCloseCodes.RateLimited, "Session start limit reached.");
-    const now = Date.now();
-    if (now - this.lastIdentifyAt < this.options.identifyIntervalMs) {
-      // Discord answers an IDENTIFY that comes too soon with a non-resumable invalid session.
+    const shard = parseShard(identify.shard);
+    if (!shard) return this.closeConnection(connection, GatewayCloseCodes.InvalidShard, "Invalid shard.");
+    const budget = this.options.budget;
+    if (budget.exhausted()) {
+      // Discord's documented penalty: every session of the app is terminated and the bot token is reset.
+      this.options.log("identify over the session start limit: token reset, all sessions terminated");
+      this.options.token.revoke();
+      for (const session of this.sessions.values()) session.alive = false;
+      return this.closeConnections(GatewayCloseCodes.AuthenticationFailed, "Authentication failed.");
+    }
+    if (budget.tooSoon(shard[0])) {
+      // Over max_concurrency within the window: Discord answers with a non-resumable invalid session.
+      this.options.log("identify too soon", { shard: shard[0] });
       this.send(connection.socket, { op: GatewayOpcodes.InvalidSession, d: false, s: null, t: null });
       return;
     }
-    this.lastIdentifyAt = now;
-    limit.remaining--;
+    budget.spend(shard[0]);
     this.identifyCount++;
+    this.forgetExpiredSessions();
     const session: SimSession = {
       id: randomBytes(16).toString("hex"),
       seq: 0,
       intents,
       log: [],
       socket: connection.socket,
-      identifiedAt: now,
+      identifiedAt: Date.now(),
       resumableUntil: Infinity,
       alive: true,
     };
     this.sessions.set(session.id, session);
     connection.session = session;
+    this.options.log("identified", { sessionId: session.id, intents });
     this.dispatch(session, "READY", {
       v: 10,
       user: { id: this.world.ownerId, username: "spell-coven-sim", global_name: null, discriminator: "0", avatar: null, bot: true },
       guilds: [{ id: this.world.guildId, unavailable: true }],
       session_id: session.id,
+      session_type: "normal",
       resume_gateway_url: this.options.resumeUrl(),
       application: { id: this.world.ownerId, flags: 0 },
-      ...(Array.isArray(identify.shard) ? { shard: identify.shard } : {}),
+      ...(Array.isArray(identify.shard) ? { shard } : {}),
     });
-    this.dispatch(session, "GUILD_CREATE", this.world.guildCreatePayload());
+    // An unavailable guild stays in READY as unavailable; its GUILD_CREATE comes when it is restored.
+    if (this.world.available) this.dispatch(session, "GUILD_CREATE", this.world.guildCreatePayload());
   }
 
   private resume(connection: Connection, d: unknown): void {
     if (connection.session) return this.closeConnection(connection, GatewayCloseCodes.AlreadyAuthenticated, "Already authenticated.");
     const resume = (d ?? {}) as { token?: unknown; session_id?: unknown; seq?: unknown };
-    if (typeof resume.token !== "string" || resume.token.replace(/^Bot /, "") !== this.options.botToken) {
+    if (!this.options.token.acceptsGatewayToken(resume.token)) {
       return this.closeConnection(connection, GatewayCloseCodes.AuthenticationFailed, "Authentication failed.");
     }
     const session = typeof resume.session_id === "string" ? this.sessions.get(resume.session_id) : undefined;
     if (!session || !session.alive || session.resumableUntil < Date.now()) {
+      this.options.log("resume refused", { sessionId: resume.session_id });
       this.send(connection.socket, { op: GatewayOpcodes.InvalidSession, d: false, s: null, t: null });
       return;
     }
@@ -193,6 +224,7 @@ export class SimGateway {
     session.resumableUntil = Infinity;
     connection.session = session;
     this.resumeCount++;
+    this.options.log("resumed", { sessionId: session.id, from: seq, to: session.seq });
     for (const entry of session.log) {
       if (entry.s > seq) this.send(connection.socket, { op: GatewayOpcodes.Dispatch, ...entry });
     }
@@ -218,6 +250,23 @@ export class SimGateway {
     else session.resumableUntil = Date.now() + this.options.resumeWindowMs;
   }
 
+  /** Sliding window of non-heartbeat commands on one connection. */
+  private overCommandLimit(connection: Connection): boolean {
+    const now = Date.now();
+    connection.commandTimes = connection.commandTimes.filter((at) => now - at < COMMAND_WINDOW_MS);
+    connection.commandTimes.push(now);
+    return connection.commandTimes.length > COMMANDS_PER_WINDOW;
+  }
+
+  /** Sessions past their resume window can never be resumed: drop their dispatch logs. */
+  private forgetExpiredSessions(): void {
+    const now = Date.now();
+    for (const session of this.sessions.values()) {
+      if (!session.socket && session.resumableUntil < now) session.alive = false;
+      if (!session.alive) session.log = [];
+    }
+  }
+
   /** A client that stops heartbeating is disconnected, as Discord does, with a session timeout. */
   private expectHeartbeat(connection: Connection): void {
     clearTimeout(connection.heartbeatDeadline);
@@ -231,7 +280,7 @@ export class SimGateway {
     if (code === GatewayCloseCodes.InvalidSeq || code === GatewayCloseCodes.SessionTimedOut || code === GatewayCloseCodes.AuthenticationFailed) {
       if (connection.session) connection.session.alive = false;
     }
-    connection.socket.close(code, reason);
+    if (connection.socket.readyState === connection.socket.OPEN) connection.socket.close(code, reason);
   }
 
   private send(socket: WebSocket, payload: unknown): void {
@@ -276,4 +325,14 @@ export class SimGateway {
     this.releaseStalled();
     this.wss.close();
   }
+}
+
+/** IDENTIFY's optional `[shard_id, num_shards]`; absent means shard 0 of 1. */
+function parseShard(shard: unknown): [number, number] | undefined {
+  if (shard === undefined || shard === null) return [0, 1];
+  if (!Array.isArray(shard) || shard.length !== 2) return undefined;
+  const [id, count] = shard as unknown[];
+  if (!Number.isInteger(id) || !Number.isInteger(count)) return undefined;
+  if ((count as number) < 1 || (id as number) < 0 || (id as number) >= (count as number)) return undefined;
+  return [id as number, count as number];
 }

@@ -1,12 +1,17 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ChannelType } from "discord-api-types/v10";
+import { BotToken } from "./bot-token.js";
 import { handleControl } from "./control.js";
 import { SimGateway } from "./gateway.js";
 import { SimRest, type RestFault } from "./rest.js";
+import { DEFAULT_IDENTIFY_INTERVAL_MS, SessionStartBudget, type SessionStartLimit } from "./session-start.js";
 import { SimWorld, type ChannelObject, type SimUser } from "./world.js";
 
-export type { ChannelObject, RestFault, SimUser };
+export type { ChannelObject, RestFault, SessionStartLimit, SimUser };
+
+/** One structured log line: `{msg, ...fields}`. */
+export type SimLogEntry = { msg: string } & Record<string, unknown>;
 
 export interface SimulatorOptions {
   port?: number;
@@ -15,11 +20,13 @@ export interface SimulatorOptions {
   guildId: string;
   guildName?: string;
   heartbeatIntervalMs?: number;
-  sessionStartLimit?: { total: number; remaining: number; resetAfterMs: number; maxConcurrency: number };
+  sessionStartLimit?: SessionStartLimit;
   identifyIntervalMs?: number;
   channels?: Array<{ id?: string; name: string; type?: 0 | 2 | 4; parentId?: string | null; userLimit?: number }>;
   users?: SimUser[];
   resumeWindowMs?: number;
+  /** Receives what the simulator does (identify, resume, REST writes, faults); silent when absent. */
+  log?: (entry: SimLogEntry) => void;
 }
 
 export interface SimState {
@@ -30,6 +37,10 @@ export interface SimState {
   identifyCount: number;
   resumeCount: number;
   auditLog: Array<{ method: string; path: string; reason: string | null }>;
+  sessionStartLimit: { total: number; remaining: number; reset_after: number; max_concurrency: number };
+  guildAvailable: boolean;
+  /** True once an IDENTIFY over the session start limit got the token reset, as Discord does. */
+  tokenRevoked: boolean;
 }
 
 export interface DiscordSimulator {
@@ -65,17 +76,22 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
   for (const channel of options.channels ?? []) {
     world.createChannel({ ...channel, type: (channel.type ?? ChannelType.GuildVoice) as ChannelType });
   }
-  const sessionStartLimit = options.sessionStartLimit ?? { total: 1000, remaining: 1000, resetAfterMs: 86_400_000, maxConcurrency: 1 };
+  const log = (msg: string, fields: Record<string, unknown> = {}) => options.log?.({ msg, ...fields, guildId: options.guildId });
+  const token = new BotToken(options.botToken);
+  const budget = new SessionStartBudget(
+    options.sessionStartLimit ?? { total: 1000, remaining: 1000, resetAfterMs: 86_400_000, maxConcurrency: 1 },
+    options.identifyIntervalMs ?? DEFAULT_IDENTIFY_INTERVAL_MS,
+  );
   let base = "";
   const gateway = new SimGateway(world, {
-    botToken: options.botToken,
+    token,
+    budget,
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 41_250,
-    identifyIntervalMs: options.identifyIntervalMs ?? 5_000,
     resumeWindowMs: options.resumeWindowMs ?? 60_000,
-    sessionStartLimit,
     resumeUrl: () => `${base.replace("http", "ws")}/gateway-resume`,
+    log,
   });
-  const rest = new SimRest(world, { botToken: options.botToken, gatewayUrl: () => `${base.replace("http", "ws")}/gateway`, sessionStartLimit });
+  const rest = new SimRest(world, { token, budget, gatewayUrl: () => `${base.replace("http", "ws")}/gateway`, log });
 
   const server = createServer((request, response) => {
     const path = new URL(request.url ?? "/", "http://sim").pathname;
@@ -84,7 +100,8 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
       : path.startsWith("/_sim/")
         ? handleControl(sim, request, response, path)
         : Promise.resolve(void response.writeHead(404).end());
-    handled.catch(() => {
+    handled.catch((error: unknown) => {
+      log("request failed", { path, error: String(error) });
       if (!response.headersSent) response.writeHead(500).end();
     });
   });
@@ -103,8 +120,14 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
     addUser: (user) => world.addUser(user),
     createChannel: (input) => world.createChannel({ ...input, type: (input.type ?? ChannelType.GuildVoice) as ChannelType }),
     deleteChannel: (channelId) => void world.deleteChannel(channelId),
-    guildOutage: () => world.guildOutage(),
-    restoreGuild: () => world.restoreGuild(),
+    guildOutage: () => {
+      log("guild outage");
+      world.guildOutage();
+    },
+    restoreGuild: () => {
+      log("guild restored");
+      world.restoreGuild();
+    },
     state: () => ({
       channels: [...world.channels.values()],
       users: [...world.users.values()],
@@ -113,19 +136,47 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
       identifyCount: gateway.identifyCount,
       resumeCount: gateway.resumeCount,
       auditLog: rest.auditLog,
+      sessionStartLimit: budget.snapshot(),
+      guildAvailable: world.available,
+      tokenRevoked: token.isRevoked,
     }),
-    withholdAcks: (on) => void (gateway.acksWithheld = on),
-    dropConnections: () => gateway.dropConnections(),
+    withholdAcks: (on) => {
+      log("fault", { action: on ? "withhold-acks" : "release-acks" });
+      gateway.acksWithheld = on;
+    },
+    dropConnections: () => {
+      log("fault", { action: "drop-tcp" });
+      gateway.dropConnections();
+    },
     stallHandshakes: (on) => {
+      log("fault", { action: on ? "stall-handshakes" : "release-handshakes" });
       gateway.handshakesStalled = on;
       if (!on) gateway.releaseStalled();
     },
-    requestReconnect: () => gateway.requestReconnect(),
-    invalidateSession: (resumable) => gateway.invalidateSession(resumable),
-    closeConnections: (code, reason) => gateway.closeConnections(code, reason),
-    breakResumeUrl: (on) => void (gateway.resumeUrlBroken = on),
-    requestHeartbeat: () => gateway.requestHeartbeat(),
-    scriptRest: (fault) => rest.scriptFault(fault),
+    requestReconnect: () => {
+      log("fault", { action: "reconnect" });
+      gateway.requestReconnect();
+    },
+    invalidateSession: (resumable) => {
+      log("fault", { action: "invalid-session", resumable });
+      gateway.invalidateSession(resumable);
+    },
+    closeConnections: (code, reason) => {
+      log("fault", { action: "close", code });
+      gateway.closeConnections(code, reason);
+    },
+    breakResumeUrl: (on) => {
+      log("fault", { action: on ? "break-resume-url" : "fix-resume-url" });
+      gateway.resumeUrlBroken = on;
+    },
+    requestHeartbeat: () => {
+      log("fault", { action: "heartbeat-request" });
+      gateway.requestHeartbeat();
+    },
+    scriptRest: (fault) => {
+      log("fault", { action: "rest", method: fault.method, route: fault.route, status: fault.status, times: fault.times ?? 1 });
+      rest.scriptFault(fault);
+    },
     received: gateway.received,
     async waitFor(predicate, timeoutMs = 5_000, what = "a simulator condition") {
       const deadline = Date.now() + timeoutMs;

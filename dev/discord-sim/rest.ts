@@ -1,12 +1,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ChannelType } from "discord-api-types/v10";
 import { z } from "zod";
-import type { SimWorld } from "./world.js";
+import type { BotToken } from "./bot-token.js";
+import type { SessionStartBudget } from "./session-start.js";
+import { MAX_GUILD_CHANNELS, type SimWorld } from "./world.js";
 
 export interface RestFault {
   method: string;
-  /** e.g. "POST /guilds/:id/channels" */
+  /** e.g. "POST /guilds/:id/channels"; any `:param` name matches, and the method prefix is optional. */
   route: string;
+  /** A 2xx status with `delayMs` only delays the request, which is then served normally. */
   status: number;
   body?: unknown;
   retryAfterS?: number;
@@ -19,19 +22,51 @@ interface Bucket {
   resetAt: number;
 }
 
+interface Route {
+  /** The route template, e.g. "DELETE /channels/:id": what faults and bucket hashes are keyed by. */
+  key: string;
+  /** The major parameter: Discord keeps a separate bucket per guild or channel within one hash. */
+  id?: string;
+}
+
 const BUCKET_LIMIT = 50;
 const BUCKET_WINDOW_MS = 10_000;
 
+/** What Discord answers for a status when a scripted fault brings no body of its own. */
+const DEFAULT_ERROR_BODIES: Record<number, unknown> = {
+  400: { message: "400: Bad Request", code: 0 },
+  401: { message: "401: Unauthorized", code: 0 },
+  403: { message: "Missing Permissions", code: 50013 },
+  404: { message: "404: Not Found", code: 0 },
+  500: { message: "500: Internal Server Error", code: 0 },
+  502: { message: "502: Bad Gateway", code: 0 },
+  503: { message: "503: Service Unavailable", code: 0 },
+};
+
+const CREATABLE_TYPES = [ChannelType.GuildText, ChannelType.GuildVoice, ChannelType.GuildCategory, ChannelType.GuildAnnouncement, ChannelType.GuildStageVoice, ChannelType.GuildForum];
+
+/** Discord's own validation codes and messages, so a client that logs them sees the familiar text. */
 const CreateChannelBody = z.object({
-  name: z.string().min(1).max(100),
-  type: z.number().int().optional(),
-  parent_id: z.string().regex(/^\d{17,20}$/).nullable().optional(),
-  user_limit: z.number().int().min(0).max(99).optional(),
+  name: z.string({ error: "This field is required" }).min(1, "Must be between 1 and 100 in length.").max(100, "Must be between 1 and 100 in length."),
+  type: z.number().int().refine((type) => CREATABLE_TYPES.includes(type), "Value is not a valid enum value.").optional(),
+  parent_id: z.string().regex(/^\d{17,20}$/, "Value is not snowflake.").nullable().optional(),
+  user_limit: z.number().int().min(0, "int value should be greater than or equal to 0.").max(99, "int value should be less than or equal to 99.").optional(),
+  bitrate: z.number().int().min(8_000).optional(),
+  position: z.number().int().optional(),
+  topic: z.string().max(1024).nullable().optional(),
 });
 
+const ERROR_CODE_FOR_ISSUE: Record<string, string> = {
+  invalid_type: "BASE_TYPE_REQUIRED",
+  too_small: "BASE_TYPE_BAD_LENGTH",
+  too_big: "BASE_TYPE_BAD_LENGTH",
+  invalid_format: "NUMBER_TYPE_COERCE",
+  custom: "ENUM_TYPE_COERCE",
+};
+
 /**
- * Discord REST v10 for the calls this project makes: the gateway URL, creating and deleting channels. Bot token
- * checked, Discord's error bodies and codes, X-RateLimit-* headers with a real bucket, and scripted faults.
+ * Discord REST v10 for the calls this project makes: the gateway URL, creating, reading and deleting channels.
+ * Bot token checked, Discord's error bodies and codes, X-RateLimit-* headers with real buckets, scripted faults.
  */
 export class SimRest {
   readonly auditLog: Array<{ method: string; path: string; reason: string | null }> = [];
@@ -41,9 +76,10 @@ export class SimRest {
   constructor(
     private readonly world: SimWorld,
     private readonly options: {
-      botToken: string;
+      token: BotToken;
+      budget: SessionStartBudget;
       gatewayUrl: () => string;
-      sessionStartLimit: { total: number; remaining: number; resetAfterMs: number; maxConcurrency: number };
+      log: (msg: string, fields?: Record<string, unknown>) => void;
     },
   ) {}
 
@@ -52,65 +88,78 @@ export class SimRest {
   }
 
   async handle(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
-    const method = request.method ?? "GET";
+    const method = (request.method ?? "GET").toUpperCase();
     const route = routeOf(method, path);
     if (!route) return reply(response, 404, { message: "404: Not Found", code: 0 });
-    if (request.headers.authorization !== `Bot ${this.options.botToken}`) {
+    if (!this.options.token.acceptsAuthorization(request.headers.authorization)) {
       return reply(response, 401, { message: "401: Unauthorized", code: 0 });
     }
-    const bucket = this.take(route.key);
+    const bucket = this.take(`${route.key} ${route.id ?? ""}`);
     const headers = rateLimitHeaders(route.key, bucket);
-    const fault = this.faults.find((f) => f.method === method && f.route === route.key && f.left > 0);
+    const fault = this.faults.find((f) => f.left > 0 && faultMatches(f, method, route.key));
     if (fault) {
       fault.left--;
+      this.options.log("scripted REST fault", { route: route.key, status: fault.status, delayMs: fault.delayMs });
       if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
       if (fault.status === 429) return this.rateLimited(response, headers, fault.retryAfterS ?? 1, fault.body);
-      return reply(response, fault.status, fault.body ?? { message: "Scripted failure", code: 0 }, headers);
+      if (fault.status >= 300) {
+        return reply(response, fault.status, fault.body ?? DEFAULT_ERROR_BODIES[fault.status] ?? { message: `${fault.status}: Error`, code: 0 }, headers);
+      }
     }
     if (bucket.remaining < 0) return this.rateLimited(response, headers, Math.max(0.001, (bucket.resetAt - Date.now()) / 1000));
+    return this.serve(request, response, method, path, route, headers);
+  }
 
-    const reason = request.headers["x-audit-log-reason"];
+  private async serve(request: IncomingMessage, response: ServerResponse, method: string, path: string, route: Route, headers: Record<string, string>): Promise<void> {
+    const reason = auditReason(request);
     switch (route.key) {
       case "GET /gateway/bot":
-        return reply(response, 200, {
-          url: this.options.gatewayUrl(),
-          shards: 1,
-          session_start_limit: {
-            total: this.options.sessionStartLimit.total,
-            remaining: this.options.sessionStartLimit.remaining,
-            reset_after: this.options.sessionStartLimit.resetAfterMs,
-            max_concurrency: this.options.sessionStartLimit.maxConcurrency,
-          },
-        }, headers);
+        return reply(response, 200, { url: this.options.gatewayUrl(), shards: 1, session_start_limit: this.options.budget.snapshot() }, headers);
+      case "GET /guilds/:id/channels":
+        if (route.id !== this.world.guildId) return reply(response, 404, { message: "Unknown Guild", code: 10004 }, headers);
+        return reply(response, 200, [...this.world.channels.values()], headers);
       case "POST /guilds/:id/channels": {
         if (route.id !== this.world.guildId) return reply(response, 404, { message: "Unknown Guild", code: 10004 }, headers);
-        const body = CreateChannelBody.safeParse(await readJson(request));
+        const raw = await readJson(request);
+        if (raw === INVALID_JSON) return reply(response, 400, { message: "The request body contains invalid JSON.", code: 50109 }, headers);
+        const body = CreateChannelBody.safeParse(raw);
         if (!body.success) return reply(response, 400, invalidFormBody(body.error), headers);
-        this.auditLog.push({ method, path, reason: typeof reason === "string" ? decodeURIComponent(reason) : null });
+        if (this.world.channels.size >= MAX_GUILD_CHANNELS) {
+          return reply(response, 400, { message: `Maximum number of guild channels reached (${MAX_GUILD_CHANNELS})`, code: 30013 }, headers);
+        }
+        this.auditLog.push({ method, path, reason });
         const channel = this.world.createChannel({
           name: body.data.name,
           type: body.data.type ?? ChannelType.GuildText,
           parentId: body.data.parent_id ?? null,
           userLimit: body.data.user_limit,
         });
+        this.options.log("channel created", { channelId: channel.id, name: channel.name, reason });
         return reply(response, 201, channel, headers);
       }
-      case "DELETE /channels/:id": {
-        const channel = this.world.deleteChannel(route.id!);
+      case "GET /channels/:id": {
+        const channel = this.world.channels.get(route.id ?? "");
         if (!channel) return reply(response, 404, { message: "Unknown Channel", code: 10003 }, headers);
-        this.auditLog.push({ method, path, reason: typeof reason === "string" ? decodeURIComponent(reason) : null });
+        return reply(response, 200, channel, headers);
+      }
+      case "DELETE /channels/:id": {
+        const channel = this.world.deleteChannel(route.id ?? "");
+        if (!channel) return reply(response, 404, { message: "Unknown Channel", code: 10003 }, headers);
+        this.auditLog.push({ method, path, reason });
+        this.options.log("channel deleted", { channelId: channel.id, reason });
         return reply(response, 200, channel, headers);
       }
     }
   }
 
   private rateLimited(response: ServerResponse, headers: Record<string, string>, retryAfterS: number, body?: unknown): void {
-    reply(
-      response,
-      429,
-      body ?? { message: "You are being rate limited.", retry_after: retryAfterS, global: false },
-      { ...headers, "Retry-After": String(Math.ceil(retryAfterS)), "X-RateLimit-Scope": "user" },
-    );
+    const global = typeof body === "object" && body !== null && (body as { global?: unknown }).global === true;
+    reply(response, 429, body ?? { message: "You are being rate limited.", retry_after: retryAfterS, global: false }, {
+      ...headers,
+      "Retry-After": String(Math.ceil(retryAfterS)),
+      "X-RateLimit-Scope": global ? "global" : "user",
+      ...(global ? { "X-RateLimit-Global": "true" } : {}),
+    });
   }
 
   private take(key: string): Bucket {
@@ -125,13 +174,30 @@ export class SimRest {
   }
 }
 
-function routeOf(method: string, path: string): { key: string; id?: string } | undefined {
+function routeOf(method: string, path: string): Route | undefined {
   if (method === "GET" && path === "/gateway/bot") return { key: "GET /gateway/bot" };
   const guildChannels = /^\/guilds\/(\d+)\/channels$/.exec(path);
-  if (method === "POST" && guildChannels) return { key: "POST /guilds/:id/channels", id: guildChannels[1] };
+  if (guildChannels && (method === "GET" || method === "POST")) return { key: `${method} /guilds/:id/channels`, id: guildChannels[1] };
   const channel = /^\/channels\/(\d+)$/.exec(path);
-  if (method === "DELETE" && channel) return { key: "DELETE /channels/:id", id: channel[1] };
+  if (channel && (method === "GET" || method === "DELETE")) return { key: `${method} /channels/:id`, id: channel[1] };
   return undefined;
+}
+
+/** "POST /guilds/:guildId/channels", "/guilds/:id/channels" and "post /guilds/:x/channels" all name one route. */
+function faultMatches(fault: RestFault, method: string, routeKey: string): boolean {
+  if (fault.method.toUpperCase() !== method) return false;
+  const template = (route: string) => route.trim().replace(/^[A-Za-z]+\s+/, "").replace(/:[A-Za-z_]+/g, ":id").replace(/\/+$/, "");
+  return template(fault.route) === template(routeKey);
+}
+
+function auditReason(request: IncomingMessage): string | null {
+  const header = request.headers["x-audit-log-reason"];
+  if (typeof header !== "string") return null;
+  try {
+    return decodeURIComponent(header);
+  } catch {
+    return header;
+  }
 }
 
 function rateLimitHeaders(key: string, bucket: Bucket): Record<string, string> {
@@ -149,7 +215,8 @@ function rateLimitHeaders(key: string, bucket: Bucket): Record<string, string> {
 function invalidFormBody(error: z.ZodError): unknown {
   const errors: Record<string, unknown> = {};
   for (const issue of error.issues) {
-    errors[String(issue.path[0] ?? "body")] = { _errors: [{ code: "BASE_TYPE_INVALID", message: issue.message }] };
+    const code = ERROR_CODE_FOR_ISSUE[issue.code] ?? "BASE_TYPE_INVALID";
+    errors[String(issue.path[0] ?? "_body")] = { _errors: [{ code, message: issue.message }] };
   }
   return { code: 50035, message: "Invalid Form Body", errors };
 }
@@ -159,17 +226,20 @@ export function reply(response: ServerResponse, status: number, body: unknown, h
   response.end(JSON.stringify(body));
 }
 
+/** Returned by readJson for a body that is not JSON (or is too large to be a sensible request). */
+export const INVALID_JSON: unique symbol = Symbol("invalid JSON");
+
 export async function readJson(request: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > limit) return undefined;
+    if (size > limit) return INVALID_JSON;
     chunks.push(chunk as Buffer);
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
-    return undefined;
+    return INVALID_JSON;
   }
 }

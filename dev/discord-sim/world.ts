@@ -11,9 +11,16 @@ export interface ChannelObject {
   user_limit?: number;
   bitrate?: number;
   rtc_region?: null;
+  topic?: null;
+  last_message_id?: null;
+  rate_limit_per_user?: number;
   nsfw: boolean;
+  flags: number;
   permission_overwrites: [];
 }
+
+/** Discord's cap on channels per guild; creating one more fails with 30013. */
+export const MAX_GUILD_CHANNELS = 500;
 
 export interface SimUser {
   id: string;
@@ -40,6 +47,8 @@ export class SimWorld {
   readonly users = new Map<string, SimUser>();
   readonly voiceStates = new Map<string, VoiceStateRecord>();
   readonly ownerId = snowflake();
+  /** False during a scripted outage: Discord sends nothing for an unavailable guild until its GUILD_CREATE. */
+  available = true;
   private readonly listeners = new Set<DispatchListener>();
 
   constructor(
@@ -53,6 +62,7 @@ export class SimWorld {
   }
 
   private dispatch(event: string, data: unknown): void {
+    if (!this.available && event !== "GUILD_DELETE") return;
     for (const listener of this.listeners) listener(event, data);
   }
 
@@ -70,8 +80,12 @@ export class SimWorld {
       position: this.channels.size,
       parent_id: input.parentId ?? null,
       nsfw: false,
+      flags: 0,
       permission_overwrites: [],
-      ...(type === ChannelType.GuildVoice ? { user_limit: input.userLimit ?? 0, bitrate: 64_000, rtc_region: null } : {}),
+      ...(type === ChannelType.GuildText ? { topic: null, last_message_id: null, rate_limit_per_user: 0 } : {}),
+      ...(type === ChannelType.GuildVoice
+        ? { user_limit: input.userLimit ?? 0, bitrate: 64_000, rtc_region: null, last_message_id: null, rate_limit_per_user: 0 }
+        : {}),
     };
     this.channels.set(channel.id, channel);
     this.dispatch("CHANNEL_CREATE", channel);
@@ -116,11 +130,17 @@ export class SimWorld {
     this.dispatch("VOICE_STATE_UPDATE", this.voiceStatePayload(next, true));
   }
 
+  /** GUILD_DELETE unavailable:true; the world keeps changing, silently, until restoreGuild(). */
   guildOutage(): void {
+    if (!this.available) return;
     this.dispatch("GUILD_DELETE", { id: this.guildId, unavailable: true });
+    this.available = false;
   }
 
+  /** The guild is back: one GUILD_CREATE with the full current state, which is how clients learn what they missed. */
   restoreGuild(): void {
+    if (this.available) return;
+    this.available = true;
     this.dispatch("GUILD_CREATE", this.guildCreatePayload());
   }
 
