@@ -155,7 +155,8 @@ export class GuildHub extends DurableObject<Env> {
     } catch (error) {
       return failureOf(error);
     }
-    this.publish(roomDeleted(this.store, { guildId: request.guildId, channelId: request.channelId }), Date.now());
+    const now = Date.now();
+    this.publish(roomDeleted(this.store, { guildId: request.guildId, channelId: request.channelId }, now), now);
     return { ok: true, value: { ok: true } };
   }
 
@@ -309,7 +310,7 @@ export class GuildHub extends DurableObject<Env> {
         this.store.setRoomEmptySince(room.channelId, now); // try again after another TTL
         continue;
       }
-      this.publish(roomDeleted(this.store, { guildId: this.guildId, channelId: room.channelId }), now);
+      this.publish(roomDeleted(this.store, { guildId: this.guildId, channelId: room.channelId }, now), now);
     }
   }
 

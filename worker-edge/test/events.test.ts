@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { DiscordFake } from "./support/discord-fake.js";
 import { authed, createRoom, edgeFetch, newChannelId, newUserId, postInternal, TestSocket } from "./support/edge.js";
-import { joined, left, roomCreated, sync } from "./support/events.js";
+import { joined, left, roomCreated, roomDeleted, sync } from "./support/events.js";
 import { mintToken } from "./support/tokens.js";
 
 async function liveSocket(extra: Record<string, unknown> = {}): Promise<TestSocket> {
@@ -61,6 +61,23 @@ describe("broadcast semantics", () => {
       await ingest(joined(channelId, newUserId()));
       await socket.waitForEvents(2, "room.created then voice.joined");
       expect(socket.events().map((e) => e.event)).toEqual(["room.created", "voice.joined"]);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("does not revive an ended room when the gateway's CHANNEL_CREATE arrives late", async () => {
+    const discord = new DiscordFake();
+    discord.install();
+    try {
+      const socket = await liveSocket();
+      const token = await mintToken();
+      const { channelId } = await (await createRoom(token, { name: "Short game" })).json<{ channelId: string }>();
+      expect((await edgeFetch(`/end-room/${channelId}`, authed(token, { method: "DELETE" }))).status).toBe(200);
+      await ingest(roomCreated(channelId, "Short game"), roomDeleted(channelId)); // the gateway, late
+      await ingest(roomCreated(newChannelId(), "marker"));
+      await socket.waitForEvents(3, "created, deleted, then the marker");
+      expect(names(socket)).toEqual([`room.created:${channelId}`, `room.deleted:${channelId}`, expect.stringMatching(/^room\.created:/)]);
     } finally {
       vi.restoreAllMocks();
     }

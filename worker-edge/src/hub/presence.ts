@@ -10,7 +10,7 @@ export function reconcile(store: HubStore, incoming: InternalEvent, now: number)
     case "room.created":
       return roomCreated(store, incoming.payload, null, now);
     case "room.deleted":
-      return roomDeleted(store, incoming.payload);
+      return roomDeleted(store, incoming.payload, now);
     case "voice.joined":
       return voiceJoined(store, incoming.payload, now);
     case "voice.left":
@@ -27,6 +27,7 @@ export function roomCreated(
   creatorId: string | null,
   now: number,
 ): AppEvent[] {
+  if (store.hasEnded(payload.channelId)) return []; // a late CHANNEL_CREATE (or sync) after the room ended
   const known = store.room(payload.channelId);
   store.putRoom({
     channelId: payload.channelId,
@@ -39,9 +40,9 @@ export function roomCreated(
   return known ? [] : [{ event: "room.created", payload: withoutUndefined(payload) }];
 }
 
-export function roomDeleted(store: HubStore, payload: PayloadOf<"room.deleted">): AppEvent[] {
+export function roomDeleted(store: HubStore, payload: PayloadOf<"room.deleted">, now: number): AppEvent[] {
   if (!store.room(payload.channelId)) return [];
-  store.deleteRoom(payload.channelId);
+  store.deleteRoom(payload.channelId, now);
   return [{ event: "room.deleted", payload }];
 }
 
@@ -91,7 +92,7 @@ function guildSync(store: HubStore, sync: GuildSyncPayload, now: number): AppEve
     events.push(...voiceJoined(store, { guildId, ...state }, now));
   }
   for (const room of store.rooms()) {
-    if (!wantedRooms.has(room.channelId)) events.push(...roomDeleted(store, { guildId, channelId: room.channelId }));
+    if (!wantedRooms.has(room.channelId)) events.push(...roomDeleted(store, { guildId, channelId: room.channelId }, now));
   }
   return events;
 }

@@ -6,6 +6,7 @@ export const Retention = {
   replayAgeMs: 15 * 60_000,
   seenIdAgeMs: 24 * 60 * 60_000,
   idempotencyAgeMs: 24 * 60 * 60_000,
+  endedRoomAgeMs: 24 * 60 * 60_000,
 } as const;
 
 export interface RoomRecord {
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, event TEXT NOT NULL, channel_id TEXT NOT NULL, message TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS seen_ids (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ended_rooms (channel_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_ids_at ON seen_ids (at);
 CREATE TABLE IF NOT EXISTS idempotency (
   user_id TEXT NOT NULL, key TEXT NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (user_id, key)
@@ -102,9 +104,15 @@ export class HubStore {
     );
   }
 
-  deleteRoom(channelId: string): void {
+  /** Deletes a room and remembers it ended: Discord never reuses a channel id, so a late report cannot revive it. */
+  deleteRoom(channelId: string, at: number): void {
     this.sql.exec("DELETE FROM rooms WHERE channel_id = ?", channelId);
     this.sql.exec("DELETE FROM members WHERE channel_id = ?", channelId);
+    this.sql.exec("INSERT OR REPLACE INTO ended_rooms (channel_id, at) VALUES (?, ?)", channelId, at);
+  }
+
+  hasEnded(channelId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM ended_rooms WHERE channel_id = ?", channelId).toArray().length > 0;
   }
 
   setRoomEmptySince(channelId: string, emptySince: number | null): void {
@@ -202,6 +210,7 @@ export class HubStore {
   prune(now: number): void {
     this.sql.exec("DELETE FROM events WHERE seq <= ? OR ts < ?", this.seq - Retention.replayEvents, now - Retention.replayAgeMs);
     this.sql.exec("DELETE FROM seen_ids WHERE at < ?", now - Retention.seenIdAgeMs);
+    this.sql.exec("DELETE FROM ended_rooms WHERE at < ?", now - Retention.endedRoomAgeMs);
     this.sql.exec("DELETE FROM idempotency WHERE at < ?", now - Retention.idempotencyAgeMs);
   }
 }
