@@ -1,10 +1,16 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startDiscordSimulator, type DiscordSimulator } from "../discord-sim/index.js";
+import { GatewayProbe } from "../discord-sim/probe.js";
 
 const TOKEN = "rest-test-token";
 const GUILD = "100000000000000001";
 let sim: DiscordSimulator;
-afterEach(() => sim?.close());
+let probe: GatewayProbe | undefined;
+afterEach(async () => {
+  probe?.drop();
+  probe = undefined;
+  await sim?.close();
+});
 
 const start = async () => {
   sim = await startDiscordSimulator({ botToken: TOKEN, guildId: GUILD, users: [{ id: "210000000000000001", username: "mira" }] });
@@ -71,5 +77,86 @@ describe("the simulator's REST API", () => {
     for (let i = 0; i < 51; i++) statuses.push((await api("/gateway/bot")).status);
     expect(statuses.slice(0, 50).every((s) => s === 200)).toBe(true);
     expect(statuses[50]).toBe(429);
+  });
+});
+
+describe("the simulator's REST channels and faults", () => {
+  const createRoom = (name = "Pod", headers: Record<string, string> = {}) =>
+    api(`/guilds/${GUILD}/channels`, { method: "POST", headers, body: JSON.stringify({ name, type: 2, user_limit: 4 }) });
+
+  it("deletes a channel: 200 with the channel, CHANNEL_DELETE and a null-channel update per user on the gateway", async () => {
+    await start();
+    probe = new GatewayProbe(sim.gatewayUrl);
+    await sim.waitFor(() => probe!.find(10), 2_000, "HELLO");
+    probe.identify(TOKEN, 129);
+    await sim.waitFor(() => probe!.dispatches("GUILD_CREATE").length === 1, 2_000, "GUILD_CREATE");
+    const room = (await (await createRoom()).json()) as { id: string };
+    sim.setVoiceState("210000000000000001", room.id);
+    const response = await api(`/channels/${room.id}`, { method: "DELETE", headers: { "X-Audit-Log-Reason": "room%20ended" } });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ id: room.id, type: 2, guild_id: GUILD });
+    await sim.waitFor(() => probe!.dispatches("VOICE_STATE_UPDATE").length === 2, 2_000, "the join and the disconnect");
+    expect(probe.dispatches().slice(2).map((m) => m.t)).toEqual(["CHANNEL_CREATE", "VOICE_STATE_UPDATE", "CHANNEL_DELETE", "VOICE_STATE_UPDATE"]);
+    expect(probe.dispatches("VOICE_STATE_UPDATE")[1]!.d).toMatchObject({ channel_id: null, user_id: "210000000000000001", guild_id: GUILD });
+    expect(sim.state().auditLog.at(-1)).toEqual({ method: "DELETE", path: `/channels/${room.id}`, reason: "room ended" });
+    expect((await api(`/channels/${room.id}`)).status).toBe(404);
+  });
+
+  it("reads channels back and answers 50109 for a body that is not JSON", async () => {
+    await start();
+    const room = (await (await createRoom("Readable")).json()) as { id: string };
+    expect(await (await api(`/channels/${room.id}`)).json()).toMatchObject({ id: room.id, name: "Readable" });
+    expect((await (await api(`/guilds/${GUILD}/channels`)).json()) as unknown[]).toHaveLength(1);
+    const broken = await api(`/guilds/${GUILD}/channels`, { method: "POST", body: "{" });
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toEqual({ message: "The request body contains invalid JSON.", code: 50109 });
+  });
+
+  it("lists each invalid field the way Discord does", async () => {
+    await start();
+    const response = await api(`/guilds/${GUILD}/channels`, { method: "POST", body: JSON.stringify({ name: "x".repeat(101), user_limit: 100, type: 99 }) });
+    const body = (await response.json()) as { errors: Record<string, { _errors: Array<{ code: string; message: string }> }> };
+    expect(Object.keys(body.errors).sort()).toEqual(["name", "type", "user_limit"]);
+    expect(body.errors.name!._errors[0]).toEqual({ code: "BASE_TYPE_BAD_LENGTH", message: "Must be between 1 and 100 in length." });
+  });
+
+  it("answers 30013 when the guild already has 500 channels", async () => {
+    await start();
+    for (let i = 0; i < 500; i++) sim.createChannel({ name: `filler-${i}`, type: 0 });
+    const response = await createRoom();
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ message: "Maximum number of guild channels reached (500)", code: 30013 });
+  });
+
+  it("plays scripted errors with Discord bodies, whatever the route's parameter is called", async () => {
+    await start();
+    sim.scriptRest({ method: "POST", route: "POST /guilds/:guildId/channels", status: 403, times: 2 });
+    sim.scriptRest({ method: "DELETE", route: "/channels/:channelId", status: 500, body: { message: "500: Internal Server Error", code: 0 } });
+    for (let i = 0; i < 2; i++) {
+      const denied = await createRoom();
+      expect(denied.status).toBe(403);
+      expect(await denied.json()).toEqual({ message: "Missing Permissions", code: 50013 });
+    }
+    expect((await createRoom()).status).toBe(201);
+    expect((await api("/channels/123456789012345678", { method: "DELETE" })).status).toBe(500);
+    expect(sim.state().channels).toHaveLength(1);
+  });
+
+  it("delays a request by a scripted amount and then serves it", async () => {
+    await start();
+    sim.scriptRest({ method: "POST", route: "POST /guilds/:id/channels", status: 200, delayMs: 300 });
+    const started = Date.now();
+    const response = await createRoom();
+    expect(response.status).toBe(201);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+  });
+
+  it("keeps a separate bucket per channel, under one bucket hash", async () => {
+    await start();
+    const a = await api("/channels/123456789012345671", { method: "DELETE" });
+    const b = await api("/channels/123456789012345672", { method: "DELETE" });
+    expect(a.headers.get("X-RateLimit-Remaining")).toBe("49");
+    expect(b.headers.get("X-RateLimit-Remaining")).toBe("49");
+    expect(a.headers.get("X-RateLimit-Bucket")).toBe(b.headers.get("X-RateLimit-Bucket"));
   });
 });

@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { startDiscordSimulator, type DiscordSimulator } from "../discord-sim/index.js";
+import { GatewayProbe } from "../discord-sim/probe.js";
+
+const TOKEN = "control-test-token";
+const GUILD = "100000000000000001";
+const ROOM = "110000000000000001";
+const NEWCOMER = "210000000000000009";
+
+let sim: DiscordSimulator | undefined;
+let probe: GatewayProbe | undefined;
+afterEach(async () => {
+  probe?.drop();
+  await sim?.close();
+  sim = probe = undefined;
+});
+
+async function start(): Promise<DiscordSimulator> {
+  sim = await startDiscordSimulator({ botToken: TOKEN, guildId: GUILD, identifyIntervalMs: 0, channels: [{ id: ROOM, name: "Pod A", type: 2 }] });
+  return sim;
+}
+
+const control = (path: string, init: { method?: string; body?: unknown } = {}) =>
+  fetch(`${sim!.url}/_sim${path}`, {
+    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
+    headers: { "Content-Type": "application/json", Origin: "http://127.0.0.1:5173" },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
+
+describe("the simulator's HTTP control API", () => {
+  it("reports state with CORS open to any origin, and answers preflight", async () => {
+    await start();
+    const state = await control("/state");
+    expect(state.headers.get("Access-Control-Allow-Origin")).toBe("*");
+    expect(await state.json()).toMatchObject({ channels: [{ id: ROOM }], voiceStates: [], identifyCount: 0, guildAvailable: true });
+    const preflight = await fetch(`${sim!.url}/_sim/voice`, { method: "OPTIONS" });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("Access-Control-Allow-Methods")).toContain("POST");
+    const rest = await fetch(`${sim!.restBase}/gateway/bot`, { headers: { Authorization: `Bot ${TOKEN}` } });
+    expect(rest.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("moves users, adding one it does not know when a username comes along", async () => {
+    await start();
+    expect((await control("/voice", { body: { userId: NEWCOMER, channelId: ROOM, username: "Newcomer", selfMute: true } })).status).toBe(200);
+    expect(sim!.state().voiceStates).toEqual([{ userId: NEWCOMER, channelId: ROOM, selfMute: true, selfDeaf: false }]);
+    await control("/voice", { body: { userId: NEWCOMER, channelId: null } });
+    expect(sim!.state().voiceStates).toEqual([]);
+  });
+
+  it("rejects bad input with 400 and a reason", async () => {
+    await start();
+    const cases: Array<[string, unknown]> = [
+      ["/voice", { userId: "nope", channelId: ROOM }],
+      ["/voice", { userId: "210000000000000123", channelId: ROOM }], // unknown user, no username
+      ["/channels", { name: "" }],
+      ["/faults", { action: "explode" }],
+      ["/faults", { action: "close", code: 1006 }],
+      ["/rest-faults", { method: "POST", route: "POST /guilds/:id/channels", status: 42 }],
+    ];
+    for (const [path, body] of cases) {
+      const response = await control(path, { body });
+      expect(response.status, `${path} ${JSON.stringify(body)}`).toBe(400);
+      expect(await response.json()).toMatchObject({ error: "invalid_input", message: expect.any(String) });
+    }
+  });
+
+  it("creates and deletes channels, 404 for one it does not have", async () => {
+    await start();
+    const created = (await (await control("/channels", { body: { name: "Pod B", type: 2, userLimit: 4 } })).json()) as { id: string; user_limit: number };
+    expect(created.user_limit).toBe(4);
+    expect((await control(`/channels/${created.id}`, { method: "DELETE" })).status).toBe(200);
+    expect((await control(`/channels/${created.id}`, { method: "DELETE" })).status).toBe(404);
+  });
+
+  it("applies gateway faults and scripted REST faults", async () => {
+    await start();
+    probe = new GatewayProbe(sim!.gatewayUrl);
+    await sim!.waitFor(() => probe!.find(10), 2_000, "HELLO");
+    probe.identify(TOKEN, 129);
+    await sim!.waitFor(() => probe!.dispatches("GUILD_CREATE").length === 1, 2_000, "GUILD_CREATE");
+    await control("/faults", { body: { action: "outage" } });
+    await sim!.waitFor(() => probe!.dispatches("GUILD_DELETE").length === 1, 2_000, "GUILD_DELETE from the outage fault");
+    await control("/faults", { body: { action: "restore" } });
+    await sim!.waitFor(() => probe!.dispatches("GUILD_CREATE").length === 2, 2_000, "GUILD_CREATE from the restore fault");
+    await control("/faults", { body: { action: "close", code: 4000 } });
+    expect(await sim!.waitFor(() => probe!.closeCode, 2_000, "the close fault")).toBe(4000);
+
+    await control("/rest-faults", { body: { method: "DELETE", route: "DELETE /channels/:id", status: 429, retryAfterS: 0.25 } });
+    const limited = await fetch(`${sim!.restBase}/channels/${ROOM}`, { method: "DELETE", headers: { Authorization: `Bot ${TOKEN}` } });
+    expect(limited.status).toBe(429);
+    expect(await limited.json()).toEqual({ message: "You are being rate limited.", retry_after: 0.25, global: false });
+    expect(limited.headers.get("X-RateLimit-Scope")).toBe("user");
+  });
+});
