@@ -46,7 +46,9 @@ describe("restarting with SESSION_FILE", () => {
       `voice.joined:${USERS[0]}@${ROOM_B}`,
       `voice.left:${USERS[1]}@${ROOM_A}`,
     ]);
-    expect(h.hub.duplicates).toBe(0);
+    // The hub's stream above has each event once. A POST the dying process had in flight may still land and be
+    // replayed after the resume: delivery is at-least-once, and the hub drops such repeats by id.
+    expect(h.hub.duplicates).toBeLessThanOrEqual(1);
   });
 
   it("advances the stored seq only past events the hub accepted", async () => {
