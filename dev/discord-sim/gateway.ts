@@ -297,9 +297,19 @@ export class SimGateway {
     for (const connection of this.connections) this.send(connection.socket, { op: GatewayOpcodes.Reconnect, d: null, s: null, t: null });
   }
 
+  /**
+   * Op 9 leaves the socket unauthenticated: the client may RESUME (d:true) or IDENTIFY (d:false) on the same
+   * connection, as mature clients do, or reconnect.
+   */
   invalidateSession(resumable: boolean): void {
     for (const connection of this.connections) {
-      if (!resumable && connection.session) connection.session.alive = false;
+      const session = connection.session;
+      if (session) {
+        connection.session = undefined;
+        session.socket = undefined;
+        if (resumable) session.resumableUntil = Date.now() + this.options.resumeWindowMs;
+        else session.alive = false;
+      }
       this.send(connection.socket, { op: GatewayOpcodes.InvalidSession, d: resumable, s: null, t: null });
     }
   }

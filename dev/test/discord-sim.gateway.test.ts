@@ -330,6 +330,21 @@ describe("RESUME", () => {
     await open();
   });
 
+  it("after op 9 the socket is unauthenticated: RESUME (d:true) or IDENTIFY (d:false) on the same connection", async () => {
+    await start();
+    const probe = await ready();
+    const sessionId = (probe.dispatches("READY")[0]!.d as { session_id: string }).session_id;
+    sim!.invalidateSession(true);
+    await sim!.waitFor(() => probe.find(9), 2_000, "op 9 d:true");
+    probe.resume(TOKEN, sessionId, 2);
+    await sim!.waitFor(() => probe.dispatches("RESUMED").length === 1, 2_000, "RESUMED on the same socket");
+    sim!.invalidateSession(false);
+    await sim!.waitFor(() => probe.messages.filter((m) => m.op === 9).length === 2, 2_000, "op 9 d:false");
+    probe.identify(TOKEN, VOICE_INTENTS);
+    await sim!.waitFor(() => probe.dispatches("READY").length === 2, 2_000, "a fresh READY on the same socket");
+    expect(sim!.state()).toMatchObject({ identifyCount: 2, resumeCount: 1 });
+  });
+
   it("sends op 7 and op 9 to connected clients on request", async () => {
     await start();
     const probe = await ready();
