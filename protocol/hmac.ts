@@ -46,16 +46,34 @@ export function timingSafeEqual(a: string, b: string): boolean {
 
 export type HubSignatureCheck = { ok: true } | { ok: false; reason: "missing" | "stale" | "bad_signature" };
 
+/** The headers' shape and the timestamp window: checked before the body is read, so a stale request costs nothing. */
+export function checkHubHeaders(
+  timestampHeader: string | null,
+  signatureHeader: string | null,
+  nowMs = Date.now(),
+): HubSignatureCheck {
+  if (!timestampHeader || !signatureHeader || !/^\d{1,12}$/.test(timestampHeader)) return { ok: false, reason: "missing" };
+  if (Math.abs(nowMs / 1000 - Number(timestampHeader)) > MAX_CLOCK_SKEW_SECONDS) return { ok: false, reason: "stale" };
+  return { ok: true };
+}
+
+/**
+ * Verifies a signed internal request. Several secrets may be given (the current one and, while rotating, the
+ * previous one); each is checked in full, so timing does not tell which matched.
+ */
 export async function verifyHubSignature(
-  secret: string,
+  secrets: string | readonly string[],
   timestampHeader: string | null,
   signatureHeader: string | null,
   body: string,
   nowMs = Date.now(),
 ): Promise<HubSignatureCheck> {
-  if (!timestampHeader || !signatureHeader || !/^\d{1,12}$/.test(timestampHeader)) return { ok: false, reason: "missing" };
-  const timestamp = Number(timestampHeader);
-  if (Math.abs(nowMs / 1000 - timestamp) > MAX_CLOCK_SKEW_SECONDS) return { ok: false, reason: "stale" };
-  const expected = await signHubBody(secret, timestamp, body);
-  return timingSafeEqual(expected, signatureHeader) ? { ok: true } : { ok: false, reason: "bad_signature" };
+  const headers = checkHubHeaders(timestampHeader, signatureHeader, nowMs);
+  if (!headers.ok) return headers;
+  let matched = false;
+  for (const secret of typeof secrets === "string" ? [secrets] : secrets) {
+    const expected = await signHubBody(secret, Number(timestampHeader), body);
+    matched = timingSafeEqual(expected, signatureHeader ?? "") || matched;
+  }
+  return matched ? { ok: true } : { ok: false, reason: "bad_signature" };
 }

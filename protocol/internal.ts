@@ -15,11 +15,22 @@ export const SyncVoiceState = z.object({
   avatar: z.string().max(200).nullable().optional(),
 });
 
+/**
+ * One part of a multi-part sync: a picture too large for one request is cut into `count` parts sharing `syncId`;
+ * the hub applies it once every part has arrived, as if it had been sent whole.
+ */
+export const SyncPart = z.object({
+  syncId: z.string().min(1).max(64),
+  index: z.number().int().min(0),
+  count: z.number().int().min(1).max(64),
+}).refine((part) => part.index < part.count, { message: "index must be below count" });
+
 /** Full picture of a guild's voice channels and who is in them, sent after every fresh Discord session. */
 export const GuildSyncPayload = z.object({
   guildId: Snowflake,
   channels: z.array(SyncChannel).max(500),
   voiceStates: z.array(SyncVoiceState).max(25_000),
+  part: SyncPart.optional(),
 });
 export type GuildSyncPayload = z.infer<typeof GuildSyncPayload>;
 
@@ -32,15 +43,15 @@ export const InternalEvent = z.union([
 ]);
 export type InternalEvent = z.infer<typeof InternalEvent>;
 
+// Every event carries an id: it is what lets the hub tell a replayed request from a new event.
 const WithId = z.object({ id: InternalEventId });
-const WithOptionalId = z.object({ id: InternalEventId.optional() });
 
 export const InternalEventsBody = z.union([
   z.object({ events: z.array(z.intersection(InternalEvent, WithId)).min(1).max(500) }),
-  z.intersection(InternalEvent, WithOptionalId),
+  z.intersection(InternalEvent, WithId),
 ]);
 export type InternalEventsBody = z.infer<typeof InternalEventsBody>;
-export type IdentifiedInternalEvent = InternalEvent & { id?: string };
+export type IdentifiedInternalEvent = InternalEvent & { id: string };
 
 export const InternalEventsResponse = z.object({
   ok: z.literal(true),

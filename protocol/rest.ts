@@ -26,6 +26,7 @@ export const ErrorCode = z.enum([
   "not_found",
   "payload_too_large",
   "rate_limited",
+  "too_many_rooms",
   "discord_error",
   "discord_unavailable",
   "internal",

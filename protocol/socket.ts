@@ -15,6 +15,18 @@ export const CloseCode = {
   guildNotAllowed: 4403,
   authTimeout: 4408,
   badMessage: 4409,
+  tooMany: 4429,
+} as const;
+
+/** What one guild's hub admits; over a limit the socket is closed 4429 (tooMany). */
+export const SocketLimits = {
+  /** Unauthenticated sockets waiting for their first message, per guild. */
+  pendingSockets: 1_000,
+  /** Authenticated sockets of one user, per guild (tabs, devices). */
+  socketsPerUser: 10,
+  /** Re-auths on a live socket: a burst, then one per interval. */
+  reauthBurst: 3,
+  reauthIntervalMs: 10_000,
 } as const;
 
 export const ClientAuth = z

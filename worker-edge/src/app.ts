@@ -10,6 +10,7 @@ import {
   SIGNATURE_HEADER,
   Snowflake,
   TIMESTAMP_HEADER,
+  checkHubHeaders,
   internalEventList,
   parseJson,
   verifyHubSignature,
@@ -17,7 +18,8 @@ import {
   type InternalEventsResponse,
 } from "../../protocol/index.js";
 import { AuthError, bearerToken, verifyAppToken, type AppUser } from "./auth.js";
-import { ConfigError, edgeConfig, servedGuilds, type EdgeConfig } from "./config.js";
+import { readTextWithin } from "./body.js";
+import { ConfigError, edgeConfig, hubSecrets, servedGuilds, type EdgeConfig } from "./config.js";
 import { ApiError, invalidInput } from "./errors.js";
 import { requestGuild, socketGuildOrUndefined } from "./guilds.js";
 import type { HubResult } from "./hub/rpc.js";
@@ -67,18 +69,17 @@ function routes(): Hono<EdgeEnv> {
   });
 
   api.post("/internal/events", async (c) => {
-    const declared = Number(c.req.header("Content-Length") ?? 0);
-    if (declared > MAX_INTERNAL_BODY_BYTES) throw new ApiError(413, "payload_too_large", "body too large");
-    const body = await c.req.text();
-    if (new TextEncoder().encode(body).byteLength > MAX_INTERNAL_BODY_BYTES) {
+    const timestamp = c.req.header(TIMESTAMP_HEADER) ?? null;
+    const signature = c.req.header(SIGNATURE_HEADER) ?? null;
+    // Nothing of an unauthenticated body is read before the cheap checks pass, and never more than the limit.
+    const headers = checkHubHeaders(timestamp, signature);
+    if (!headers.ok) throw new ApiError(401, "unauthorized", `signature rejected (${headers.reason})`);
+    if (Number(c.req.header("Content-Length") ?? 0) > MAX_INTERNAL_BODY_BYTES) {
       throw new ApiError(413, "payload_too_large", "body too large");
     }
-    const check = await verifyHubSignature(
-      c.var.config.HUB_SECRET,
-      c.req.header(TIMESTAMP_HEADER) ?? null,
-      c.req.header(SIGNATURE_HEADER) ?? null,
-      body,
-    );
+    const body = await readTextWithin(c.req.raw, MAX_INTERNAL_BODY_BYTES);
+    if (body === undefined) throw new ApiError(413, "payload_too_large", "body too large");
+    const check = await verifyHubSignature(hubSecrets(c.var.config), timestamp, signature, body);
     if (!check.ok) throw new ApiError(401, "unauthorized", `signature rejected (${check.reason})`);
     const parsed = InternalEventsBody.safeParse(parseJson(body));
     if (!parsed.success) throw invalidInput(parsed.error, "events");

@@ -68,6 +68,8 @@ export async function verifyAppToken(token: string, config: EdgeConfig): Promise
   }
   const claims = AppClaims.safeParse(payload);
   if (!claims.success) throw new AuthError("token claims are malformed");
+  // The clock tolerance is for nbf/iat skew; expiry is strict, so no token is accepted only to be cut at once.
+  if (claims.data.exp * 1000 <= Date.now()) throw new AuthError("token expired");
   return {
     userId: claims.data.sub,
     name: claims.data.name,

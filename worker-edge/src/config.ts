@@ -11,6 +11,12 @@ const EdgeConfigSchema = z
     PRIMARY_GUILD_ID: Snowflake,
     DISCORD_BOT_TOKEN: z.string().min(1),
     HUB_SECRET: z.string().min(16, "must be at least 16 characters"),
+    // Set only while rotating: requests signed with it are still accepted.
+    HUB_SECRET_PREVIOUS: z
+      .string()
+      .optional()
+      .transform((v) => v?.trim() || undefined)
+      .pipe(z.string().min(16, "must be at least 16 characters").optional()),
     JWT_ISSUER: z.string().min(1),
     JWT_AUDIENCE: z.string().min(1),
     JWT_PUBLIC_JWK_URL: z.string().optional().transform((v) => v?.trim() || undefined).pipe(z.url().optional()),
@@ -48,6 +54,11 @@ export function edgeConfig(env: Env): EdgeConfig {
 /** The guilds this deployment serves: the primary one, plus ALLOWED_GUILD_IDS in multi-guild mode. */
 export function servedGuilds(config: EdgeConfig): Set<string> {
   return new Set([config.PRIMARY_GUILD_ID, ...config.ALLOWED_GUILD_IDS]);
+}
+
+/** The secrets an internal request may be signed with: the current one, and the previous one while rotating. */
+export function hubSecrets(config: EdgeConfig): string[] {
+  return config.HUB_SECRET_PREVIOUS ? [config.HUB_SECRET, config.HUB_SECRET_PREVIOUS] : [config.HUB_SECRET];
 }
 
 export function isMultiGuild(config: EdgeConfig): boolean {

@@ -75,15 +75,22 @@ export class DiscordRest {
       "User-Agent": "DiscordBot (spell-coven-realtime, 0.1.0)",
     };
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    // A timer we clear, not AbortSignal.timeout: a pending timer would keep the guild's object awake for its length.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
     try {
-      return await (this.options.fetch ?? fetch)(`${this.options.apiBase}${path}`, {
+      const response = await (this.options.fetch ?? fetch)(`${this.options.apiBase}${path}`, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        signal: abort.signal,
       });
+      // Read within the same deadline, so a stalled body cannot hang the caller either.
+      return new Response(await response.arrayBuffer(), { status: response.status, headers: response.headers });
     } catch {
       throw new ApiError(502, "discord_error", "Discord could not be reached");
+    } finally {
+      clearTimeout(timer);
     }
   }
 

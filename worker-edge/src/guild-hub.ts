@@ -4,6 +4,7 @@ import {
   ClientMessage,
   CloseCode,
   MAX_CLIENT_MESSAGE_BYTES,
+  SocketLimits,
   parseJson,
   type AppEvent,
   type AuthOkMessage,
@@ -12,7 +13,6 @@ import {
   type EventEnvelope,
   type IdentifiedInternalEvent,
   type RoomsResponse,
-  type SnapshotMessage,
 } from "../../protocol/index.js";
 import { AuthError, verifyAppToken } from "./auth.js";
 import { edgeConfig, isMultiGuild, type EdgeConfig } from "./config.js";
@@ -20,13 +20,16 @@ import { DiscordRest } from "./discord-rest.js";
 import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
 import { errorFields, log } from "./log.js";
+import { closeOverdueSockets, dueIdleRooms, isDue, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
+import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
-import { UserRateLimiter } from "./hub/rate-limit.js";
+import { CreateRoomPolicy, takeToken } from "./hub/rate-limit.js";
 import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
-import { attachmentOf, closeSocket, deadlineOf, setAttachment, wantsEvent, type SocketAttachment } from "./hub/sockets.js";
+import { attachmentOf, closeSocket, setAttachment, SocketCensus, type SocketAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 
 const DEFAULT_ROOM_NAME = "Spell Coven room";
+const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000 / SocketLimits.reauthIntervalMs };
 
 /**
  * One per guild: the single source of truth for its rooms and voice presence, the event sequence and replay
@@ -34,13 +37,14 @@ const DEFAULT_ROOM_NAME = "Spell Coven room";
  */
 export class GuildHub extends DurableObject<Env> {
   private readonly store: HubStore;
-  private readonly rateLimiter = new UserRateLimiter();
+  private readonly census: SocketCensus;
   /** Creates in flight per user+idempotency key, so racing duplicates share one Discord call. */
   private readonly creating = new Map<string, Promise<HubResult<CreateRoomResponse>>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.store = new HubStore(ctx.storage.sql);
+    this.census = new SocketCensus(() => ctx.getWebSockets());
     // Answered by the runtime itself, so a heartbeat never wakes a hibernated hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -74,20 +78,23 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.census.forget(ws);
     closeSocket(ws, code, reason); // completes the closing handshake
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     log("warn", "GuildHub webSocketError", { guildId: this.guildId, ...errorFields(error) });
+    this.census.forget(ws);
     closeSocket(ws, 1011);
   }
 
   override async alarm(): Promise<void> {
+    const firedAt = Date.now();
     try {
-      await this.onDeadlines(Date.now());
+      await this.onDeadlines(firedAt);
     } catch (error) {
       log("error", "GuildHub alarm failed", { guildId: this.guildId, ...errorFields(error) });
-      await this.ctx.storage.setAlarm(Date.now() + 5_000); // try again rather than leave deadlines unenforced
+      await this.scheduleAlarm(Date.now() + 5_000, firedAt); // try again rather than leave deadlines unenforced
     }
   }
 
@@ -100,16 +107,17 @@ export class GuildHub extends DurableObject<Env> {
     let duplicates = 0;
     const produced: AppEvent[] = [];
     for (const event of events) {
-      if (event.id !== undefined && this.store.hasSeen(event.id)) {
+      if (this.store.hasSeen(event.id)) {
         duplicates++;
         continue;
       }
       produced.push(...reconcile(this.store, event, now));
-      if (event.id !== undefined) this.store.markSeen(event.id, now);
+      this.store.markSeen(event.id, now);
       accepted++;
     }
     this.publish(produced, now);
-    await this.scheduleRoomIdleDeadline();
+    await this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs));
+    if (duplicates > 0) log("info", "GuildHub duplicate events", { guildId, duplicates });
     return { accepted, duplicates };
   }
 
@@ -127,10 +135,8 @@ export class GuildHub extends DurableObject<Env> {
       const inFlight = this.creating.get(`${request.userId}\n${key}`);
       if (inFlight) return inFlight;
     }
-    const retryAfterSeconds = this.rateLimiter.take(request.userId, Date.now());
-    if (retryAfterSeconds > 0) {
-      return failure(new ApiError(429, "rate_limited", "too many rooms created; slow down", { retryAfterSeconds }));
-    }
+    const refusal = this.admitCreate(request.userId, Date.now());
+    if (refusal) return failure(refusal);
     const creation = this.createInDiscord(request);
     if (key === undefined) return creation;
     this.creating.set(`${request.userId}\n${key}`, creation);
@@ -168,70 +174,85 @@ export class GuildHub extends DurableObject<Env> {
     }
     this.bindGuild(socketGuild(new URL(request.url), this.config));
     const { 0: client, 1: server } = new WebSocketPair();
+    if (this.census.pendingCount() >= SocketLimits.pendingSockets) {
+      // Completed only to say why: a browser cannot read an HTTP error on a WebSocket.
+      server.accept();
+      closeSocket(server, CloseCode.tooMany, "too many connections waiting for auth");
+      log("warn", "GuildHub refused socket", { guildId: this.guildId, reason: "pending limit" });
+      return new Response(null, { status: 101, webSocket: client });
+    }
     this.ctx.acceptWebSocket(server);
     const authDeadline = Date.now() + AUTH_TIMEOUT_MS;
-    setAttachment(server, { phase: "pending", authDeadline });
+    this.setSocket(server, { phase: "pending", authDeadline });
     await this.scheduleAlarm(authDeadline);
     return new Response(null, { status: 101, webSocket: client });
   }
 
   private async onClientMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     const size = typeof raw === "string" ? new TextEncoder().encode(raw).byteLength : raw.byteLength;
-    if (size > MAX_CLIENT_MESSAGE_BYTES) return closeSocket(ws, CloseCode.tooLarge, "message too large");
-    if (typeof raw !== "string") return closeSocket(ws, CloseCode.badMessage, "binary messages are not supported");
+    if (size > MAX_CLIENT_MESSAGE_BYTES) return this.reject(ws, CloseCode.tooLarge, "message too large");
+    if (typeof raw !== "string") return this.reject(ws, CloseCode.badMessage, "binary messages are not supported");
     const message = ClientMessage.safeParse(parseJson(raw));
-    if (!message.success) return closeSocket(ws, CloseCode.badMessage, "malformed message");
+    if (!message.success) return this.reject(ws, CloseCode.badMessage, "malformed message");
     await this.authenticate(ws, message.data);
   }
 
   private async authenticate(ws: WebSocket, auth: ClientAuth): Promise<void> {
     const previous = attachmentOf(ws);
+    const now = Date.now();
+    let reauth;
+    if (previous?.phase === "live") {
+      // Each auth is a signature check and an alarm write on the guild's one thread: bound how often.
+      reauth = takeToken(previous.reauth, ReauthPolicy, now);
+      if (reauth.retryAfterSeconds > 0) return this.reject(ws, CloseCode.tooMany, "re-authenticating too often");
+    }
     let user;
     try {
       user = await verifyAppToken(auth.token, this.config);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
-      return closeSocket(ws, CloseCode.unauthorized, error.message);
+      return this.reject(ws, CloseCode.unauthorized, error.message);
     }
     if (isMultiGuild(this.config) && !user.guilds.includes(this.guildId)) {
-      return closeSocket(ws, CloseCode.guildNotAllowed, "guild not allowed for this token");
+      return this.reject(ws, CloseCode.guildNotAllowed, "guild not allowed for this token");
     }
     if (previous?.phase === "live" && previous.userId !== user.userId) {
-      return closeSocket(ws, CloseCode.unauthorized, "a refreshed token must be for the same user");
+      return this.reject(ws, CloseCode.unauthorized, "a refreshed token must be for the same user");
+    }
+    if (previous?.phase !== "live" && this.census.userSocketCount(user.userId, ws) >= SocketLimits.socketsPerUser) {
+      return this.reject(ws, CloseCode.tooMany, "too many connections for this user");
     }
     const rooms = auth.rooms ?? (previous?.phase === "live" ? previous.rooms : undefined);
-    const live: SocketAttachment = { phase: "live", userId: user.userId, expiresAt: user.expiresAt * 1000, rooms };
-    setAttachment(ws, live);
+    const live: SocketAttachment = {
+      phase: "live",
+      userId: user.userId,
+      expiresAt: user.expiresAt * 1000,
+      rooms,
+      reauth: reauth?.bucket ?? { tokens: ReauthPolicy.capacity, at: now },
+    };
+    this.setSocket(ws, live);
     await this.scheduleAlarm(live.expiresAt);
 
     const seq = this.store.seq;
     ws.send(JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId: this.guildId, seq } satisfies AuthOkMessage));
-    if (previous?.phase !== "live") this.catchUp(ws, live, auth.since);
+    if (previous?.phase !== "live") catchUp(ws, this.store, live, auth.since);
   }
 
-  /** Sends exactly the events a resuming client missed, or a snapshot when its gap is outside the buffer. */
-  private catchUp(ws: WebSocket, attachment: SocketAttachment, since: number | undefined): void {
-    const seq = this.store.seq;
-    if (since !== undefined && since <= seq) {
-      const oldest = this.store.oldestBufferedSeq();
-      if (since === seq || (oldest !== undefined && oldest <= since + 1)) {
-        for (const buffered of this.store.eventsAfter(since)) {
-          if (wantsEvent(attachment, buffered.event, buffered.channelId)) ws.send(buffered.message);
-        }
-        return;
-      }
-    }
-    const subscribed = attachment.phase === "live" ? attachment.rooms : undefined;
-    const rooms = this.store
-      .snapshotRooms()
-      .map((room) => (!subscribed || subscribed.includes(room.channelId) ? room : { ...room, members: [] }));
-    ws.send(JSON.stringify({ v: 1, type: "snapshot", payload: { rooms }, seq } satisfies SnapshotMessage));
+  private setSocket(ws: WebSocket, attachment: SocketAttachment): void {
+    setAttachment(ws, attachment);
+    this.census.record(ws, attachment);
   }
 
-  /** Gives each event the next seq, records it in the replay buffer and fans it out; one bad socket never stalls the rest. */
+  /** Closes a socket for a reason the client can act on, and logs why (never the token). */
+  private reject(ws: WebSocket, code: number, reason: string): void {
+    log("info", "GuildHub closed socket", { guildId: this.guildId, code, reason });
+    closeSocket(ws, code, reason);
+  }
+
+  /** Gives each event the next seq, records it in the replay buffer and fans it out. */
   private publish(events: AppEvent[], now: number): void {
     if (events.length === 0) return;
-    const messages = events.map((event) => {
+    const outgoing: Outgoing[] = events.map((event) => {
       const seq = this.store.seq + 1;
       this.store.seq = seq;
       const message = JSON.stringify({ v: 1, type: "event", ...event, ts: now, seq } as EventEnvelope);
@@ -239,82 +260,66 @@ export class GuildHub extends DurableObject<Env> {
       return { event, message };
     });
     this.store.prune(now);
-    for (const ws of this.ctx.getWebSockets()) {
-      const attachment = attachmentOf(ws);
-      if (!attachment || attachment.phase !== "live" || attachment.expiresAt <= now) continue;
-      for (const { event, message } of messages) {
-        if (!wantsEvent(attachment, event.event, event.payload.channelId)) continue;
-        try {
-          ws.send(message);
-        } catch (error) {
-          // workerd exposes no per-socket buffer size; a send it refuses marks a consumer we must shed.
-          log("warn", "GuildHub shedding socket", { guildId: this.guildId, ...errorFields(error) });
-          closeSocket(ws, CloseCode.overloaded, "overloaded");
-          break;
-        }
-      }
-    }
+    const shed = broadcast(this.ctx.getWebSockets(), outgoing, now);
+    if (shed > 0) log("warn", "GuildHub shed sockets whose sends failed", { guildId: this.guildId, shed });
   }
 
   // --- deadlines: one alarm multiplexes auth timeouts, token expiries and idle rooms
 
-  private async scheduleAlarm(at: number): Promise<void> {
+  /**
+   * Makes the alarm fire by `at`; never moves an earlier alarm later. Inside the alarm handler, the alarm being
+   * handled (due at or before `handledBefore`) does not count as earlier.
+   */
+  private async scheduleAlarm(at: number, handledBefore = -Infinity): Promise<void> {
+    if (!Number.isFinite(at)) return;
     const current = await this.ctx.storage.getAlarm();
-    if (current === null || at < current) await this.ctx.storage.setAlarm(at);
+    if (current === null || current <= handledBefore || at < current) await this.ctx.storage.setAlarm(at);
   }
 
-  private async scheduleRoomIdleDeadline(): Promise<void> {
-    const next = this.nextRoomIdleDeadline();
-    if (next !== undefined) await this.scheduleAlarm(next);
+  private async onDeadlines(firedAt: number): Promise<void> {
+    closeOverdueSockets(this.ctx.getWebSockets(), Date.now());
+    await this.endIdleRooms();
+    this.store.prune(Date.now());
+    // Recomputed after every await: sockets accepted and rooms emptied meanwhile have deadlines too.
+    const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets()), nextIdleDeadline(this.store, this.idleTtlMs));
+    await this.scheduleAlarm(next, firedAt);
   }
 
-  private nextRoomIdleDeadline(): number | undefined {
-    const ttlMs = this.config.ROOM_IDLE_TTL_SECONDS * 1000;
-    if (ttlMs === 0) return undefined;
-    const deadlines = this.store
-      .rooms()
-      .filter((room) => room.creatorId !== null && room.emptySince !== null)
-      .map((room) => (room.emptySince as number) + ttlMs);
-    return deadlines.length > 0 ? Math.min(...deadlines) : undefined;
-  }
-
-  private async onDeadlines(now: number): Promise<void> {
-    let next = Infinity;
-    for (const ws of this.ctx.getWebSockets()) {
-      const attachment = attachmentOf(ws);
-      if (!attachment) continue;
-      const deadline = deadlineOf(attachment);
-      if (deadline > now) {
-        next = Math.min(next, deadline);
-      } else if (attachment.phase === "pending") {
-        closeSocket(ws, CloseCode.authTimeout, "auth timeout");
-      } else {
-        closeSocket(ws, CloseCode.unauthorized, "token expired");
-      }
-    }
-    await this.endIdleRooms(now);
-    this.store.prune(now);
-    next = Math.min(next, this.nextRoomIdleDeadline() ?? Infinity);
-    if (Number.isFinite(next)) await this.ctx.storage.setAlarm(next);
-  }
-
-  private async endIdleRooms(now: number): Promise<void> {
-    const ttlMs = this.config.ROOM_IDLE_TTL_SECONDS * 1000;
-    if (ttlMs === 0) return;
-    for (const room of this.store.rooms()) {
-      if (room.creatorId === null || room.emptySince === null || room.emptySince + ttlMs > now) continue;
+  private async endIdleRooms(): Promise<void> {
+    const ttlMs = this.idleTtlMs;
+    for (const channelId of dueIdleRooms(this.store, ttlMs, Date.now())) {
+      // A join may have landed while an earlier delete was awaited.
+      if (!isDue(this.store, channelId, ttlMs, Date.now())) continue;
       try {
-        await this.discord().deleteChannel(room.channelId, "Spell Coven room idle");
+        await this.discord().deleteChannel(channelId, "Spell Coven room idle");
       } catch (error) {
-        log("warn", "GuildHub could not end idle room", { guildId: this.guildId, channelId: room.channelId, ...errorFields(error) });
-        this.store.setRoomEmptySince(room.channelId, now); // try again after another TTL
+        log("warn", "GuildHub could not end idle room", { guildId: this.guildId, channelId, ...errorFields(error) });
+        this.store.setRoomEmptySince(channelId, Date.now()); // try again after another TTL
         continue;
       }
-      this.publish(roomDeleted(this.store, { guildId: this.guildId, channelId: room.channelId }, now), now);
+      const now = Date.now();
+      this.publish(roomDeleted(this.store, { guildId: this.guildId, channelId }, now), now);
     }
   }
 
-  // --- helpers
+  private get idleTtlMs(): number {
+    return this.config.ROOM_IDLE_TTL_SECONDS * 1000;
+  }
+
+  // --- rooms
+
+  /** Why this user may not create a room now, if they may not: the rate limit, then the live-room cap. */
+  private admitCreate(userId: string, now: number): ApiError | undefined {
+    if (this.store.roomsCreatedBy(userId) >= CreateRoomPolicy.liveRoomsPerUser) {
+      return new ApiError(429, "too_many_rooms", `at most ${CreateRoomPolicy.liveRoomsPerUser} live rooms per user; end one first`);
+    }
+    const { bucket, retryAfterSeconds } = takeToken(this.store.createBucket(userId), CreateRoomPolicy, now);
+    this.store.putCreateBucket(userId, bucket);
+    if (retryAfterSeconds > 0) {
+      return new ApiError(429, "rate_limited", "too many rooms created; slow down", { retryAfterSeconds });
+    }
+    return undefined;
+  }
 
   private async createInDiscord(request: CreateRoomRequest): Promise<HubResult<CreateRoomResponse>> {
     const name = request.body.name ?? DEFAULT_ROOM_NAME;
@@ -338,7 +343,7 @@ export class GuildHub extends DurableObject<Env> {
     };
     // The gateway's CHANNEL_CREATE may already have announced it: then this only records the creator.
     this.publish(roomCreated(this.store, created, request.userId, now), now);
-    await this.scheduleRoomIdleDeadline();
+    await this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs));
     return { ok: true, value: { channelId: channel.id, name: created.name, guildId: request.guildId } };
   }
 
@@ -360,4 +365,3 @@ function failureOf(error: unknown): { ok: false; error: ReturnType<ApiError["toW
   if (error instanceof ApiError) return failure(error);
   throw error;
 }
-

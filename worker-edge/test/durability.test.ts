@@ -25,7 +25,7 @@ describe("state survives eviction", () => {
 
   it("keeps delivering to a socket across hibernation, continuing the sequence", async () => {
     const socket = await TestSocket.open();
-    await socket.auth(await mintToken());
+    await socket.auth(await mintToken({ sub: newUserId() }));
     const room = newChannelId();
     await postInternal({ events: [roomCreated(room)] });
     const [first] = await socket.waitForEvents(1, "room.created before hibernation");

@@ -6,7 +6,7 @@ import { mintToken } from "./support/tokens.js";
 
 async function liveSocket(extra: Record<string, unknown> = {}): Promise<TestSocket> {
   const socket = await TestSocket.open();
-  await socket.auth(await mintToken(), extra);
+  await socket.auth(await mintToken({ sub: newUserId() }), extra);
   await socket.waitFor((m) => m.type === "snapshot" || m.type === "event" || true, "catch-up");
   return socket;
 }
@@ -107,7 +107,7 @@ describe("resume", () => {
     const [u1, u2] = [newUserId(), newUserId()];
     await ingest(roomCreated(room), joined(room, u1), joined(room, u2));
     const resumed = await TestSocket.open();
-    await resumed.auth(await mintToken(), { since: seenSeq });
+    await resumed.auth(await mintToken({ sub: newUserId() }), { since: seenSeq });
     const events = await resumed.waitForEvents(3, "missed events");
     expect(events.map((e) => e.seq)).toEqual([seenSeq + 1, seenSeq + 2, seenSeq + 3]);
     expect(resumed.messages.some((m) => m.type === "snapshot")).toBe(false);
@@ -115,7 +115,7 @@ describe("resume", () => {
 
   it("sends a snapshot when `since` is ahead of the hub", async () => {
     const socket = await TestSocket.open();
-    await socket.auth(await mintToken(), { since: 10_000_000 });
+    await socket.auth(await mintToken({ sub: newUserId() }), { since: 10_000_000 });
     await socket.waitFor((m) => m.type === "snapshot", "snapshot");
   });
 
@@ -132,7 +132,7 @@ describe("resume", () => {
       await ingest(...events);
     }
     const resumed = await TestSocket.open();
-    await resumed.auth(await mintToken(), { since: seenSeq });
+    await resumed.auth(await mintToken({ sub: newUserId() }), { since: seenSeq });
     const snapshot = await resumed.waitFor((m) => m.type === "snapshot", "snapshot instead of replay");
     expect(snapshot.seq).toBe(seenSeq + 1201);
     expect(resumed.events()).toHaveLength(0);

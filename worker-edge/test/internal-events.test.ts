@@ -11,9 +11,8 @@ describe("POST /internal/events", () => {
     expect(await response.json()).toEqual({ ok: true, accepted: 2, duplicates: 0 });
   });
 
-  it("accepts the single-event form without an id", async () => {
-    const { id: _id, ...event } = roomCreated(newChannelId());
-    const response = await postInternal(event);
+  it("accepts the single-event form with an id", async () => {
+    const response = await postInternal(roomCreated(newChannelId()));
     expect(await response.json()).toEqual({ ok: true, accepted: 1, duplicates: 0 });
   });
 
@@ -35,7 +34,7 @@ describe("POST /internal/events", () => {
 
   it("acknowledges a replayed id as a duplicate and does not broadcast it again", async () => {
     const socket = await TestSocket.open();
-    await socket.auth(await mintToken());
+    await socket.auth(await mintToken({ sub: newUserId() }));
     const room = newChannelId();
     const event = roomCreated(room);
     await postInternal({ events: [event] });
@@ -48,7 +47,7 @@ describe("POST /internal/events", () => {
 
   it("acknowledges and drops events for a guild it does not serve", async () => {
     const socket = await TestSocket.open();
-    await socket.auth(await mintToken());
+    await socket.auth(await mintToken({ sub: newUserId() }));
     const foreign = { id: "x:1", event: "room.created", payload: { guildId: "999999999999999999", channelId: newChannelId(), name: "Elsewhere", userLimit: 2 } };
     const response = await postInternal({ events: [foreign] });
     expect(await response.json()).toEqual({ ok: true, accepted: 1, duplicates: 0 });

@@ -1,7 +1,8 @@
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { TEST_BOT_TOKEN, TEST_GUILD_ID } from "./support/bindings.js";
 import { DiscordFake } from "./support/discord-fake.js";
-import { authed, createRoom, edgeFetch, newUserId } from "./support/edge.js";
+import { authed, createRoom, edgeFetch, hubStub, newUserId } from "./support/edge.js";
 import { mintToken } from "./support/tokens.js";
 
 let discord: DiscordFake;
@@ -106,17 +107,44 @@ describe("idempotency and rate limits", () => {
     expect(response.status).toBe(400);
   });
 
-  it("allows a burst of 10 creates per user, then answers 429 with Retry-After", async () => {
+  it("allows a burst of 5 creates per user, then answers 429 with Retry-After", async () => {
     const token = await tokenFor();
     const statuses: number[] = [];
-    for (let i = 0; i < 11; i++) statuses.push((await createRoom(token, { name: `burst ${i}` })).status);
-    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(201));
-    expect(statuses[10]).toBe(429);
+    for (let i = 0; i < 6; i++) statuses.push((await createRoom(token, { name: `burst ${i}` })).status);
+    expect(statuses.slice(0, 5)).toEqual(Array(5).fill(201));
+    expect(statuses[5]).toBe(429);
     const limited = await createRoom(token, { name: "again" });
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
     expect(await limited.json()).toMatchObject({ error: "rate_limited" });
     expect((await createRoom(await tokenFor(), { name: "other user" })).status).toBe(201);
+  });
+
+  it("keeps the create limit across an eviction of the guild's hub", async () => {
+    const token = await tokenFor();
+    for (let i = 0; i < 5; i++) expect((await createRoom(token, { name: `before ${i}` })).status).toBe(201);
+    const evictedAt = Date.now();
+    await evictDurableObject(hubStub(), { webSockets: "hibernate" });
+    const after = await createRoom(token, { name: "after eviction" });
+    // The bucket refills one token every 2 s; an eviction that took that long would hide nothing, so say so.
+    expect(Date.now() - evictedAt, "eviction took too long to test the bucket").toBeLessThan(1_500);
+    expect(after.status).toBe(429);
+  });
+
+  it("caps the live rooms one user has made, whatever the rate", async () => {
+    const userId = newUserId();
+    await runInDurableObject(hubStub(), (_hub, state) => {
+      for (let i = 0; i < 10; i++) {
+        state.storage.sql.exec(
+          "INSERT INTO rooms (channel_id, name, parent_id, user_limit, creator_id, empty_since) VALUES (?, ?, NULL, 4, ?, NULL)",
+          `77000000000000000${i}`, `mine ${i}`, userId,
+        );
+      }
+    });
+    const response = await createRoom(await tokenFor(userId), { name: "one more" });
+    expect(response.status).toBe(429);
+    expect(await response.json()).toMatchObject({ error: "too_many_rooms" });
+    expect(discord.calls).toHaveLength(0);
   });
 });
 

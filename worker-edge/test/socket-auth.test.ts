@@ -1,12 +1,12 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { hubStub, TestSocket } from "./support/edge.js";
+import { hubStub, newUserId, TestSocket } from "./support/edge.js";
 import { mintToken } from "./support/tokens.js";
 
 describe("WebSocket authentication", () => {
   it("acknowledges a valid first-message auth, then sends a snapshot at the same seq", async () => {
     const socket = await TestSocket.open();
-    await socket.auth(await mintToken());
+    await socket.auth(await mintToken({ sub: newUserId() }));
     const snapshot = await socket.waitFor((m) => m.type === "snapshot", "snapshot");
     const ack = socket.messages[0]!;
     expect(ack).toMatchObject({ v: 1, type: "ack", event: "auth.ok", guildId: "100000000000000001" });

@@ -1,5 +1,6 @@
 import type { AppEvent, GuildSyncPayload, InternalEvent, PayloadOf } from "../../../protocol/index.js";
 import type { HubStore, MemberRecord } from "./store.js";
+import { completeSync } from "./sync-parts.js";
 
 /**
  * Applies one incoming event to the hub's state and returns the app events it really causes, so a repeat, a
@@ -15,8 +16,10 @@ export function reconcile(store: HubStore, incoming: InternalEvent, now: number)
       return voiceJoined(store, incoming.payload, now);
     case "voice.left":
       return voiceLeft(store, incoming.payload, now);
-    case "guild.sync":
-      return guildSync(store, incoming.payload, now);
+    case "guild.sync": {
+      const whole = completeSync(store, incoming.payload, now);
+      return whole ? guildSync(store, whole, now) : [];
+    }
   }
 }
 

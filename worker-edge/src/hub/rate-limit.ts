@@ -1,33 +1,31 @@
+/** A token bucket's state: tokens left at time `at` (ms). Plain data, so storage or an attachment can keep it. */
+export interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export interface BucketPolicy {
+  capacity: number;
+  refillPerSecond: number;
+}
+
+/** Room creation per user: bursts of 5, then one every 2 s; at most 10 live rooms made by one user. */
+export const CreateRoomPolicy = { capacity: 5, refillPerSecond: 0.5, liveRoomsPerUser: 10 } as const;
+
 /**
- * A token bucket per user: `refillPerSecond` sustained (5 per 5 s by default) with bursts up to `capacity`.
- * Kept in memory of the guild's object: an eviction forgives, which errs on the side of the user.
+ * Takes one token. Returns the bucket to keep and 0 when allowed, or the whole seconds until a token is
+ * available (the bucket then records the refill so far).
  */
-export class UserRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
-  constructor(
-    private readonly capacity = 10,
-    private readonly refillPerSecond = 1,
-  ) {}
-
-  /** Takes one token; returns 0 when allowed, else the seconds until a token is available. */
-  take(userId: string, now: number): number {
-    const bucket = this.buckets.get(userId) ?? { tokens: this.capacity, at: now };
-    const tokens = Math.min(this.capacity, bucket.tokens + ((now - bucket.at) / 1000) * this.refillPerSecond);
-    if (tokens < 1) {
-      this.buckets.set(userId, { tokens, at: now });
-      return Math.max(1, Math.ceil((1 - tokens) / this.refillPerSecond));
-    }
-    this.buckets.set(userId, { tokens: tokens - 1, at: now });
-    this.forgetFullBuckets(now);
-    return 0;
+export function takeToken(bucket: Bucket | undefined, policy: BucketPolicy, now: number): { bucket: Bucket; retryAfterSeconds: number } {
+  const elapsedSeconds = bucket ? Math.max(0, now - bucket.at) / 1000 : 0;
+  const tokens = Math.min(policy.capacity, (bucket?.tokens ?? policy.capacity) + elapsedSeconds * policy.refillPerSecond);
+  if (tokens < 1) {
+    return { bucket: { tokens, at: now }, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / policy.refillPerSecond)) };
   }
+  return { bucket: { tokens: tokens - 1, at: now }, retryAfterSeconds: 0 };
+}
 
-  /** Buckets that have refilled carry no information; dropping them keeps memory bounded by active users. */
-  private forgetFullBuckets(now: number): void {
-    if (this.buckets.size < 1_000) return;
-    for (const [userId, bucket] of this.buckets) {
-      if (bucket.tokens + ((now - bucket.at) / 1000) * this.refillPerSecond >= this.capacity) this.buckets.delete(userId);
-    }
-  }
+/** When a bucket last touched at `at` has refilled completely and carries no information. */
+export function fullAgainAt(bucket: Bucket, policy: BucketPolicy): number {
+  return bucket.at + ((policy.capacity - bucket.tokens) / policy.refillPerSecond) * 1000;
 }

@@ -1,4 +1,5 @@
-import type { AppEvent, Member, Room } from "../../../protocol/index.js";
+import type { AppEvent, GuildSyncPayload, Member, Room } from "../../../protocol/index.js";
+import { CreateRoomPolicy, fullAgainAt, type Bucket } from "./rate-limit.js";
 
 /** Bounds on what the hub keeps: the replay buffer by count and age, event ids and idempotency keys by age. */
 export const Retention = {
@@ -7,6 +8,8 @@ export const Retention = {
   seenIdAgeMs: 24 * 60 * 60_000,
   idempotencyAgeMs: 24 * 60 * 60_000,
   endedRoomAgeMs: 24 * 60 * 60_000,
+  /** Parts of a multi-part sync that never completed (the gateway restarted and will send a new one). */
+  syncPartAgeMs: 10 * 60_000,
 } as const;
 
 export interface RoomRecord {
@@ -48,7 +51,15 @@ CREATE INDEX IF NOT EXISTS seen_ids_at ON seen_ids (at);
 CREATE TABLE IF NOT EXISTS idempotency (
   user_id TEXT NOT NULL, key TEXT NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (user_id, key)
 );
+CREATE TABLE IF NOT EXISTS create_buckets (user_id TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_parts (
+  sync_id TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, picture TEXT NOT NULL, at INTEGER NOT NULL,
+  PRIMARY KEY (sync_id, idx)
+);
 `;
+
+/** The picture one sync part carries. */
+export type SyncPicture = Pick<GuildSyncPayload, "channels" | "voiceStates">;
 
 /** The GuildHub's durable state in the object's SQLite storage: it survives hibernation and eviction. */
 export class HubStore {
@@ -113,6 +124,11 @@ export class HubStore {
 
   hasEnded(channelId: string): boolean {
     return this.sql.exec("SELECT 1 FROM ended_rooms WHERE channel_id = ?", channelId).toArray().length > 0;
+  }
+
+  /** Live rooms this service created for `userId`. */
+  roomsCreatedBy(userId: string): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rooms WHERE creator_id = ?", userId).one().n;
   }
 
   setRoomEmptySince(channelId: string, emptySince: number | null): void {
@@ -206,12 +222,50 @@ export class HubStore {
     this.sql.exec("INSERT OR REPLACE INTO idempotency (user_id, key, result, at) VALUES (?, ?, ?, ?)", userId, key, result, at);
   }
 
+  // --- create-room rate limit, kept in storage so an eviction or a deploy forgives nothing
+
+  createBucket(userId: string): Bucket | undefined {
+    const row = this.sql.exec<{ tokens: number; at: number }>("SELECT tokens, at FROM create_buckets WHERE user_id = ?", userId).toArray()[0];
+    return row && { tokens: Number(row.tokens), at: Number(row.at) };
+  }
+
+  putCreateBucket(userId: string, bucket: Bucket): void {
+    this.sql.exec("INSERT OR REPLACE INTO create_buckets (user_id, tokens, at) VALUES (?, ?, ?)", userId, bucket.tokens, bucket.at);
+  }
+
+  // --- parts of a multi-part guild.sync
+
+  putSyncPart(syncId: string, index: number, count: number, picture: SyncPicture, at: number): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO sync_parts (sync_id, idx, count, picture, at) VALUES (?, ?, ?, ?, ?)",
+      syncId, index, count, JSON.stringify(picture), at,
+    );
+  }
+
+  /** The parts of `syncId` received so far, in order. */
+  syncParts(syncId: string): SyncPicture[] {
+    return this.sql
+      .exec<{ picture: string }>("SELECT picture FROM sync_parts WHERE sync_id = ? ORDER BY idx", syncId)
+      .toArray()
+      .map((row) => JSON.parse(row.picture) as SyncPicture);
+  }
+
+  /** Forgets a completed sync and every incomplete one that began before it: a newer picture supersedes them. */
+  dropSyncPartsUpTo(syncId: string): void {
+    const started = this.sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM sync_parts WHERE sync_id = ?", syncId).one().at;
+    this.sql.exec("DELETE FROM sync_parts WHERE sync_id = ? OR at < ?", syncId, started ?? 0);
+  }
+
   /** Drops what retention no longer needs; cheap enough to run on every write batch and alarm. */
   prune(now: number): void {
     this.sql.exec("DELETE FROM events WHERE seq <= ? OR ts < ?", this.seq - Retention.replayEvents, now - Retention.replayAgeMs);
     this.sql.exec("DELETE FROM seen_ids WHERE at < ?", now - Retention.seenIdAgeMs);
     this.sql.exec("DELETE FROM ended_rooms WHERE at < ?", now - Retention.endedRoomAgeMs);
     this.sql.exec("DELETE FROM idempotency WHERE at < ?", now - Retention.idempotencyAgeMs);
+    this.sql.exec("DELETE FROM sync_parts WHERE at < ?", now - Retention.syncPartAgeMs);
+    // A bucket untouched for longer than a full refill is full again: the same as no row.
+    const refillMs = fullAgainAt({ tokens: 0, at: 0 }, CreateRoomPolicy);
+    this.sql.exec("DELETE FROM create_buckets WHERE at < ?", now - refillMs);
   }
 }
 
