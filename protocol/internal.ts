@@ -66,3 +66,41 @@ export function internalEventList(body: InternalEventsBody): IdentifiedInternalE
 }
 
 export const MAX_INTERNAL_BODY_BYTES = 1024 * 1024;
+
+/** Largest sync part the gateway sends: several fit in one request under MAX_INTERNAL_BODY_BYTES. */
+export const MAX_SYNC_PART_BYTES = 256 * 1024;
+
+/**
+ * Cuts a guild.sync into parts of at most `maxBytes` of JSON each (channels go in the first part), so a guild of
+ * any size converges. A sync that fits is returned whole, without part information.
+ */
+export function splitGuildSync(sync: GuildSyncPayload, syncId: string, maxBytes = MAX_SYNC_PART_BYTES): GuildSyncPayload[] {
+  const { part: _ignored, ...whole } = sync;
+  if (jsonBytes(whole) <= maxBytes) return [whole];
+  const pictures: Array<Pick<GuildSyncPayload, "channels" | "voiceStates">> = [];
+  let current = { channels: sync.channels, voiceStates: [] as GuildSyncPayload["voiceStates"] };
+  let size = jsonBytes(current) + 200; // room for the envelope, ids and part fields
+  for (const state of sync.voiceStates) {
+    const stateSize = jsonBytes(state) + 1;
+    if (size + stateSize > maxBytes && current.voiceStates.length > 0) {
+      pictures.push(current);
+      current = { channels: [], voiceStates: [] };
+      size = jsonBytes(current) + 200;
+    }
+    current.voiceStates.push(state);
+    size += stateSize;
+  }
+  pictures.push(current);
+  return pictures.map((picture, index) => ({
+    guildId: sync.guildId,
+    ...picture,
+    part: { syncId, index, count: pictures.length },
+  }));
+}
+
+const utf8 = new TextEncoder();
+
+/** The size of a value's JSON in bytes, as a request body counts it. */
+export function jsonBytes(value: unknown): number {
+  return utf8.encode(JSON.stringify(value)).byteLength;
+}

@@ -1,8 +1,24 @@
-import { hubRequestHeaders, InternalEventsResponse, type GuildSyncPayload, type InternalEvent } from "../../protocol/index.js";
+import {
+  hubRequestHeaders,
+  InternalEventsResponse,
+  MAX_INTERNAL_BODY_BYTES,
+  splitGuildSync,
+  type GuildSyncPayload,
+  type InternalEvent,
+} from "../../protocol/index.js";
 import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
 import type { Logger } from "./log.js";
 
 export type OutboxEvent = InternalEvent & { id: string };
+
+/** A guild.sync as the events to send: one, or one per part when the picture is too large for one request. */
+export function syncEvents(sync: GuildSyncPayload, id: string): OutboxEvent[] {
+  const parts = splitGuildSync(sync, id);
+  return parts.map((payload, index) => ({ id: parts.length === 1 ? id : `${id}:part${index}`, event: "guild.sync", payload }));
+}
+
+/** Request bodies stay this far under the hub's limit: the signature headers and JSON framing need room too. */
+const MAX_BODY_BYTES = MAX_INTERNAL_BODY_BYTES - 64 * 1024;
 
 interface Batch {
   events: OutboxEvent[];
@@ -121,8 +137,8 @@ export class HubOutbox {
   private nextBatch(): Batch {
     if (this.syncPending) {
       const { payload, sessionId, seq } = this.options.currentSync();
-      const event: OutboxEvent = { id: `sync:${Date.now()}:${++this.syncCounter}`, event: "guild.sync", payload };
-      return { events: [event], entries: 0, sync: true, covers: sessionId !== undefined && seq !== undefined ? { sessionId, seq } : undefined };
+      const events = syncEvents(payload, `sync:${Date.now()}:${++this.syncCounter}`);
+      return { events, entries: 0, sync: true, covers: sessionId !== undefined && seq !== undefined ? { sessionId, seq } : undefined };
     }
     const entries = this.queue.slice(0, this.options.batchSize);
     return { events: entries.map((entry) => entry.event), entries: entries.length, sync: false };
@@ -140,8 +156,16 @@ export class HubOutbox {
     if (delivered) this.stats.delivered += batch.events.length;
   }
 
-  private async post(events: OutboxEvent[]): Promise<{ kind: "ok" } | { kind: "poison" } | { kind: "retry"; retryAfterMs?: number }> {
-    const body = JSON.stringify({ events });
+  /** Posts a batch in as many requests as its size needs, in order; the first failure stops it. */
+  private async post(events: OutboxEvent[]): Promise<PostOutcome> {
+    for (const body of requestBodies(events)) {
+      const outcome = await this.postBody(body, events);
+      if (outcome.kind !== "ok") return outcome;
+    }
+    return { kind: "ok" };
+  }
+
+  private async postBody(body: string, events: OutboxEvent[]): Promise<PostOutcome> {
     this.stats.posts++;
     let response: Response;
     try {
@@ -181,4 +205,26 @@ export class HubOutbox {
     this.options.log("warn", msg, fields);
     return { kind: "retry" };
   }
+}
+
+type PostOutcome = { kind: "ok" } | { kind: "poison" } | { kind: "retry"; retryAfterMs?: number };
+
+/** Groups events into request bodies under MAX_BODY_BYTES; an event is never split. */
+function requestBodies(events: OutboxEvent[]): string[] {
+  const bodies: string[] = [];
+  let group: string[] = [];
+  let size = 0;
+  for (const event of events) {
+    const json = JSON.stringify(event);
+    const bytes = Buffer.byteLength(json);
+    if (group.length > 0 && size + bytes + 1 > MAX_BODY_BYTES) {
+      bodies.push(`{"events":[${group.join(",")}]}`);
+      group = [];
+      size = 0;
+    }
+    group.push(json);
+    size += bytes + 1;
+  }
+  if (group.length > 0) bodies.push(`{"events":[${group.join(",")}]}`);
+  return bodies;
 }

@@ -5,7 +5,7 @@ import { type BackoffPolicy } from "../../protocol/backoff.js";
 import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type GatewayBotInfo, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
 import { GuildView } from "./guild-view.js";
 import { startHealthServer } from "./health.js";
-import { HubOutbox, type OutboxEvent } from "./hub-outbox.js";
+import { HubOutbox, syncEvents, type OutboxEvent } from "./hub-outbox.js";
 import { createLogger, type Logger } from "./log.js";
 import { fileSessionStore, memorySessionStore, type SessionStore } from "./session-store.js";
 
@@ -117,7 +117,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     const translation = view.translate(payload);
     const events: OutboxEvent[] =
       translation.kind === "sync"
-        ? [{ id: `${session.sessionId}:${payload.s}`, event: "guild.sync", payload: translation.sync }]
+        ? syncEvents(translation.sync, `${session.sessionId}:${payload.s}`)
         : translation.events.map((event, index, all) => ({ ...event, id: all.length === 1 ? `${session.sessionId}:${payload.s}` : `${session.sessionId}:${payload.s}:${index}` }));
     if (isGuildDispatch(payload.t)) {
       uncommitted.push({ sessionId: session.sessionId, seq: payload.s, payload });

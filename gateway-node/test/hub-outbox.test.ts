@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startHarness, until, ROOM_A, ROOM_B, USERS, type Harness } from "./support/harness.js";
+import { memorySessionStore } from "../src/session-store.js";
 
 let h: Harness;
 afterEach(() => h?.close());
@@ -75,4 +76,27 @@ describe("delivery to the hub", () => {
     const synced = (last.payload as { voiceStates: Array<{ userId: string; channelId: string }> }).voiceStates.map(({ userId, channelId }) => ({ userId, channelId }));
     expect(synced.sort((a, b) => a.userId.localeCompare(b.userId))).toEqual(truth.sort((a, b) => a.userId.localeCompare(b.userId)));
   });
+});
+
+describe("a guild too large for one request", () => {
+  it("sends its guild.sync in parts, each request under the hub's limit, and the parts add up to the guild", async () => {
+    h = await startHarness();
+    await until(() => h.hub.accepted.length === 1, "the first guild.sync");
+    await h.service.stop();
+    const people = 9_000;
+    for (let i = 0; i < people; i++) {
+      const id = String(220000000000000000n + BigInt(i));
+      h.sim.addUser({ id, username: `player-with-a-long-display-name-${i}` });
+      h.sim.setVoiceState(id, i % 2 === 0 ? ROOM_A : ROOM_B);
+    }
+    await h.restart({ sessionStore: memorySessionStore() }); // a fresh session: its GUILD_CREATE is one big sync
+    await until(() => h.hub.accepted.filter((e) => e.event === "guild.sync").length > 2, "the sync parts", 15_000);
+    await until(() => h.service.outbox.depth === 0, "the outbox to drain", 15_000);
+    const parts = h.hub.accepted.slice(1).filter((e) => e.event === "guild.sync");
+    const counts = parts.map((e) => (e.event === "guild.sync" ? e.payload.part?.count : undefined));
+    expect(new Set(counts)).toEqual(new Set([parts.length]));
+    const voiceStates = parts.flatMap((e) => (e.event === "guild.sync" ? e.payload.voiceStates : []));
+    expect(voiceStates).toHaveLength(people);
+    expect(h.hub.posts.every((post) => post.status === 200)).toBe(true);
+  }, 30_000);
 });

@@ -1,6 +1,12 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { InternalEventsBody, internalEventList, verifyHubSignature, type IdentifiedInternalEvent } from "../../../protocol/index.js";
+import {
+  InternalEventsBody,
+  internalEventList,
+  MAX_INTERNAL_BODY_BYTES,
+  verifyHubSignature,
+  type IdentifiedInternalEvent,
+} from "../../../protocol/index.js";
 
 export const HUB_SECRET = "gateway-test-hub-secret-0123456789";
 
@@ -46,6 +52,7 @@ export class FakeHub {
   private async handle(headers: NodeJS.Dict<string | string[]>, body: string): Promise<{ status: number; body: unknown }> {
     const check = await verifyHubSignature(HUB_SECRET, String(headers["x-hub-timestamp"] ?? ""), String(headers["x-hub-signature"] ?? ""), body);
     if (!check.ok) return this.answer(401, { error: "unauthorized", message: check.reason }, 0);
+    if (Buffer.byteLength(body) > MAX_INTERNAL_BODY_BYTES) return this.answer(413, { error: "payload_too_large" }, 0);
     if (this.failWith) return this.answer(this.failWith, { error: "internal" }, 0);
     const parsed = InternalEventsBody.safeParse(JSON.parse(body));
     if (!parsed.success) return this.answer(400, { error: "invalid_input", message: parsed.error.message }, 0);

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
 CREATE TABLE IF NOT EXISTS create_buckets (user_id TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sync_parts (
   sync_id TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, picture TEXT NOT NULL, at INTEGER NOT NULL,
-  PRIMARY KEY (sync_id, idx)
+  arrival INTEGER NOT NULL, PRIMARY KEY (sync_id, idx)
 );
 `;
 
@@ -83,6 +83,22 @@ export class HubStore {
 
   set guildId(value: string) {
     this.setMeta("guild_id", value);
+  }
+
+  /** Counts sync messages as they arrive, so the hub can tell which of two pictures is newer. */
+  nextSyncArrival(): number {
+    const arrival = Number(this.meta("sync_arrivals") ?? 0) + 1;
+    this.setMeta("sync_arrivals", String(arrival));
+    return arrival;
+  }
+
+  /** The arrival number of the newest sync applied (of its first part). */
+  get syncAppliedFrom(): number {
+    return Number(this.meta("sync_applied_from") ?? 0);
+  }
+
+  set syncAppliedFrom(arrival: number) {
+    this.setMeta("sync_applied_from", String(arrival));
   }
 
   private meta(key: string): string | undefined {
@@ -235,11 +251,16 @@ export class HubStore {
 
   // --- parts of a multi-part guild.sync
 
-  putSyncPart(syncId: string, index: number, count: number, picture: SyncPicture, at: number): void {
+  putSyncPart(syncId: string, index: number, count: number, picture: SyncPicture, at: number, arrival: number): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO sync_parts (sync_id, idx, count, picture, at) VALUES (?, ?, ?, ?, ?)",
-      syncId, index, count, JSON.stringify(picture), at,
+      "INSERT OR REPLACE INTO sync_parts (sync_id, idx, count, picture, at, arrival) VALUES (?, ?, ?, ?, ?, ?)",
+      syncId, index, count, JSON.stringify(picture), at, arrival,
     );
+  }
+
+  /** When the first part of `syncId` arrived (its arrival number). */
+  syncStartedAt(syncId: string): number {
+    return Number(this.sql.exec<{ arrival: number | null }>("SELECT MIN(arrival) AS arrival FROM sync_parts WHERE sync_id = ?", syncId).one().arrival ?? 0);
   }
 
   /** The parts of `syncId` received so far, in order. */
@@ -251,9 +272,8 @@ export class HubStore {
   }
 
   /** Forgets a completed sync and every incomplete one that began before it: a newer picture supersedes them. */
-  dropSyncPartsUpTo(syncId: string): void {
-    const started = this.sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM sync_parts WHERE sync_id = ?", syncId).one().at;
-    this.sql.exec("DELETE FROM sync_parts WHERE sync_id = ? OR at < ?", syncId, started ?? 0);
+  dropSyncPartsUpTo(syncId: string, started: number): void {
+    this.sql.exec("DELETE FROM sync_parts WHERE sync_id = ? OR arrival < ?", syncId, started);
   }
 
   /** Drops what retention no longer needs; cheap enough to run on every write batch and alarm. */
