@@ -298,6 +298,16 @@ describe("body size", () => {
     await good.expectStillServed();
   });
 
+  it("calibration: a route that answers without reading its body pulls at most the allowance for a stale timestamp", async () => {
+    const { stream, pulledBytes } = streamedBody();
+    const response = await probe("/create-room", { method: "POST", headers: { "Content-Type": "application/json" }, body: stream });
+    await sleep(100);
+    console.info(`calibration, unauthenticated create-room stream: status ${response.status}, pulled ${pulledBytes()} bytes`);
+    expect(response.status).toBe(401);
+    expect(pulledBytes()).toBeLessThanOrEqual(MAX_PULLED_BYTES_FOR_STALE);
+    await good.expectStillServed();
+  });
+
   it("answers 401 to a stale timestamp before reading the body", async () => {
     const { stream, pulledBytes } = streamedBody();
     const response = await probe("/internal/events", {

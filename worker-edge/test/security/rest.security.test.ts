@@ -68,6 +68,8 @@ const badCredentials: Array<[string, () => Promise<Record<string, string>>]> = [
   ["an empty bearer", async () => ({ Authorization: "Bearer " })],
   ["a Basic scheme carrying a valid token", async () => ({ Authorization: `Basic ${await mintToken()}` })],
   ["a token that is not a JWT", async () => bearer("not-a-jwt")],
+  ["two bearer tokens in one header", async () => ({ Authorization: `Bearer ${await mintToken()}, Bearer ${await mintToken()}` })],
+  ["a valid token followed by junk", async () => ({ Authorization: `Bearer ${await mintToken()} junk` })],
   ["a token of three empty parts", async () => bearer("..")],
   ["alg none", async () => bearer(noneToken("none"))],
   ["alg None", async () => bearer(noneToken("None"))],

@@ -1,5 +1,7 @@
+import { evictDurableObject } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { newUserId, TestSocket } from "../support/edge.js";
+import { edgeFetch, hubStub, newChannelId, newUserId, postInternal, TestSocket } from "../support/edge.js";
+import { joined, roomCreated } from "../support/events.js";
 import { mintToken } from "../support/tokens.js";
 import {
   captureConsole,
@@ -292,6 +294,58 @@ describe("too many: re-auth on a live socket", () => {
     },
     REAUTH_REFILL_MS + 20_000,
   );
+});
+
+describe("races, filters and hibernation", () => {
+  it("closes 4401 when two auths for different users race on one socket", async () => {
+    const socket = await open();
+    const [alice, mallory] = await Promise.all([mintToken({ sub: newUserId() }), mintToken({ sub: newUserId() })]);
+    socket.send({ type: "auth", token: alice });
+    socket.send({ type: "auth", token: mallory });
+    const closed = await socket.waitForClose();
+    expect(closed.code, "a socket must not change user, also when the second auth arrives before the first is verified").toBe(4401);
+    await good.expectStillServed();
+  });
+
+  it("sends a room-filtered socket no voice events of other rooms", async () => {
+    const mine = newChannelId();
+    const other = newChannelId();
+    await postInternal({ events: [roomCreated(mine), roomCreated(other)] });
+    const socket = await open();
+    await socket.auth(await mintToken({ sub: newUserId() }), { rooms: [mine] });
+    const member = newUserId();
+    await postInternal({ events: [joined(other, newUserId()), joined(mine, member)] });
+    await socket.waitFor((m) => m.type === "event" && m.event === "voice.joined" && m.payload.channelId === mine, "the subscribed room's join");
+    expect(socket.events().filter((e) => e.event === "voice.joined" && e.payload.channelId === other)).toEqual([]);
+    await good.expectStillServed([mine, other]);
+  });
+
+  it("still closes 4409 for garbage after the hub hibernated, and keeps serving the good client", async () => {
+    const socket = await open();
+    await socket.auth(await mintToken({ sub: newUserId() }));
+    await evictDurableObject(hubStub(), { webSockets: "hibernate" });
+    socket.send("{garbage");
+    expect((await socket.waitForClose()).code).toBe(4409);
+    await good.expectStillServed();
+  });
+
+  it.each([
+    ["no Upgrade header", "/ws", {}],
+    ["a non-websocket Upgrade", "/ws", { Upgrade: "h2c" }],
+    ["a huge guildId", `/ws?guildId=${"9".repeat(4096)}`, { Upgrade: "websocket" }],
+    ["a path-trick guildId", "/ws?guildId=..%2F..%2Finternal", { Upgrade: "websocket" }],
+    ["a repeated guildId", "/ws?guildId=1&guildId=2", { Upgrade: "websocket" }],
+  ])("answers an upgrade with %s without a 500", async (_label, path, headers) => {
+    const response = await edgeFetch(path, { headers });
+    expect(response.status).toBeLessThan(500);
+    if (response.webSocket) {
+      const socket = new TestSocket(response.webSocket);
+      opened.push(socket);
+      socket.send({ type: "auth", token: await mintToken({ sub: newUserId() }) });
+      await socket.waitFor((m) => m.type === "ack", "auth.ok on the primary guild");
+    }
+    await good.expectStillServed();
+  });
 });
 
 describe("secrets", () => {
