@@ -16,8 +16,25 @@ export default defineConfig({
         test: {
           name: "edge",
           include: ["worker-edge/test/**/*.test.ts"],
-          exclude: ["worker-edge/test/multi-guild/**"],
+          exclude: ["worker-edge/test/multi-guild/**", "worker-edge/test/security/**"],
           testTimeout: 15_000,
+        },
+      },
+      {
+        // Hostile-input and property-based tests against the same Worker (npm run test:security).
+        plugins: [
+          cloudflareTest(async () => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: await edgeTestBindings() },
+          })),
+        ],
+        test: {
+          name: "security",
+          include: ["worker-edge/test/security/**/*.test.ts"],
+          // One file at a time: socket-limit cases count every socket of the guild.
+          fileParallelism: false,
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
         },
       },
       {
