@@ -53,6 +53,12 @@ export class PresenceStore {
         if (!this.rooms.has(channelId)) this.rooms.set(channelId, { channelId, name, userLimit, parentId, members: [] });
         break;
       }
+      case "room.updated": {
+        const { channelId, name, userLimit, parentId } = envelope.payload;
+        const room = this.rooms.get(channelId);
+        this.rooms.set(channelId, { channelId, name, userLimit, parentId, members: room?.members ?? [] });
+        break;
+      }
       case "room.deleted":
         this.rooms.delete(envelope.payload.channelId);
         break;

@@ -23,6 +23,8 @@ export const VoiceLeftPayload = z.object({ guildId: Snowflake, channelId: Snowfl
 
 export const AppEvent = z.discriminatedUnion("event", [
   z.object({ event: z.literal("room.created"), payload: RoomCreatedPayload }),
+  /** A known room's name, user limit or parent changed; the payload is the room's new description. */
+  z.object({ event: z.literal("room.updated"), payload: RoomCreatedPayload }),
   z.object({ event: z.literal("room.deleted"), payload: RoomDeletedPayload }),
   z.object({ event: z.literal("voice.joined"), payload: VoiceJoinedPayload }),
   z.object({ event: z.literal("voice.left"), payload: VoiceLeftPayload }),

@@ -33,13 +33,14 @@ export async function hubRequestHeaders(secret: string, body: string, nowMs = Da
   };
 }
 
-/** Compares two strings without an early exit, so timing reveals nothing about where they differ. */
+/**
+ * Compares two strings without an early exit, so timing reveals nothing about where they differ. It compares
+ * UTF-16 code units, not an encoding of them, which would make distinct lone surrogates equal.
+ */
 export function timingSafeEqual(a: string, b: string): boolean {
-  const left = encoder.encode(a);
-  const right = encoder.encode(b);
-  let diff = left.length ^ right.length;
-  for (let i = 0; i < Math.max(left.length, right.length); i++) {
-    diff |= (left[i] ?? 0) ^ (right[i] ?? 0);
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    diff |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0);
   }
   return diff === 0;
 }

@@ -4,7 +4,13 @@ import { Room } from "./events.js";
 
 export const CreateRoomBody = z
   .object({
-    name: z.string().trim().min(1).max(100).optional(),
+    name: z
+      .string()
+      .trim()
+      .min(1)
+      .max(100)
+      .regex(/^\P{Cc}*$/u, "must not contain control characters")
+      .optional(),
     parentId: Snowflake.optional(),
     userLimit: z.number().int().min(0).max(99).default(4),
   })

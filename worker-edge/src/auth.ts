@@ -5,6 +5,8 @@ import type { EdgeConfig } from "./config.js";
 /** Asymmetric algorithms only: `none` and HS* (which would let a public key act as a shared secret) never verify. */
 export const ALLOWED_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"];
 const CLOCK_TOLERANCE_SECONDS = 30;
+/** The same bound as a socket's auth message: no identity provider issues larger access tokens. */
+const MAX_TOKEN_BYTES = 8192;
 
 export interface AppUser {
   userId: string;
@@ -27,9 +29,9 @@ export class AuthError extends Error {}
 
 // Cached per isolate, so the remote JWKS is fetched once and reused across requests (jose also honours cooldowns).
 const remoteKeySets = new Map<string, JWTVerifyGetKey>();
-const inlineKeys = new Map<string, Promise<CryptoKey | Uint8Array>>();
+const inlineKeys = new Map<string, JWTVerifyGetKey>();
 
-function keyFor(config: EdgeConfig): JWTVerifyGetKey | Promise<CryptoKey | Uint8Array> {
+function keyFor(config: EdgeConfig): JWTVerifyGetKey {
   if (config.JWT_PUBLIC_JWK_URL) {
     let keySet = remoteKeySets.get(config.JWT_PUBLIC_JWK_URL);
     if (!keySet) {
@@ -43,7 +45,12 @@ function keyFor(config: EdgeConfig): JWTVerifyGetKey | Promise<CryptoKey | Uint8
   if (!key) {
     const jwk = JSON.parse(raw) as Parameters<typeof importJWK>[0];
     if (jwk.d || jwk.k) throw new Error("JWT_PUBLIC_JWK must be a public key");
-    key = importJWK(jwk, jwk.alg ?? "RS256");
+    const imported = importJWK(jwk, jwk.alg ?? "RS256");
+    // Like a key set: a token naming another key id is not this key's, even if the signature would verify.
+    key = async (header) => {
+      if (jwk.kid !== undefined && header.kid !== jwk.kid) throw new errors.JWKSNoMatchingKey();
+      return imported;
+    };
     inlineKeys.set(raw, key);
   }
   return key;
@@ -52,6 +59,7 @@ function keyFor(config: EdgeConfig): JWTVerifyGetKey | Promise<CryptoKey | Uint8
 /** Verifies an app JWT: signature, algorithm allow-list, issuer, audience, expiry and subject. */
 export async function verifyAppToken(token: string, config: EdgeConfig): Promise<AppUser> {
   let payload: JWTPayload;
+  if (new TextEncoder().encode(token).byteLength > MAX_TOKEN_BYTES) throw new AuthError("token too large");
   try {
     const key = keyFor(config);
     const options = {
@@ -61,8 +69,7 @@ export async function verifyAppToken(token: string, config: EdgeConfig): Promise
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ["exp", "sub", "iss", "aud"],
     };
-    ({ payload } =
-      typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, await key, options));
+    ({ payload } = await jwtVerify(token, key, options));
   } catch (error) {
     throw new AuthError(describe(error));
   }

@@ -9,6 +9,7 @@ import { completeSync } from "./sync-parts.js";
 export function reconcile(store: HubStore, incoming: InternalEvent, now: number): AppEvent[] {
   switch (incoming.event) {
     case "room.created":
+    case "room.updated":
       return roomCreated(store, incoming.payload, null, now);
     case "room.deleted":
       return roomDeleted(store, incoming.payload, now);
@@ -23,7 +24,10 @@ export function reconcile(store: HubStore, incoming: InternalEvent, now: number)
   }
 }
 
-/** A room seen for the first time is announced; a known one is updated quietly (REST create then CHANNEL_CREATE). */
+/**
+ * A room seen for the first time is announced, with anyone already known to be in it; a known one is announced
+ * again only when its name, limit or parent changed (REST create then CHANNEL_CREATE changes nothing).
+ */
 export function roomCreated(
   store: HubStore,
   payload: PayloadOf<"room.created">,
@@ -32,15 +36,24 @@ export function roomCreated(
 ): AppEvent[] {
   if (store.hasEnded(payload.channelId)) return []; // a late CHANNEL_CREATE (or sync) after the room ended
   const known = store.room(payload.channelId);
+  const room = { ...withoutUndefined(payload), parentId: payload.parentId ?? null };
   store.putRoom({
-    channelId: payload.channelId,
-    name: payload.name,
-    parentId: payload.parentId ?? null,
-    userLimit: payload.userLimit,
+    channelId: room.channelId,
+    name: room.name,
+    parentId: room.parentId,
+    userLimit: room.userLimit,
     creatorId,
     emptySince: known ? known.emptySince : store.memberCount(payload.channelId) === 0 ? now : null,
   });
-  return known ? [] : [{ event: "room.created", payload: withoutUndefined(payload) }];
+  if (!known) {
+    const present = store.members().filter((member) => member.channelId === payload.channelId);
+    return [
+      { event: "room.created", payload: withoutUndefined(payload) },
+      ...present.map((member): AppEvent => ({ event: "voice.joined", payload: { guildId: payload.guildId, ...member } })),
+    ];
+  }
+  const changed = known.name !== room.name || known.userLimit !== room.userLimit || known.parentId !== room.parentId;
+  return changed ? [{ event: "room.updated", payload: room }] : [];
 }
 
 export function roomDeleted(store: HubStore, payload: PayloadOf<"room.deleted">, now: number): AppEvent[] {
@@ -49,18 +62,24 @@ export function roomDeleted(store: HubStore, payload: PayloadOf<"room.deleted">,
   return [{ event: "room.deleted", payload }];
 }
 
+/**
+ * A user in a room the hub does not know (yet) is remembered but not announced: clients could not place them.
+ * They are announced with the room if it appears.
+ */
 function voiceJoined(store: HubStore, payload: PayloadOf<"voice.joined">, now: number): AppEvent[] {
   const current = store.member(payload.userId);
-  const member: MemberRecord = withoutUndefined({ ...payload });
   if (current?.channelId === payload.channelId) {
-    store.putMember(member); // same room: a mute/deafen or profile refresh, not an event
-    return [];
+    // Same room: a mute/deafen toggle is not an event; a new username or avatar is announced again.
+    if (!profileChanged(current, payload)) return [];
+    store.putMember(withoutUndefined({ ...payload }));
+    return store.room(payload.channelId) ? [{ event: "voice.joined", payload: { ...withoutUndefined(payload), ...profileOf(store, payload.userId) } }] : [];
   }
   const events: AppEvent[] = [];
   if (current) events.push(...voiceLeft(store, { guildId: payload.guildId, channelId: current.channelId, userId: payload.userId }, now));
-  store.putMember(member);
+  store.putMember(withoutUndefined({ ...payload }));
+  if (!store.room(payload.channelId)) return events;
   touchOccupancy(store, payload.channelId, now);
-  events.push({ event: "voice.joined", payload: withoutUndefined(payload) });
+  events.push({ event: "voice.joined", payload: { ...withoutUndefined(payload), ...profileOf(store, payload.userId) } });
   return events;
 }
 
@@ -68,6 +87,7 @@ function voiceLeft(store: HubStore, payload: PayloadOf<"voice.left">, now: numbe
   const current = store.member(payload.userId);
   if (current?.channelId !== payload.channelId) return []; // stale: the user is elsewhere or already gone
   store.deleteMember(payload.userId);
+  if (!store.room(payload.channelId)) return []; // never announced, so nothing to take back
   touchOccupancy(store, payload.channelId, now);
   return [{ event: "voice.left", payload }];
 }
@@ -98,6 +118,16 @@ function guildSync(store: HubStore, sync: GuildSyncPayload, now: number): AppEve
     if (!wantedRooms.has(room.channelId)) events.push(...roomDeleted(store, { guildId, channelId: room.channelId }, now));
   }
   return events;
+}
+
+function profileChanged(current: MemberRecord, next: PayloadOf<"voice.joined">): boolean {
+  return (next.username !== undefined && next.username !== current.username) || (next.avatar !== undefined && (next.avatar ?? undefined) !== current.avatar);
+}
+
+/** The profile the hub holds for a member, which may keep fields the latest report left out. */
+function profileOf(store: HubStore, userId: string): Pick<MemberRecord, "username" | "avatar"> {
+  const { username, avatar } = store.member(userId) ?? {};
+  return withoutUndefined({ username, avatar });
 }
 
 /** Tracks when a room became empty, for ROOM_IDLE_TTL_SECONDS. */
