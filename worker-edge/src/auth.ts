@@ -27,7 +27,8 @@ const AppClaims = z.object({
 
 export class AuthError extends Error {}
 
-// Cached per isolate, so the remote JWKS is fetched once and reused across requests (jose also honours cooldowns).
+// Cached per isolate, so the remote JWKS is fetched once and reused. A token naming an unknown kid (a rotated
+// key) refetches it, at most once per cooldown; a JWKS that is slow or down fails closed after the timeout.
 const remoteKeySets = new Map<string, JWTVerifyGetKey>();
 const inlineKeys = new Map<string, JWTVerifyGetKey>();
 
@@ -35,7 +36,11 @@ function keyFor(config: EdgeConfig): JWTVerifyGetKey {
   if (config.JWT_PUBLIC_JWK_URL) {
     let keySet = remoteKeySets.get(config.JWT_PUBLIC_JWK_URL);
     if (!keySet) {
-      keySet = createRemoteJWKSet(new URL(config.JWT_PUBLIC_JWK_URL), { timeoutDuration: 5_000 });
+      keySet = createRemoteJWKSet(new URL(config.JWT_PUBLIC_JWK_URL), {
+        timeoutDuration: 5_000,
+        cooldownDuration: 30_000,
+        cacheMaxAge: 10 * 60_000,
+      });
       remoteKeySets.set(config.JWT_PUBLIC_JWK_URL, keySet);
     }
     return keySet;
