@@ -46,8 +46,18 @@ export type InternalEvent = z.infer<typeof InternalEvent>;
 // Every event carries an id: it is what lets the hub tell a replayed request from a new event.
 const WithId = z.object({ id: InternalEventId });
 
+/**
+ * Which gateway process sent a batch: `epoch` is when it started (ms). Per guild the hub follows the newest
+ * gateway and refuses an older one with 409 `superseded`, so two processes at once cannot both write presence.
+ */
+export const GatewayLease = z.object({
+  epoch: z.number().int().min(0),
+  instance: z.string().min(1).max(64),
+});
+export type GatewayLease = z.infer<typeof GatewayLease>;
+
 export const InternalEventsBody = z.union([
-  z.object({ events: z.array(z.intersection(InternalEvent, WithId)).min(1).max(500) }),
+  z.object({ events: z.array(z.intersection(InternalEvent, WithId)).min(1).max(500), gateway: GatewayLease.optional() }),
   z.intersection(InternalEvent, WithId),
 ]);
 export type InternalEventsBody = z.infer<typeof InternalEventsBody>;

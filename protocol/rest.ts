@@ -33,6 +33,7 @@ export const ErrorCode = z.enum([
   "payload_too_large",
   "rate_limited",
   "too_many_rooms",
+  "superseded",
   "discord_error",
   "discord_unavailable",
   "internal",

@@ -3,6 +3,7 @@ import {
   InternalEventsResponse,
   MAX_INTERNAL_BODY_BYTES,
   splitGuildSync,
+  type GatewayLease,
   type GuildSyncPayload,
   type InternalEvent,
 } from "../../protocol/index.js";
@@ -47,6 +48,10 @@ export interface HubOutboxOptions {
   currentSync: () => { payload: GuildSyncPayload; sessionId?: string; seq?: number };
   /** Called with a session's seq once every event up to it has been accepted by the hub. */
   committed: (sessionId: string, seq: number) => void;
+  /** Sent with every batch: the hub follows the newest gateway. */
+  lease: GatewayLease;
+  /** The hub follows a newer gateway: this one must stop delivering and stand down. */
+  superseded: () => void;
   log: Logger;
 }
 
@@ -120,6 +125,11 @@ export class HubOutbox {
       while (!this.stopped && this.depth > 0) {
         const batch = this.nextBatch();
         const outcome = await this.post(batch.events);
+        if (outcome.kind === "superseded") {
+          this.stopped = true;
+          this.options.superseded();
+          break;
+        }
         if (outcome.kind === "ok" || outcome.kind === "poison") {
           this.settle(batch, outcome.kind === "ok");
           attempt = 0;
@@ -158,7 +168,7 @@ export class HubOutbox {
 
   /** Posts a batch in as many requests as its size needs, in order; the first failure stops it. */
   private async post(events: OutboxEvent[]): Promise<PostOutcome> {
-    for (const body of requestBodies(events)) {
+    for (const body of requestBodies(events, this.options.lease)) {
       const outcome = await this.postBody(body, events);
       if (outcome.kind !== "ok") return outcome;
     }
@@ -190,6 +200,10 @@ export class HubOutbox {
       const result = this.failed("hub refused the batch; retrying", { status: response.status });
       return Number.isFinite(retryAfter) && retryAfter > 0 ? { ...result, retryAfterMs: retryAfter * 1000 } : result;
     }
+    if (response.status === 409) {
+      this.options.log("error", "the hub follows a newer gateway process; this one stands down", { status: 409 });
+      return { kind: "superseded" };
+    }
     if (response.status === 401) {
       // Not poison: a wrong HUB_SECRET or a skewed clock rejects every batch. Keep them and say why, loudly.
       return this.failed("hub rejected the signature: check HUB_SECRET and this machine's clock", { status: 401 });
@@ -207,10 +221,11 @@ export class HubOutbox {
   }
 }
 
-type PostOutcome = { kind: "ok" } | { kind: "poison" } | { kind: "retry"; retryAfterMs?: number };
+type PostOutcome = { kind: "ok" } | { kind: "poison" } | { kind: "superseded" } | { kind: "retry"; retryAfterMs?: number };
 
 /** Groups events into request bodies under MAX_BODY_BYTES; an event is never split. */
-function requestBodies(events: OutboxEvent[]): string[] {
+function requestBodies(events: OutboxEvent[], lease: GatewayLease): string[] {
+  const gateway = JSON.stringify(lease);
   const bodies: string[] = [];
   let group: string[] = [];
   let size = 0;
@@ -218,13 +233,13 @@ function requestBodies(events: OutboxEvent[]): string[] {
     const json = JSON.stringify(event);
     const bytes = Buffer.byteLength(json);
     if (group.length > 0 && size + bytes + 1 > MAX_BODY_BYTES) {
-      bodies.push(`{"events":[${group.join(",")}]}`);
+      bodies.push(`{"events":[${group.join(",")}],"gateway":${gateway}}`);
       group = [];
       size = 0;
     }
     group.push(json);
     size += bytes + 1;
   }
-  if (group.length > 0) bodies.push(`{"events":[${group.join(",")}]}`);
+  if (group.length > 0) bodies.push(`{"events":[${group.join(",")}],"gateway":${gateway}}`);
   return bodies;
 }

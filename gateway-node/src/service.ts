@@ -65,7 +65,9 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   // The picture as the hub has accepted it: what a restarted process must resume from.
   let committedView = stored ? GuildView.from(guildId, stored.view) : new GuildView(guildId);
   let uncommitted: Array<{ sessionId: string; seq: number; payload: GatewayDispatchPayload }> = [];
-  const counters = { dispatches: 0, eventsQueued: 0, lastAckLatencyMs: 0 };
+  const counters = { dispatches: 0, eventsQueued: 0, lastAckLatencyMs: 0, superseded: 0 };
+  // This process's claim on the guild's hub: a later start wins, so a rolling deploy's old process stands down.
+  const lease = { epoch: now(), instance: random().toString(36).slice(2, 12) || "gateway" };
 
   const outbox = new HubOutbox({
     endpoint: config.HUB_ENDPOINT,
@@ -79,7 +81,15 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     log,
     currentSync: () => ({ payload: view.sync(), sessionId: shard.session?.sessionId, seq: shard.session?.seq }),
     committed: (sessionId, seq) => commit(sessionId, seq),
+    lease,
+    superseded: () => standDown(),
   });
+
+  /** Another gateway process serves the guild now: leave Discord and stay idle (exiting would restart and fight it). */
+  function standDown(): void {
+    counters.superseded = 1;
+    void shard.shutdown();
+  }
 
   function commit(sessionId: string, seq: number): void {
     const session = shard.session;
@@ -143,6 +153,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   const healthy = () => {
     const ready = shard.state === ShardState.Ready;
     const hubOk = outbox.stats.lastDeliveryOk || outbox.depth === 0;
+    if (counters.superseded) return { healthy: false, body: { discord: shard.state, hub: "superseded: a newer gateway serves the guild" } };
     return { healthy: ready && hubOk, body: { discord: shard.state, hub: hubOk ? "reachable" : "failing", outboxDepth: outbox.depth } };
   };
   const metricsText = () => renderMetrics(shard, outbox, counters);
@@ -170,7 +181,11 @@ function isGuildDispatch(t: string): boolean {
   return t === "GUILD_CREATE" || t === "GUILD_DELETE" || t.startsWith("CHANNEL_") || t === "VOICE_STATE_UPDATE";
 }
 
-function renderMetrics(shard: GatewayShard, outbox: HubOutbox, counters: { dispatches: number; eventsQueued: number; lastAckLatencyMs: number }): string {
+function renderMetrics(
+  shard: GatewayShard,
+  outbox: HubOutbox,
+  counters: { dispatches: number; eventsQueued: number; lastAckLatencyMs: number; superseded: number },
+): string {
   const states = Object.values(ShardState);
   const lines = [
     "# HELP gateway_connection_state 1 for the current Discord connection state.",
@@ -186,6 +201,7 @@ function renderMetrics(shard: GatewayShard, outbox: HubOutbox, counters: { dispa
     metric("gateway_resumes_total", "counter", "Successful RESUMEs.", shard.resumes),
     metric("gateway_identifies_total", "counter", "IDENTIFYs sent.", shard.identifies),
     metric("gateway_heartbeat_ack_latency_ms", "gauge", "Latency of the last heartbeat ACK.", counters.lastAckLatencyMs),
+    metric("gateway_superseded", "gauge", "1 when the hub follows a newer gateway process and this one stood down.", counters.superseded),
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -91,6 +91,7 @@ function routes(): Hono<EdgeEnv> {
       byGuild.set(event.payload.guildId, list);
     }
     const served = servedGuilds(c.var.config);
+    const lease = "events" in parsed.data ? parsed.data.gateway : undefined;
     let accepted = 0;
     let duplicates = 0;
     for (const [guildId, events] of byGuild) {
@@ -98,7 +99,7 @@ function routes(): Hono<EdgeEnv> {
         accepted += events.length; // acknowledged so the gateway moves on, and dropped
         continue;
       }
-      const result = await hub(c.env, guildId).ingest(guildId, events);
+      const result = unwrap(await hub(c.env, guildId).ingest(guildId, events, lease));
       accepted += result.accepted;
       duplicates += result.duplicates;
     }

@@ -1,7 +1,7 @@
 import type { ErrorBody, ErrorCode } from "../../protocol/index.js";
 import type { z } from "zod";
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 413 | 429 | 500 | 502 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 502 | 503;
 
 /** An error that maps to a JSON response; anything else becomes a 500 with no detail. */
 export class ApiError extends Error {

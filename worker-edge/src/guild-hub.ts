@@ -11,6 +11,7 @@ import {
   type ClientAuth,
   type CreateRoomResponse,
   type EventEnvelope,
+  type GatewayLease,
   type IdentifiedInternalEvent,
   type RoomsResponse,
 } from "../../protocol/index.js";
@@ -100,8 +101,16 @@ export class GuildHub extends DurableObject<Env> {
 
   // --- RPC from the Worker
 
-  async ingest(guildId: string, events: IdentifiedInternalEvent[]): Promise<{ accepted: number; duplicates: number }> {
+  async ingest(
+    guildId: string,
+    events: IdentifiedInternalEvent[],
+    lease?: GatewayLease,
+  ): Promise<HubResult<{ accepted: number; duplicates: number }>> {
     this.bindGuild(guildId);
+    if (lease && !this.followsGateway(lease)) {
+      log("warn", "GuildHub refused a superseded gateway", { guildId, epoch: lease.epoch, instance: lease.instance });
+      return failure(new ApiError(409, "superseded", "a newer gateway serves this guild; stand down"));
+    }
     const now = Date.now();
     let accepted = 0;
     let duplicates = 0;
@@ -118,7 +127,15 @@ export class GuildHub extends DurableObject<Env> {
     this.publish(produced, now);
     await this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs));
     if (duplicates > 0) log("info", "GuildHub duplicate events", { guildId, duplicates });
-    return { accepted, duplicates };
+    return { ok: true, value: { accepted, duplicates } };
+  }
+
+  /** Follows the newest gateway: a later epoch takes the lease; an earlier one (or a rival at the same epoch) is refused. */
+  private followsGateway(lease: GatewayLease): boolean {
+    const current = this.store.gatewayLease;
+    if (current && (lease.epoch < current.epoch || (lease.epoch === current.epoch && lease.instance !== current.instance))) return false;
+    if (!current || lease.epoch > current.epoch) this.store.gatewayLease = lease;
+    return true;
   }
 
   async snapshot(guildId: string): Promise<RoomsResponse> {

@@ -69,3 +69,26 @@ describe("POST /internal/events", () => {
     expect(response.status).toBe(413);
   });
 });
+
+describe("the gateway lease", () => {
+  it("follows the newest gateway and refuses an older one with 409 superseded, broadcasting nothing from it", async () => {
+    const socket = await TestSocket.open();
+    await socket.auth(await mintToken({ sub: newUserId() }));
+    const newer = { epoch: Date.now(), instance: "newer" };
+    const older = { epoch: newer.epoch - 60_000, instance: "older" };
+    expect((await postInternal({ events: [roomCreated(newChannelId())], gateway: newer })).status).toBe(200);
+
+    const refused = await postInternal({ events: [roomCreated(newChannelId())], gateway: older });
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({ error: "superseded" });
+    const rival = await postInternal({ events: [roomCreated(newChannelId())], gateway: { ...newer, instance: "rival" } });
+    expect(rival.status).toBe(409);
+
+    // The lease holder, and a sender that names no lease (an older gateway build), are still served.
+    expect((await postInternal({ events: [roomCreated(newChannelId())], gateway: newer })).status).toBe(200);
+    expect((await postInternal({ events: [roomCreated(newChannelId())] })).status).toBe(200);
+    await socket.waitForEvents(3, "the accepted events");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(socket.events()).toHaveLength(3);
+  });
+});

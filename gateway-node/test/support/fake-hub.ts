@@ -19,6 +19,8 @@ export class FakeHub {
   readonly posts: Array<{ status: number; count: number }> = [];
   duplicates = 0;
   failWith: number | undefined;
+  /** The newest gateway epoch seen; older ones are refused 409, as the real hub does. */
+  leaseEpoch = -1;
   private readonly seen = new Set<string>();
   private server: Server | undefined;
   port = 0;
@@ -56,6 +58,9 @@ export class FakeHub {
     if (this.failWith) return this.answer(this.failWith, { error: "internal" }, 0);
     const parsed = InternalEventsBody.safeParse(JSON.parse(body));
     if (!parsed.success) return this.answer(400, { error: "invalid_input", message: parsed.error.message }, 0);
+    const lease = "events" in parsed.data ? parsed.data.gateway : undefined;
+    if (lease && lease.epoch < this.leaseEpoch) return this.answer(409, { error: "superseded" }, 0);
+    if (lease) this.leaseEpoch = lease.epoch;
     const events = internalEventList(parsed.data);
     let duplicates = 0;
     for (const event of events) {

@@ -1,4 +1,4 @@
-import type { AppEvent, GuildSyncPayload, Member, Room } from "../../../protocol/index.js";
+import type { AppEvent, GatewayLease, GuildSyncPayload, Member, Room } from "../../../protocol/index.js";
 import { CreateRoomPolicy, fullAgainAt, type Bucket } from "./rate-limit.js";
 
 /** Bounds on what the hub keeps: the replay buffer by count and age, event ids and idempotency keys by age. */
@@ -83,6 +83,16 @@ export class HubStore {
 
   set guildId(value: string) {
     this.setMeta("guild_id", value);
+  }
+
+  /** The gateway this guild follows (see GatewayLease). */
+  get gatewayLease(): GatewayLease | undefined {
+    const raw = this.meta("gateway_lease");
+    return raw === undefined ? undefined : (JSON.parse(raw) as GatewayLease);
+  }
+
+  set gatewayLease(lease: GatewayLease) {
+    this.setMeta("gateway_lease", JSON.stringify(lease));
   }
 
   /** Counts sync messages as they arrive, so the hub can tell which of two pictures is newer. */
