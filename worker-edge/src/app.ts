@@ -26,7 +26,7 @@ import type { HubResult } from "./hub/rpc.js";
 import { closeSocket } from "./hub/sockets.js";
 import { errorFields, log } from "./log.js";
 
-type EdgeEnv = { Bindings: Env; Variables: { config: EdgeConfig; user: AppUser } };
+type EdgeEnv = { Bindings: Env; Variables: { config: EdgeConfig; user: AppUser; requestId: string } };
 
 const MAX_REST_BODY_BYTES = 16 * 1024;
 const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,128}$/, "must be 1–128 visible ASCII characters");
@@ -46,7 +46,10 @@ const requireUser = async (c: Context<EdgeEnv>, next: () => Promise<void>) => {
   try {
     c.set("user", await verifyAppToken(token, c.var.config));
   } catch (error) {
-    if (error instanceof AuthError) throw new ApiError(401, "unauthorized", error.message);
+    if (error instanceof AuthError) {
+      log("info", "edge auth rejected", { requestId: c.var.requestId, path: c.req.path, reason: error.message });
+      throw new ApiError(401, "unauthorized", error.message);
+    }
     throw error;
   }
   await next();
@@ -167,6 +170,8 @@ function routes(): Hono<EdgeEnv> {
 export function createApp(): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();
   app.use("*", async (c, next) => {
+    // Only variables are set here: touching the response would break the /ws upgrade.
+    c.set("requestId", c.req.header("cf-ray") ?? crypto.randomUUID());
     c.set("config", edgeConfig(c.env));
     await next();
   });
@@ -175,12 +180,21 @@ export function createApp(): Hono<EdgeEnv> {
   app.route("/", api);
   app.notFound((c) => c.json({ error: "not_found", message: "no such route" }, 404));
   app.onError((error, c) => {
-    if (error instanceof ApiError) return error.toResponse();
+    if (error instanceof ApiError) {
+      log(error.status >= 500 ? "warn" : "info", "edge request refused", {
+        requestId: c.var.requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status: error.status,
+        error: error.code,
+      });
+      return error.toResponse();
+    }
     if (error instanceof ConfigError) {
       log("error", "edge misconfigured", { detail: error.message });
       return c.json({ error: "internal", message: "service misconfigured" }, 500);
     }
-    log("error", "edge request failed", { path: c.req.path, ...errorFields(error) });
+    log("error", "edge request failed", { requestId: c.var.requestId, path: c.req.path, ...errorFields(error) });
     return c.json({ error: "internal", message: "internal error" }, 500);
   });
   return app;

@@ -26,7 +26,7 @@ import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
 import { CreateRoomPolicy, takeToken } from "./hub/rate-limit.js";
 import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
-import { attachmentOf, closeSocket, setAttachment, SocketCensus, type SocketAttachment } from "./hub/sockets.js";
+import { attachmentOf, closeSocket, connectionId, setAttachment, SocketCensus, type SocketAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 
 const DEFAULT_ROOM_NAME = "Spell Coven room";
@@ -200,7 +200,7 @@ export class GuildHub extends DurableObject<Env> {
     }
     this.ctx.acceptWebSocket(server);
     const authDeadline = Date.now() + AUTH_TIMEOUT_MS;
-    this.setSocket(server, { phase: "pending", authDeadline });
+    this.setSocket(server, { phase: "pending", conn: connectionId(), authDeadline });
     await this.scheduleAlarm(authDeadline);
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -242,6 +242,7 @@ export class GuildHub extends DurableObject<Env> {
     const rooms = auth.rooms ?? (previous?.phase === "live" ? previous.rooms : undefined);
     const live: SocketAttachment = {
       phase: "live",
+      conn: previous?.conn ?? connectionId(),
       userId: user.userId,
       expiresAt: user.expiresAt * 1000,
       rooms,
@@ -252,7 +253,8 @@ export class GuildHub extends DurableObject<Env> {
 
     const seq = this.store.seq;
     ws.send(JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId: this.guildId, seq } satisfies AuthOkMessage));
-    if (previous?.phase !== "live") catchUp(ws, this.store, live, auth.since);
+    const resumed = previous?.phase === "live" ? "refresh" : catchUp(ws, this.store, live, auth.since) ? "replay" : "snapshot";
+    log("info", "GuildHub socket live", { guildId: this.guildId, conn: live.conn, userId: user.userId, resumed });
   }
 
   private setSocket(ws: WebSocket, attachment: SocketAttachment): void {
@@ -262,7 +264,7 @@ export class GuildHub extends DurableObject<Env> {
 
   /** Closes a socket for a reason the client can act on, and logs why (never the token). */
   private reject(ws: WebSocket, code: number, reason: string): void {
-    log("info", "GuildHub closed socket", { guildId: this.guildId, code, reason });
+    log("info", "GuildHub closed socket", { guildId: this.guildId, conn: attachmentOf(ws)?.conn, code, reason });
     closeSocket(ws, code, reason);
   }
 
@@ -277,8 +279,11 @@ export class GuildHub extends DurableObject<Env> {
       return { event, message };
     });
     this.store.prune(now);
-    const shed = broadcast(this.ctx.getWebSockets(), outgoing, now);
-    if (shed > 0) log("warn", "GuildHub shed sockets whose sends failed", { guildId: this.guildId, shed });
+    const sockets = this.ctx.getWebSockets();
+    const shed = broadcast(sockets, outgoing, now);
+    // One line per publish: what an operator charts and pages on (Workers Logs can query these fields; the
+    // runtime's own metrics give its duration, as clocks do not advance during a synchronous loop in workerd).
+    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: sockets.length, shed });
   }
 
   // --- deadlines: one alarm multiplexes auth timeouts, token expiries and idle rooms

@@ -3,8 +3,13 @@ import type { Bucket } from "./rate-limit.js";
 
 /** Per-socket state, kept in the hibernation attachment (well under its 2 KB budget) so it survives eviction. */
 export type SocketAttachment =
-  | { phase: "pending"; authDeadline: number }
-  | { phase: "live"; userId: string; expiresAt: number; rooms?: string[]; reauth: Bucket };
+  | { phase: "pending"; conn: string; authDeadline: number }
+  | { phase: "live"; conn: string; userId: string; expiresAt: number; rooms?: string[]; reauth: Bucket };
+
+/** A short id for a connection, for its log lines. */
+export function connectionId(): string {
+  return crypto.randomUUID().slice(0, 8);
+}
 
 // Deserialising an attachment on every broadcast is wasted work; this cache is rebuilt lazily after a wake-up.
 const attachments = new WeakMap<WebSocket, SocketAttachment>();
