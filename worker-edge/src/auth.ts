@@ -7,6 +7,8 @@ export const ALLOWED_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"];
 const CLOCK_TOLERANCE_SECONDS = 30;
 /** The same bound as a socket's auth message: no identity provider issues larger access tokens. */
 const MAX_TOKEN_BYTES = 8192;
+/** How soon a token naming an unknown kid may refetch the JWKS again: short for rotations, long enough for floods. */
+export const JWKS_REFETCH_COOLDOWN_MS = 5_000;
 
 export interface AppUser {
   userId: string;
@@ -38,7 +40,7 @@ function keyFor(config: EdgeConfig): JWTVerifyGetKey {
     if (!keySet) {
       keySet = createRemoteJWKSet(new URL(config.JWT_PUBLIC_JWK_URL), {
         timeoutDuration: 5_000,
-        cooldownDuration: 30_000,
+        cooldownDuration: JWKS_REFETCH_COOLDOWN_MS,
         cacheMaxAge: 10 * 60_000,
       });
       remoteKeySets.set(config.JWT_PUBLIC_JWK_URL, keySet);
