@@ -1,5 +1,5 @@
 import { ChannelType, type GatewayDispatchPayload } from "discord-api-types/v10";
-import type { AppEvent, GuildSyncPayload } from "../../protocol/index.js";
+import type { AppEvent, GuildSyncPayload, InternalEvent } from "../../protocol/index.js";
 
 interface VoiceMember {
   channelId: string;
@@ -28,20 +28,69 @@ export class GuildView {
   private readonly rooms = new Map<string, VoiceRoom>();
   private readonly members = new Map<string, VoiceMember>();
   private syncDue = true;
+  private syncParts: Array<Pick<GuildSyncPayload, "channels" | "voiceStates">> = [];
 
   constructor(readonly guildId: string) {}
 
   /** The picture as plain data, persisted with the session so a restarted process can resume correctly. */
   export(): GuildViewSnapshot {
-    return { rooms: [...this.rooms.values()], members: [...this.members.entries()].map(([userId, m]) => ({ userId, ...m })) };
+    return {
+      rooms: [...this.rooms.values()],
+      members: [...this.members.entries()].map(([userId, m]) => ({ userId, ...m })),
+      syncDue: this.syncDue,
+    };
   }
 
   static from(guildId: string, snapshot: GuildViewSnapshot): GuildView {
     const view = new GuildView(guildId);
     for (const room of snapshot.rooms) view.rooms.set(room.channelId, room);
     for (const { userId, ...member } of snapshot.members) view.members.set(userId, member);
-    view.syncDue = false;
+    view.syncDue = snapshot.syncDue ?? false;
     return view;
+  }
+
+  /**
+   * Applies an event the hub accepted, so this view is the hub's picture: what a restarted process resumes from.
+   * A sync (or its last part) replaces the picture and settles a pending sync.
+   */
+  apply(event: InternalEvent): void {
+    switch (event.event) {
+      case "room.created":
+      case "room.updated": {
+        const { guildId: _guild, ...room } = event.payload;
+        this.rooms.set(room.channelId, { ...room, parentId: room.parentId ?? null });
+        return;
+      }
+      case "room.deleted":
+        this.rooms.delete(event.payload.channelId);
+        return;
+      case "voice.joined": {
+        const { guildId: _guild, userId, ...member } = event.payload;
+        this.members.set(userId, member);
+        return;
+      }
+      case "voice.left":
+        if (this.members.get(event.payload.userId)?.channelId === event.payload.channelId) this.members.delete(event.payload.userId);
+        return;
+      case "guild.sync": {
+        // Like the hub, take a multi-part picture only once its last part is in.
+        const { part, channels, voiceStates } = event.payload;
+        const parts = part && part.index > 0 ? [...this.syncParts, { channels, voiceStates }] : [{ channels, voiceStates }];
+        if (part && part.index < part.count - 1) {
+          this.syncParts = parts;
+          return;
+        }
+        this.syncParts = [];
+        this.rooms.clear();
+        this.members.clear();
+        for (const { channelId, name, parentId, userLimit } of parts.flatMap((p) => p.channels)) {
+          this.rooms.set(channelId, { channelId, name, parentId: parentId ?? null, userLimit });
+        }
+        for (const { userId, ...member } of parts.flatMap((p) => p.voiceStates)) this.members.set(userId, member);
+        this.syncDue = false;
+        return;
+      }
+    }
   }
 
   /** A new Discord session starts: its GUILD_CREATE must become a guild.sync. */
@@ -131,6 +180,8 @@ export class GuildView {
 export interface GuildViewSnapshot {
   rooms: VoiceRoom[];
   members: Array<VoiceMember & { userId: string }>;
+  /** A new session began whose guild.sync the hub has not accepted yet: its replayed GUILD_CREATE must sync. */
+  syncDue?: boolean;
 }
 
 interface GuildCreateLike {

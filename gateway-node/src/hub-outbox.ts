@@ -30,9 +30,11 @@ interface Batch {
 
 interface Entry {
   event: OutboxEvent;
-  /** The gateway session and sequence this entry completes: once delivered, the session may persist it. */
   sessionId: string;
+  /** The last dispatch this entry accounts for (later zero-event dispatches are folded into it). */
   seq: number;
+  /** The last event of its dispatch: only then may the session's position move past that dispatch. */
+  completes: boolean;
 }
 
 export interface HubOutboxOptions {
@@ -46,7 +48,9 @@ export interface HubOutboxOptions {
   sleep: (ms: number) => Promise<void>;
   /** Builds a guild.sync from the gateway's current picture, to converge after an overflow, with the position it covers. */
   currentSync: () => { payload: GuildSyncPayload; sessionId?: string; seq?: number };
-  /** Called with a session's seq once every event up to it has been accepted by the hub. */
+  /** Events the hub accepted, in order: the gateway keeps its copy of the hub's picture from them. */
+  delivered: (events: OutboxEvent[]) => void;
+  /** Called with a session's seq once every event of every dispatch up to it has been accepted by the hub. */
   committed: (sessionId: string, seq: number) => void;
   /** Sent with every batch: the hub follows the newest gateway. */
   lease: GatewayLease;
@@ -55,13 +59,23 @@ export interface HubOutboxOptions {
   log: Logger;
 }
 
+type PostOutcome =
+  | { kind: "ok"; rejected: Set<string> }
+  | { kind: "superseded" }
+  | { kind: "retry"; retryAfterMs?: number }
+  | { kind: "refused"; status: number };
+
 /**
  * Delivers events to the hub in order, at least once, signed, in batches, with backoff while the hub is down.
  * Memory is bounded: on overflow the queue is dropped and a fresh guild.sync is sent when the hub is back.
+ * A batch the hub finds too large is split; an event it refuses as invalid is dropped alone, and a guild.sync
+ * follows so the hub converges anyway.
  */
 export class HubOutbox {
   private queue: Entry[] = [];
   private syncPending = false;
+  /** A zero-event dispatch of a newer session seen behind queued events: committed once they are delivered. */
+  private trailing: { sessionId: string; seq: number } | undefined;
   private pumping = false;
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
@@ -85,16 +99,19 @@ export class HubOutbox {
       this.stats.dropped += this.queue.length + events.length;
       this.options.log("warn", "hub outbox overflowed; dropping the queue and resyncing when the hub is back", { dropped: this.queue.length + events.length });
       this.queue = [];
+      this.trailing = undefined;
       this.syncPending = true;
       this.kick();
       return;
     }
     if (events.length === 0) {
-      if (this.queue.length === 0) this.options.committed(sessionId, seq);
-      else this.queue[this.queue.length - 1]!.seq = Math.max(this.queue[this.queue.length - 1]!.seq, seq);
+      const last = this.queue[this.queue.length - 1];
+      if (!last) this.options.committed(sessionId, seq);
+      else if (last.sessionId === sessionId) last.seq = Math.max(last.seq, seq);
+      else this.trailing = { sessionId, seq };
       return;
     }
-    for (const event of events) this.queue.push({ event, sessionId, seq });
+    events.forEach((event, index) => this.queue.push({ event, sessionId, seq, completes: index === events.length - 1 }));
     this.kick();
   }
 
@@ -124,18 +141,18 @@ export class HubOutbox {
     try {
       while (!this.stopped && this.depth > 0) {
         const batch = this.nextBatch();
-        const outcome = await this.post(batch.events);
+        const outcome = await this.deliver(batch.events);
         if (outcome.kind === "superseded") {
           this.stopped = true;
           this.options.superseded();
           break;
         }
-        if (outcome.kind === "ok" || outcome.kind === "poison") {
-          this.settle(batch, outcome.kind === "ok");
+        if (outcome.kind === "ok") {
+          this.settle(batch, outcome.rejected);
           attempt = 0;
           continue;
         }
-        const delay = outcome.retryAfterMs ?? backoffDelay(attempt++, this.options.backoff, this.options.random);
+        const delay = outcome.kind === "retry" && outcome.retryAfterMs !== undefined ? outcome.retryAfterMs : backoffDelay(attempt++, this.options.backoff, this.options.random);
         await this.options.sleep(delay);
       }
     } finally {
@@ -154,28 +171,59 @@ export class HubOutbox {
     return { events: entries.map((entry) => entry.event), entries: entries.length, sync: false };
   }
 
-  private settle(batch: Batch, delivered: boolean): void {
+  /** Records what the hub accepted and moves the session's position past every dispatch delivered whole. */
+  private settle(batch: Batch, rejected: Set<string>): void {
+    const accepted = batch.events.filter((event) => !rejected.has(event.id));
+    this.options.delivered(accepted);
+    this.stats.delivered += accepted.length;
     if (batch.sync) {
       this.syncPending = false;
-      if (delivered && batch.covers) this.options.committed(batch.covers.sessionId, batch.covers.seq);
+      if (batch.covers) this.options.committed(batch.covers.sessionId, batch.covers.seq);
     } else {
       const done = this.queue.splice(0, batch.entries);
-      const last = done[done.length - 1];
-      if (delivered && last) this.options.committed(last.sessionId, last.seq);
+      const lastWhole = done.findLast((entry) => entry.completes);
+      if (lastWhole) this.options.committed(lastWhole.sessionId, lastWhole.seq);
+      if (this.queue.length === 0 && this.trailing) this.options.committed(this.trailing.sessionId, this.trailing.seq);
+      if (this.queue.length === 0) this.trailing = undefined;
     }
-    if (delivered) this.stats.delivered += batch.events.length;
+    if (rejected.size > 0 && !batch.sync) {
+      // The hub lacks what it refused: a fresh picture makes it converge (queued events are in that picture).
+      this.stats.dropped += rejected.size;
+      this.syncPending = true;
+      this.queue = [];
+      this.trailing = undefined;
+    }
   }
 
   /** Posts a batch in as many requests as its size needs, in order; the first failure stops it. */
-  private async post(events: OutboxEvent[]): Promise<PostOutcome> {
-    for (const body of requestBodies(events, this.options.lease)) {
-      const outcome = await this.postBody(body, events);
+  private async deliver(events: OutboxEvent[]): Promise<PostOutcome> {
+    const rejected = new Set<string>();
+    for (const group of requestGroups(events)) {
+      const outcome = await this.deliverGroup(group, rejected);
       if (outcome.kind !== "ok") return outcome;
     }
-    return { kind: "ok" };
+    return { kind: "ok", rejected };
   }
 
-  private async postBody(body: string, events: OutboxEvent[]): Promise<PostOutcome> {
+  /** A group the hub refuses as too large or invalid is halved until the one event at fault is found and dropped. */
+  private async deliverGroup(group: OutboxEvent[], rejected: Set<string>): Promise<PostOutcome> {
+    const outcome = await this.post(group);
+    if (outcome.kind !== "refused") return outcome;
+    if (group.length === 1) {
+      this.options.log("error", "hub refused an event; dropping it and resyncing", { status: outcome.status, id: group[0]!.id, event: group[0]!.event });
+      rejected.add(group[0]!.id);
+      return { kind: "ok", rejected };
+    }
+    const middle = Math.ceil(group.length / 2);
+    for (const half of [group.slice(0, middle), group.slice(middle)]) {
+      const result = await this.deliverGroup(half, rejected);
+      if (result.kind !== "ok") return result;
+    }
+    return { kind: "ok", rejected };
+  }
+
+  private async post(events: OutboxEvent[]): Promise<PostOutcome> {
+    const body = JSON.stringify({ events, gateway: this.options.lease });
     this.stats.posts++;
     let response: Response;
     try {
@@ -192,8 +240,9 @@ export class HubOutbox {
       const parsed = InternalEventsResponse.safeParse(await response.json().catch(() => undefined));
       this.stats.lastDeliveryOk = true;
       this.options.log("debug", "delivered events to the hub", { count: events.length, duplicates: parsed.success ? parsed.data.duplicates : undefined });
-      return { kind: "ok" };
+      return { kind: "ok", rejected: new Set() };
     }
+    await response.body?.cancel().catch(() => undefined);
     const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
     if (retryable) {
       const retryAfter = Number(response.headers.get("Retry-After"));
@@ -208,9 +257,8 @@ export class HubOutbox {
       // Not poison: a wrong HUB_SECRET or a skewed clock rejects every batch. Keep them and say why, loudly.
       return this.failed("hub rejected the signature: check HUB_SECRET and this machine's clock", { status: 401 });
     }
-    this.options.log("error", "hub rejected a batch as invalid; dropping it", { status: response.status, ids: events.map((e) => e.id).slice(0, 5) });
-    this.stats.dropped += events.length;
-    return { kind: "poison" };
+    this.stats.lastDeliveryOk = true; // the hub answered
+    return { kind: "refused", status: response.status };
   }
 
   private failed(msg: string, fields: Record<string, unknown>): { kind: "retry" } {
@@ -221,25 +269,21 @@ export class HubOutbox {
   }
 }
 
-type PostOutcome = { kind: "ok" } | { kind: "poison" } | { kind: "superseded" } | { kind: "retry"; retryAfterMs?: number };
-
-/** Groups events into request bodies under MAX_BODY_BYTES; an event is never split. */
-function requestBodies(events: OutboxEvent[], lease: GatewayLease): string[] {
-  const gateway = JSON.stringify(lease);
-  const bodies: string[] = [];
-  let group: string[] = [];
+/** Groups events for requests under MAX_BODY_BYTES; an event is never split. */
+function requestGroups(events: OutboxEvent[]): OutboxEvent[][] {
+  const groups: OutboxEvent[][] = [];
+  let group: OutboxEvent[] = [];
   let size = 0;
   for (const event of events) {
-    const json = JSON.stringify(event);
-    const bytes = Buffer.byteLength(json);
-    if (group.length > 0 && size + bytes + 1 > MAX_BODY_BYTES) {
-      bodies.push(`{"events":[${group.join(",")}],"gateway":${gateway}}`);
+    const bytes = Buffer.byteLength(JSON.stringify(event)) + 1;
+    if (group.length > 0 && size + bytes > MAX_BODY_BYTES) {
+      groups.push(group);
       group = [];
       size = 0;
     }
-    group.push(json);
-    size += bytes + 1;
+    group.push(event);
+    size += bytes;
   }
-  if (group.length > 0) bodies.push(`{"events":[${group.join(",")}],"gateway":${gateway}}`);
-  return bodies;
+  if (group.length > 0) groups.push(group);
+  return groups;
 }

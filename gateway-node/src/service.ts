@@ -62,10 +62,9 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
 
   const stored = store.load();
   let view = stored ? GuildView.from(guildId, stored.view) : new GuildView(guildId);
-  // The picture as the hub has accepted it: what a restarted process must resume from.
-  let committedView = stored ? GuildView.from(guildId, stored.view) : new GuildView(guildId);
-  let uncommitted: Array<{ sessionId: string; seq: number; payload: GatewayDispatchPayload }> = [];
-  const counters = { dispatches: 0, eventsQueued: 0, lastAckLatencyMs: 0, superseded: 0 };
+  // The picture as the hub has accepted it, kept from the events it accepted: what a restarted process resumes from.
+  const committedView = stored ? GuildView.from(guildId, stored.view) : new GuildView(guildId);
+  const counters = { dispatches: 0, eventsQueued: 0, lastAckLatencyMs: 0, superseded: 0, sessionFileOk: 1 };
   // This process's claim on the guild's hub: a later start wins, so a rolling deploy's old process stands down.
   const lease = { epoch: now(), instance: random().toString(36).slice(2, 12) || "gateway" };
 
@@ -80,6 +79,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     sleep,
     log,
     currentSync: () => ({ payload: view.sync(), sessionId: shard.session?.sessionId, seq: shard.session?.seq }),
+    delivered: (events) => events.forEach((event) => committedView.apply(event)),
     committed: (sessionId, seq) => commit(sessionId, seq),
     lease,
     superseded: () => standDown(),
@@ -94,10 +94,15 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   function commit(sessionId: string, seq: number): void {
     const session = shard.session;
     if (!session || session.sessionId !== sessionId) return; // an older session's tail
-    const done = uncommitted.filter((d) => d.sessionId === sessionId && d.seq <= seq);
-    uncommitted = uncommitted.filter((d) => !(d.sessionId === sessionId && d.seq <= seq));
-    for (const { payload } of done) committedView.translate(payload);
-    store.save({ sessionId, seq, resumeGatewayUrl: session.resumeGatewayUrl, view: committedView.export() });
+    try {
+      store.save({ sessionId, seq, resumeGatewayUrl: session.resumeGatewayUrl, view: committedView.export() });
+      if (!counters.sessionFileOk) log("info", "the session file is writable again");
+      counters.sessionFileOk = 1;
+    } catch (error) {
+      // Delivery goes on; only a restart's RESUME is lost (it will IDENTIFY instead).
+      if (counters.sessionFileOk) log("error", "cannot write the session file; running without resume", { error: error instanceof Error ? error.message : String(error) });
+      counters.sessionFileOk = 0;
+    }
   }
 
   const fetchGatewayBot = async (): Promise<GatewayBotInfo> => {
@@ -117,10 +122,9 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   const onDispatch = (payload: GatewayDispatchPayload, session: GatewaySession) => {
     counters.dispatches++;
     if (payload.t === "READY") {
-      // A fresh session: start from an empty picture; its GUILD_CREATE becomes one guild.sync.
+      // A fresh session: its GUILD_CREATE becomes one guild.sync. Until the hub accepts that sync, a restart must
+      // sync again, so the committed picture (still the hub's) carries the promise.
       view = new GuildView(guildId);
-      committedView = new GuildView(guildId);
-      uncommitted = [];
       view.expectSync();
       committedView.expectSync();
     }
@@ -129,10 +133,6 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       translation.kind === "sync"
         ? syncEvents(translation.sync, `${session.sessionId}:${payload.s}`)
         : translation.events.map((event, index, all) => ({ ...event, id: all.length === 1 ? `${session.sessionId}:${payload.s}` : `${session.sessionId}:${payload.s}:${index}` }));
-    if (isGuildDispatch(payload.t)) {
-      uncommitted.push({ sessionId: session.sessionId, seq: payload.s, payload });
-      if (uncommitted.length > settings.outboxMaxEvents) uncommitted.shift(); // bounded; the overflow sync will commit past it
-    }
     counters.eventsQueued += events.length;
     outbox.enqueue(events, session.sessionId, payload.s);
   };
@@ -154,7 +154,8 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     const ready = shard.state === ShardState.Ready;
     const hubOk = outbox.stats.lastDeliveryOk || outbox.depth === 0;
     if (counters.superseded) return { healthy: false, body: { discord: shard.state, hub: "superseded: a newer gateway serves the guild" } };
-    return { healthy: ready && hubOk, body: { discord: shard.state, hub: hubOk ? "reachable" : "failing", outboxDepth: outbox.depth } };
+    const sessionFile = counters.sessionFileOk ? "ok" : "failing";
+    return { healthy: ready && hubOk, body: { discord: shard.state, hub: hubOk ? "reachable" : "failing", outboxDepth: outbox.depth, sessionFile } };
   };
   const metricsText = () => renderMetrics(shard, outbox, counters);
   const health = await startHealthServer(config.HEALTH_PORT, healthy, metricsText);
@@ -177,14 +178,10 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   };
 }
 
-function isGuildDispatch(t: string): boolean {
-  return t === "GUILD_CREATE" || t === "GUILD_DELETE" || t.startsWith("CHANNEL_") || t === "VOICE_STATE_UPDATE";
-}
-
 function renderMetrics(
   shard: GatewayShard,
   outbox: HubOutbox,
-  counters: { dispatches: number; eventsQueued: number; lastAckLatencyMs: number; superseded: number },
+  counters: { dispatches: number; eventsQueued: number; lastAckLatencyMs: number; superseded: number; sessionFileOk: number },
 ): string {
   const states = Object.values(ShardState);
   const lines = [
@@ -201,6 +198,7 @@ function renderMetrics(
     metric("gateway_resumes_total", "counter", "Successful RESUMEs.", shard.resumes),
     metric("gateway_identifies_total", "counter", "IDENTIFYs sent.", shard.identifies),
     metric("gateway_heartbeat_ack_latency_ms", "gauge", "Latency of the last heartbeat ACK.", counters.lastAckLatencyMs),
+    metric("gateway_session_file_ok", "gauge", "0 while the session file cannot be written (a restart would IDENTIFY).", counters.sessionFileOk),
     metric("gateway_superseded", "gauge", "1 when the hub follows a newer gateway process and this one stood down.", counters.superseded),
   ];
   return `${lines.join("\n")}\n`;

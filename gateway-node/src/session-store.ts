@@ -11,6 +11,7 @@ const StoredSession = z.object({
   view: z.object({
     rooms: z.array(z.object({ channelId: z.string(), name: z.string(), parentId: z.string().nullable(), userLimit: z.number() })),
     members: z.array(z.object({ userId: z.string(), channelId: z.string(), username: z.string().optional(), avatar: z.string().nullable().optional() })),
+    syncDue: z.boolean().optional(),
   }),
 });
 

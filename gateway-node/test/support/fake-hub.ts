@@ -19,6 +19,12 @@ export class FakeHub {
   readonly posts: Array<{ status: number; count: number }> = [];
   duplicates = 0;
   failWith: number | undefined;
+  /** Decides each post's status before anything else (undefined: answer normally). */
+  onPost: (() => number | undefined) | undefined;
+  /** At most this many events per request, else 413 (the real hub's limit is bytes). */
+  maxEventsPerPost = Infinity;
+  /** Events the hub refuses as invalid (400), like a schema the gateway does not match. */
+  rejectIf: ((event: IdentifiedInternalEvent) => boolean) | undefined;
   /** The newest gateway epoch seen; older ones are refused 409, as the real hub does. */
   leaseEpoch = -1;
   private readonly seen = new Set<string>();
@@ -55,13 +61,16 @@ export class FakeHub {
     const check = await verifyHubSignature(HUB_SECRET, String(headers["x-hub-timestamp"] ?? ""), String(headers["x-hub-signature"] ?? ""), body);
     if (!check.ok) return this.answer(401, { error: "unauthorized", message: check.reason }, 0);
     if (Buffer.byteLength(body) > MAX_INTERNAL_BODY_BYTES) return this.answer(413, { error: "payload_too_large" }, 0);
-    if (this.failWith) return this.answer(this.failWith, { error: "internal" }, 0);
+    const forced = this.onPost?.() ?? this.failWith;
+    if (forced) return this.answer(forced, { error: "internal" }, 0);
     const parsed = InternalEventsBody.safeParse(JSON.parse(body));
     if (!parsed.success) return this.answer(400, { error: "invalid_input", message: parsed.error.message }, 0);
     const lease = "events" in parsed.data ? parsed.data.gateway : undefined;
     if (lease && lease.epoch < this.leaseEpoch) return this.answer(409, { error: "superseded" }, 0);
     if (lease) this.leaseEpoch = lease.epoch;
     const events = internalEventList(parsed.data);
+    if (events.length > this.maxEventsPerPost) return this.answer(413, { error: "payload_too_large" }, 0);
+    if (events.some((event) => this.rejectIf?.(event))) return this.answer(400, { error: "invalid_input" }, 0);
     let duplicates = 0;
     for (const event of events) {
       if (event.id && this.seen.has(event.id)) {
