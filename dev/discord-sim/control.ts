@@ -21,7 +21,7 @@ const SENDABLE_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1007, 1008, 1009, 
 const FaultBody = z.object({
   action: z.enum([
     "withhold-acks", "release-acks", "drop-tcp", "stall-handshakes", "release-handshakes", "reconnect",
-    "invalid-session", "close", "break-resume-url", "fix-resume-url", "heartbeat-request", "outage", "restore",
+    "invalid-session", "close", "break-resume-url", "fix-resume-url", "heartbeat-request", "outage", "remove-bot", "restore",
   ]),
   resumable: z.boolean().optional(),
   // Codes ws may put on the wire: 1005, 1006 and 1015 are reserved for reporting, never sent.
@@ -105,6 +105,7 @@ function applyFault(sim: DiscordSimulator, fault: z.infer<typeof FaultBody>): vo
     case "fix-resume-url": return sim.breakResumeUrl(false);
     case "heartbeat-request": return sim.requestHeartbeat();
     case "outage": return sim.guildOutage();
+    case "remove-bot": return sim.removeBot();
     case "restore": return sim.restoreGuild();
   }
 }

@@ -52,6 +52,8 @@ export interface DiscordSimulator {
   createChannel(input: { name: string; type?: 0 | 2; parentId?: string | null; userLimit?: number }): ChannelObject;
   deleteChannel(channelId: string): void;
   guildOutage(): void;
+  /** The bot is kicked from the guild (GUILD_DELETE without `unavailable`). */
+  removeBot(): void;
   restoreGuild(): void;
   state(): SimState;
   withholdAcks(on: boolean): void;
@@ -123,6 +125,10 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
     guildOutage: () => {
       log("guild outage");
       world.guildOutage();
+    },
+    removeBot: () => {
+      log("bot removed from the guild");
+      world.removeBot();
     },
     restoreGuild: () => {
       log("guild restored");

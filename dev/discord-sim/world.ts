@@ -137,6 +137,13 @@ export class SimWorld {
     this.available = false;
   }
 
+  /** The bot is removed from the guild: GUILD_DELETE without `unavailable`, and nothing more from it. */
+  removeBot(): void {
+    if (!this.available) return;
+    this.dispatch("GUILD_DELETE", { id: this.guildId });
+    this.available = false;
+  }
+
   /** The guild is back: one GUILD_CREATE with the full current state, which is how clients learn what they missed. */
   restoreGuild(): void {
     if (this.available) return;

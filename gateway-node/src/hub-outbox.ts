@@ -79,7 +79,8 @@ export class HubOutbox {
   private pumping = false;
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
-  readonly stats = { delivered: 0, dropped: 0, posts: 0, failures: 0, lastDeliveryOk: true };
+  /** `hubReachable`: the hub's last answer (to a delivery or a probe) came; false after a failure to reach it. */
+  readonly stats = { delivered: 0, dropped: 0, posts: 0, failures: 0, hubReachable: true };
   private syncCounter = 0;
 
   constructor(private readonly options: HubOutboxOptions) {}
@@ -129,6 +130,18 @@ export class HubOutbox {
 
   stop(): void {
     this.stopped = true;
+  }
+
+  /** Checks the hub answers while nothing is being delivered, so health is true when the queue is empty too. */
+  async probe(): Promise<void> {
+    if (this.pumping || this.stopped) return;
+    try {
+      const response = await this.options.fetch(new URL("/health", this.options.endpoint), { signal: AbortSignal.timeout(5_000) });
+      await response.body?.cancel().catch(() => undefined);
+      if (!this.pumping) this.stats.hubReachable = response.ok;
+    } catch {
+      if (!this.pumping) this.stats.hubReachable = false;
+    }
   }
 
   private kick(): void {
@@ -238,7 +251,7 @@ export class HubOutbox {
     }
     if (response.ok) {
       const parsed = InternalEventsResponse.safeParse(await response.json().catch(() => undefined));
-      this.stats.lastDeliveryOk = true;
+      this.stats.hubReachable = true;
       this.options.log("debug", "delivered events to the hub", { count: events.length, duplicates: parsed.success ? parsed.data.duplicates : undefined });
       return { kind: "ok", rejected: new Set() };
     }
@@ -257,13 +270,13 @@ export class HubOutbox {
       // Not poison: a wrong HUB_SECRET or a skewed clock rejects every batch. Keep them and say why, loudly.
       return this.failed("hub rejected the signature: check HUB_SECRET and this machine's clock", { status: 401 });
     }
-    this.stats.lastDeliveryOk = true; // the hub answered
+    this.stats.hubReachable = true; // the hub answered
     return { kind: "refused", status: response.status };
   }
 
   private failed(msg: string, fields: Record<string, unknown>): { kind: "retry" } {
     this.stats.failures++;
-    this.stats.lastDeliveryOk = false;
+    this.stats.hubReachable = false;
     this.options.log("warn", msg, fields);
     return { kind: "retry" };
   }

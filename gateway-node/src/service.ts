@@ -12,6 +12,8 @@ import { fileSessionStore, memorySessionStore, type SessionStore } from "./sessi
 export const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildVoiceStates;
 
 export interface ServiceSettings {
+  /** How often an idle gateway checks that the hub answers (its /health). */
+  hubProbeIntervalMs: number;
   outboxMaxEvents: number;
   outboxBatchSize: number;
   flushTimeoutMs: number;
@@ -21,6 +23,7 @@ export interface ServiceSettings {
 
 /** Every default in one place; tests shrink the timings. */
 export const SERVICE_DEFAULTS: ServiceSettings = {
+  hubProbeIntervalMs: 15_000,
   outboxMaxEvents: 10_000,
   outboxBatchSize: 100,
   flushTimeoutMs: 5_000,
@@ -65,6 +68,8 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   // The picture as the hub has accepted it, kept from the events it accepted: what a restarted process resumes from.
   const committedView = stored ? GuildView.from(guildId, stored.view) : new GuildView(guildId);
   const counters = { dispatches: 0, eventsQueued: 0, lastAckLatencyMs: 0, superseded: 0, sessionFileOk: 1 };
+  /** Whether the bot is in the guild, as Discord last said: READY's guild list, GUILD_CREATE and GUILD_DELETE. */
+  let guildState: "unknown" | "available" | "unavailable" | "not a member" | "removed" = "unknown";
   // This process's claim on the guild's hub: a later start wins, so a rolling deploy's old process stands down.
   const lease = { epoch: now(), instance: random().toString(36).slice(2, 12) || "gateway" };
 
@@ -121,6 +126,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
 
   const onDispatch = (payload: GatewayDispatchPayload, session: GatewaySession) => {
     counters.dispatches++;
+    trackGuild(payload);
     if (payload.t === "READY") {
       // A fresh session: its GUILD_CREATE becomes one guild.sync. Until the hub accepts that sync, a restart must
       // sync again, so the committed picture (still the hub's) carries the promise.
@@ -137,6 +143,19 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     outbox.enqueue(events, session.sessionId, payload.s);
   };
 
+  function trackGuild(payload: GatewayDispatchPayload): void {
+    const before = guildState;
+    if (payload.t === "READY") guildState = payload.d.guilds.some((g) => g.id === guildId) ? "unavailable" : "not a member";
+    else if (payload.t === "GUILD_CREATE" && payload.d.id === guildId) guildState = "available";
+    else if (payload.t === "GUILD_DELETE" && payload.d.id === guildId) guildState = payload.d.unavailable ? "unavailable" : "removed";
+    if (guildState === before) return;
+    if (guildState === "not a member" || guildState === "removed") {
+      log("error", "the bot is not in PRIMARY_GUILD_ID: invite it to the guild (or fix the id)", { guildId, state: guildState });
+    } else {
+      log("info", "guild state", { guildId, state: guildState });
+    }
+  }
+
   const shard: GatewayShard = new GatewayShard(
     { token: config.DISCORD_BOT_TOKEN, intents: INTENTS, gatewayUrlOverride: config.DISCORD_GATEWAY_URL, session: stored },
     {
@@ -152,15 +171,19 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
 
   const healthy = () => {
     const ready = shard.state === ShardState.Ready;
-    const hubOk = outbox.stats.lastDeliveryOk || outbox.depth === 0;
+    const hubOk = outbox.stats.hubReachable;
+    const inGuild = guildState !== "not a member" && guildState !== "removed";
     if (counters.superseded) return { healthy: false, body: { discord: shard.state, hub: "superseded: a newer gateway serves the guild" } };
     const sessionFile = counters.sessionFileOk ? "ok" : "failing";
-    return { healthy: ready && hubOk, body: { discord: shard.state, hub: hubOk ? "reachable" : "failing", outboxDepth: outbox.depth, sessionFile } };
+    const body = { discord: shard.state, guild: guildState, hub: hubOk ? "reachable" : "failing", outboxDepth: outbox.depth, sessionFile };
+    return { healthy: ready && hubOk && inGuild, body };
   };
   const metricsText = () => renderMetrics(shard, outbox, counters);
   const health = await startHealthServer(config.HEALTH_PORT, healthy, metricsText);
   if (stored) log("info", "resuming the stored Discord session", { sessionId: stored.sessionId, seq: stored.seq });
   shard.start();
+  const prober = setInterval(() => void outbox.probe(), settings.hubProbeIntervalMs);
+  prober.unref();
 
   return {
     healthPort: health.port,
@@ -169,6 +192,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     fatal,
     metricsText,
     async stop() {
+      clearInterval(prober);
       await shard.shutdown(); // stop reading dispatches; close with 4000 so the session stays resumable
       const flushed = await outbox.flush(settings.flushTimeoutMs);
       outbox.stop();

@@ -37,6 +37,7 @@ export class FakeHub {
 
   async start(port = 0): Promise<void> {
     this.server = createServer((request, response) => {
+      if (request.method === "GET" && request.url === "/health") return void response.end(JSON.stringify({ ok: true }));
       const chunks: Buffer[] = [];
       request.on("data", (chunk: Buffer) => chunks.push(chunk));
       request.on("end", () => void this.handle(request.headers, Buffer.concat(chunks).toString("utf8")).then(({ status, body }) => {

@@ -35,7 +35,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { sim?: Partial<SimulatorOptions>; deps?: Partial<GatewayServiceDeps> } = {}): Promise<Harness> {
+export async function startHarness(
+  options: { sim?: Partial<SimulatorOptions>; deps?: Partial<GatewayServiceDeps>; config?: Partial<GatewayConfig> } = {},
+): Promise<Harness> {
   const sim = await startDiscordSimulator({
     botToken: BOT_TOKEN,
     guildId: GUILD,
@@ -58,6 +60,7 @@ export async function startHarness(options: { sim?: Partial<SimulatorOptions>; d
     DISCORD_API_BASE: sim.restBase,
     HEALTH_PORT: 0,
     LOG_LEVEL: "error",
+    ...options.config,
   };
   const store = options.deps?.sessionStore ?? memorySessionStore();
   const start = (extra: Partial<GatewayServiceDeps> = {}) =>

@@ -1,0 +1,46 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { startHarness, until, FAST, type Harness } from "./support/harness.js";
+
+let h: Harness;
+afterEach(() => h?.close());
+
+async function healthz(): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`http://127.0.0.1:${h.service.healthPort}/healthz`);
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+const probing = { settings: { ...FAST, hubProbeIntervalMs: 100 } };
+
+describe("/healthz", () => {
+  it("says the hub is failing when it is down, even with nothing to deliver", async () => {
+    h = await startHarness({ deps: probing });
+    await until(() => h.hub.accepted.length === 1 && h.service.outbox.depth === 0, "the first guild.sync");
+    expect((await healthz()).status).toBe(200);
+    await h.hub.stop();
+    await until(async () => (await healthz()).status === 503 || undefined, "healthz to report the hub down");
+    expect((await healthz()).body).toMatchObject({ hub: "failing", outboxDepth: 0 });
+    await h.hub.start(h.hub.port);
+    await until(async () => (await healthz()).status === 200 || undefined, "healthz to recover with the hub");
+  });
+
+  it("is unhealthy, and says why, when the bot is not in PRIMARY_GUILD_ID", async () => {
+    h = await startHarness({ deps: probing, config: { PRIMARY_GUILD_ID: "199999999999999999" } });
+    await until(() => h.service.shard.state === "ready" || undefined, "the session to be ready");
+    const { status, body } = await healthz();
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ guild: "not a member" });
+  });
+
+  it("is unhealthy when the bot is removed from the guild, but not during an outage", async () => {
+    h = await startHarness({ deps: probing });
+    await until(() => h.hub.accepted.length === 1, "the first guild.sync");
+    h.sim.guildOutage();
+    await until(async () => (await healthz()).body.guild === "unavailable" || undefined, "the outage to be seen");
+    expect((await healthz()).status).toBe(200);
+    h.sim.restoreGuild();
+    await until(async () => (await healthz()).body.guild === "available" || undefined, "the guild back");
+    h.sim.removeBot();
+    await until(async () => (await healthz()).body.guild === "removed" || undefined, "the removal to be seen");
+    expect((await healthz()).status).toBe(503);
+  });
+});
