@@ -77,6 +77,12 @@ export class GatewayShard {
   resumes = 0;
   identifies = 0;
   private socket: WebSocket | undefined;
+  /**
+   * Which connection is current: bumped when a socket is created and when one is torn down. An async step (the
+   * IDENTIFY spacing wait, a timeout, a wait before reconnecting) remembers the value it began with and does
+   * nothing once it has changed, so it can never act on, or tear down, a newer connection.
+   */
+  private connection = 0;
   private timers = new Set<NodeJS.Timeout>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private ackReceived = true;
@@ -121,17 +127,21 @@ export class GatewayShard {
   private async connect(): Promise<void> {
     if (this.state === ShardState.Destroyed || this.state === ShardState.Fatal) return;
     this.setState(ShardState.Connecting);
+    const began = this.connection;
     const resuming = this.session !== undefined;
     let url: string;
     try {
       url = resuming && this.resumeFailures === 0 ? this.session!.resumeGatewayUrl : await this.baseUrl();
     } catch (error) {
+      if (began !== this.connection) return; // shut down or superseded while fetching the URL
       if (error instanceof InvalidTokenError) return this.giveUp(4004, "the bot token is invalid (Discord REST answered 401)");
       this.log("warn", "could not fetch the gateway URL", { error: String(error) });
       return this.scheduleReconnect();
     }
+    if (began !== this.connection) return;
     const socket = this.deps.createSocket(`${url.replace(/\/?$/, "")}${GATEWAY_QUERY}`);
     this.socket = socket;
+    const connection = ++this.connection;
     const connectTimer = this.timer(this.timings.connectTimeoutMs, () => {
       this.log("warn", "gateway handshake timed out", { url });
       this.failConnection(resuming);
@@ -145,7 +155,9 @@ export class GatewayShard {
         }
       });
     });
-    socket.on("message", (data) => this.onMessage(data.toString()));
+    socket.on("message", (data) => {
+      if (connection === this.connection) this.onMessage(data.toString(), connection);
+    });
     socket.on("close", (code, reason) => this.onClose(socket, code, reason.toString()));
     socket.on("error", (error) => {
       this.log("debug", "gateway socket error", { error: error.message });
@@ -169,7 +181,7 @@ export class GatewayShard {
     this.handlers.fatal(code, why);
   }
 
-  private onMessage(raw: string): void {
+  private onMessage(raw: string, connection: number): void {
     let payload: GatewayReceivePayload;
     try {
       payload = JSON.parse(raw) as GatewayReceivePayload;
@@ -180,7 +192,7 @@ export class GatewayShard {
       case GatewayOpcodes.Hello:
         this.startHeartbeating(payload.d.heartbeat_interval);
         if (this.session) this.resume();
-        else void this.identify();
+        else void this.identify(connection);
         return;
       case GatewayOpcodes.HeartbeatAck:
         this.ackReceived = true;
@@ -224,22 +236,28 @@ export class GatewayShard {
     const { min, max } = this.timings.invalidSessionWaitMs;
     this.teardownSocket();
     this.setState(ShardState.WaitingToReconnect);
+    const waiting = this.connection;
     await this.deps.sleep(min + this.deps.random() * (max - min));
-    void this.connect();
+    if (waiting === this.connection) void this.connect();
   }
 
-  private async identify(): Promise<void> {
+  /** IDENTIFY on `connection`, once the spacing allows; dropped if that connection is no longer current by then. */
+  private async identify(connection: number): Promise<void> {
     this.setState(ShardState.Identifying);
     // Discord allows one IDENTIFY per 5 s and a daily budget; running out resets the bot token.
     const wait = this.lastIdentifyAt + this.timings.identifySpacingMs - this.deps.now();
     if (wait > 0) await this.deps.sleep(wait);
+    if (connection !== this.connection) return; // a newer connection identifies for itself
     const info = await this.deps.fetchGatewayBot().catch(() => undefined);
+    if (connection !== this.connection) return;
     if (info && info.sessionStartLimit.remaining <= 0) {
       this.log("warn", "session start limit exhausted; waiting for it to reset", { resetAfterMs: info.sessionStartLimit.resetAfterMs });
       this.teardownSocket();
       this.setState(ShardState.WaitingToReconnect);
+      const waiting = this.connection;
       await this.deps.sleep(info.sessionStartLimit.resetAfterMs);
-      return void this.connect();
+      if (waiting === this.connection) void this.connect();
+      return;
     }
     if (this.socket?.readyState !== WebSocket.OPEN) return;
     this.lastIdentifyAt = this.deps.now();
@@ -270,7 +288,9 @@ export class GatewayShard {
   private startHeartbeating(intervalMs: number): void {
     this.clearHeartbeat();
     this.ackReceived = true; // a fresh connection starts with nothing owed
+    const connection = this.connection;
     const beat = () => {
+      if (connection !== this.connection) return;
       if (!this.ackReceived) {
         this.log("warn", "no heartbeat ACK since the last beat: zombie connection, resuming");
         return this.reconnect();
@@ -316,6 +336,7 @@ export class GatewayShard {
   }
 
   private teardownSocket(): void {
+    this.connection++;
     this.clearHeartbeat();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
@@ -337,10 +358,12 @@ export class GatewayShard {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(payload));
   }
 
+  /** A timeout bound to the connection current now: it does nothing if that connection has ended. */
   private timer(ms: number, run: () => void): NodeJS.Timeout {
+    const connection = this.connection;
     const handle = setTimeout(() => {
       this.timers.delete(handle);
-      run();
+      if (connection === this.connection) run();
     }, ms);
     this.timers.add(handle);
     return handle;
