@@ -31,6 +31,8 @@ export interface ShardTimings {
   connectTimeoutMs: number;
   helloTimeoutMs: number;
   readyTimeoutMs: number;
+  /** How long shutdown waits for the 4000 close handshake before dropping the socket. */
+  closeTimeoutMs: number;
   invalidSessionWaitMs: { min: number; max: number };
   backoff: BackoffPolicy;
 }
@@ -41,6 +43,7 @@ export const SHARD_DEFAULTS = {
   connectTimeoutMs: 10_000,
   helloTimeoutMs: 10_000,
   readyTimeoutMs: 15_000,
+  closeTimeoutMs: 1_000,
   invalidSessionWaitMs: { min: 1_000, max: 5_000 },
   backoff: { minMs: 1_000, maxMs: 60_000, factor: 2 },
 } as const satisfies ShardTimings;
@@ -105,17 +108,27 @@ export class GatewayShard {
     void this.connect();
   }
 
-  /** Closes with 4000 so Discord keeps the session resumable (1000/1001 would end it). */
+  /**
+   * Closes with 4000 so Discord keeps the session resumable (1000/1001 would end it): the close frame goes out
+   * and the close handshake gets closeTimeoutMs to finish before the socket is dropped.
+   */
   async shutdown(): Promise<void> {
     const socket = this.socket;
+    this.socket = undefined; // destroy() must not terminate it before the close frame is out
     this.destroy(ShardState.Destroyed);
-    if (socket && socket.readyState === WebSocket.OPEN) {
+    if (!socket) return;
+    detach(socket);
+    if (socket.readyState === WebSocket.OPEN) {
       await new Promise<void>((resolve) => {
-        socket.once("close", () => resolve());
+        const timeout = setTimeout(resolve, this.timings.closeTimeoutMs);
+        socket.once("close", () => {
+          clearTimeout(timeout);
+          resolve();
+        });
         socket.close(4000, "shutting down; will resume");
-        setTimeout(resolve, 2_000).unref();
       });
     }
+    socket.terminate();
   }
 
   private setState(state: ShardState): void {
@@ -343,8 +356,7 @@ export class GatewayShard {
     const socket = this.socket;
     this.socket = undefined;
     if (socket) {
-      socket.removeAllListeners();
-      socket.on("error", () => undefined);
+      detach(socket);
       socket.terminate();
     }
   }
@@ -381,4 +393,10 @@ export class GatewayShard {
     }
     this.heartbeatTimer = undefined;
   }
+}
+
+/** Stops a socket from reaching the shard; a late error is swallowed rather than thrown. */
+function detach(socket: WebSocket): void {
+  socket.removeAllListeners();
+  socket.on("error", () => undefined);
 }
