@@ -20,6 +20,7 @@ const INTENT_FOR: Record<string, number> = {
   GUILD_CREATE: GatewayIntentBits.Guilds,
   GUILD_DELETE: GatewayIntentBits.Guilds,
   CHANNEL_CREATE: GatewayIntentBits.Guilds,
+  CHANNEL_UPDATE: GatewayIntentBits.Guilds,
   CHANNEL_DELETE: GatewayIntentBits.Guilds,
   VOICE_STATE_UPDATE: GatewayIntentBits.GuildVoiceStates,
 };
@@ -45,9 +46,20 @@ export interface GatewayOptions {
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** A connection that ended: the close code the simulator received (1006 when the client dropped TCP). */
+export interface SimClose {
+  sessionId: string | null;
+  code: number;
+  reason: string;
+  /** "client" when the client closed or dropped first, "server" when it answered the simulator's close. */
+  by: "client" | "server";
+  at: number;
+}
+
 interface Connection {
   socket: WebSocket;
   session: SimSession | undefined;
+  closedByServer: boolean;
   heartbeatDeadline: NodeJS.Timeout | undefined;
   commandTimes: number[];
 }
@@ -59,6 +71,9 @@ interface Connection {
 export class SimGateway {
   readonly sessions = new Map<string, SimSession>();
   readonly received: Array<{ sessionId: string | null; op: number; d: unknown; at: number }> = [];
+  readonly closes: SimClose[] = [];
+  /** Every WebSocket handshake accepted, by path: /gateway (the base URL) or /gateway-resume (resume_gateway_url). */
+  readonly handshakes: Array<{ path: string; at: number }> = [];
   identifyCount = 0;
   resumeCount = 0;
   acksWithheld = false;
@@ -95,13 +110,16 @@ export class SimGateway {
     }
     // `compress=zlib-stream` and identify's `compress` are accepted and ignored: text frames are never compressed.
     const query = new URL(request.url ?? "/", "http://sim").searchParams;
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, query));
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      this.handshakes.push({ path, at: Date.now() });
+      this.accept(ws, query);
+    });
   }
 
   private accept(socket: WebSocket, query: URLSearchParams): void {
-    const connection: Connection = { socket, session: undefined, heartbeatDeadline: undefined, commandTimes: [] };
+    const connection: Connection = { socket, session: undefined, closedByServer: false, heartbeatDeadline: undefined, commandTimes: [] };
     this.connections.add(connection);
-    socket.on("close", (code) => this.onClose(connection, code));
+    socket.on("close", (code, reason) => this.onClose(connection, code, reason.toString()));
     socket.on("error", () => undefined);
     const version = query.get("v");
     if (version !== null && !SUPPORTED_VERSIONS.has(version)) {
@@ -219,7 +237,10 @@ export class SimGateway {
     }
     const seq = typeof resume.seq === "number" ? resume.seq : -1;
     if (seq < 0 || seq > session.seq) return this.closeConnection(connection, GatewayCloseCodes.InvalidSeq, "Invalid seq.");
-    if (session.socket && session.socket !== connection.socket) session.socket.terminate();
+    if (session.socket && session.socket !== connection.socket) {
+      for (const other of this.connections) if (other.socket === session.socket) other.closedByServer = true;
+      session.socket.terminate();
+    }
     session.socket = connection.socket;
     session.resumableUntil = Infinity;
     connection.session = session;
@@ -239,10 +260,11 @@ export class SimGateway {
     if (session.socket) this.send(session.socket, { op: GatewayOpcodes.Dispatch, ...entry });
   }
 
-  private onClose(connection: Connection, code: number): void {
+  private onClose(connection: Connection, code: number, reason: string): void {
     clearTimeout(connection.heartbeatDeadline);
     this.connections.delete(connection);
     const session = connection.session;
+    this.closes.push({ sessionId: session?.id ?? null, code, reason, by: connection.closedByServer ? "server" : "client", at: Date.now() });
     if (!session || session.socket !== connection.socket) return;
     session.socket = undefined;
     // A client closing with 1000/1001 ends its session for good; anything else stays resumable for a while.
@@ -280,7 +302,10 @@ export class SimGateway {
     if (code === GatewayCloseCodes.InvalidSeq || code === GatewayCloseCodes.SessionTimedOut || code === GatewayCloseCodes.AuthenticationFailed) {
       if (connection.session) connection.session.alive = false;
     }
-    if (connection.socket.readyState === connection.socket.OPEN) connection.socket.close(code, reason);
+    if (connection.socket.readyState === connection.socket.OPEN) {
+      connection.closedByServer = true;
+      connection.socket.close(code, reason);
+    }
   }
 
   private send(socket: WebSocket, payload: unknown): void {
@@ -290,7 +315,10 @@ export class SimGateway {
   // --- faults, applied to every open connection
 
   dropConnections(): void {
-    for (const connection of this.connections) connection.socket.terminate();
+    for (const connection of this.connections) {
+      connection.closedByServer = true;
+      connection.socket.terminate();
+    }
   }
 
   requestReconnect(): void {

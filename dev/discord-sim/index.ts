@@ -3,12 +3,12 @@ import type { AddressInfo } from "node:net";
 import { ChannelType } from "discord-api-types/v10";
 import { BotToken } from "./bot-token.js";
 import { handleControl } from "./control.js";
-import { SimGateway } from "./gateway.js";
+import { SimGateway, type SimClose } from "./gateway.js";
 import { SimRest, type RestFault } from "./rest.js";
 import { DEFAULT_IDENTIFY_INTERVAL_MS, SessionStartBudget, type SessionStartLimit } from "./session-start.js";
 import { SimWorld, type ChannelObject, type SimUser } from "./world.js";
 
-export type { ChannelObject, RestFault, SessionStartLimit, SimUser };
+export type { ChannelObject, RestFault, SessionStartLimit, SimClose, SimUser };
 
 /** One structured log line: `{msg, ...fields}`. */
 export type SimLogEntry = { msg: string } & Record<string, unknown>;
@@ -22,7 +22,7 @@ export interface SimulatorOptions {
   heartbeatIntervalMs?: number;
   sessionStartLimit?: SessionStartLimit;
   identifyIntervalMs?: number;
-  channels?: Array<{ id?: string; name: string; type?: 0 | 2 | 4; parentId?: string | null; userLimit?: number }>;
+  channels?: Array<{ id?: string; name: string; type?: 0 | 2 | 4 | 13; parentId?: string | null; userLimit?: number }>;
   users?: SimUser[];
   resumeWindowMs?: number;
   /** Receives what the simulator does (identify, resume, REST writes, faults); silent when absent. */
@@ -41,6 +41,8 @@ export interface SimState {
   guildAvailable: boolean;
   /** True once an IDENTIFY over the session start limit got the token reset, as Discord does. */
   tokenRevoked: boolean;
+  /** Close codes received, newest last: how each gateway connection ended. */
+  closes: SimClose[];
 }
 
 export interface DiscordSimulator {
@@ -49,7 +51,10 @@ export interface DiscordSimulator {
   readonly gatewayUrl: string;
   setVoiceState(userId: string, channelId: string | null, flags?: { selfMute?: boolean; selfDeaf?: boolean }): void;
   addUser(user: SimUser): void;
-  createChannel(input: { name: string; type?: 0 | 2; parentId?: string | null; userLimit?: number }): ChannelObject;
+  /** type 2 is a voice channel (the default), 13 a stage channel, 0 a text channel. */
+  createChannel(input: { name: string; type?: 0 | 2 | 13; parentId?: string | null; userLimit?: number }): ChannelObject;
+  /** Dispatches CHANNEL_UPDATE with the whole updated channel; undefined for an unknown channel. */
+  updateChannel(channelId: string, change: { name?: string; userLimit?: number; parentId?: string | null }): ChannelObject | undefined;
   deleteChannel(channelId: string): void;
   guildOutage(): void;
   /** The bot is kicked from the guild (GUILD_DELETE without `unavailable`). */
@@ -66,6 +71,10 @@ export interface DiscordSimulator {
   requestHeartbeat(): void;
   scriptRest(fault: RestFault): void;
   readonly received: Array<{ sessionId: string | null; op: number; d: unknown; at: number }>;
+  /** Every gateway connection that ended, with the close code the simulator received (1006: no close frame). */
+  readonly closes: SimClose[];
+  /** Every gateway handshake accepted, by path: /gateway or /gateway-resume. */
+  readonly handshakes: Array<{ path: string; at: number }>;
   waitFor<T>(predicate: () => T | undefined | false, timeoutMs?: number, what?: string): Promise<T>;
   close(): Promise<void>;
 }
@@ -121,6 +130,7 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
     setVoiceState: (userId, channelId, flags) => world.setVoiceState(userId, channelId, flags),
     addUser: (user) => world.addUser(user),
     createChannel: (input) => world.createChannel({ ...input, type: (input.type ?? ChannelType.GuildVoice) as ChannelType }),
+    updateChannel: (channelId, change) => world.updateChannel(channelId, change),
     deleteChannel: (channelId) => void world.deleteChannel(channelId),
     guildOutage: () => {
       log("guild outage");
@@ -145,6 +155,7 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
       sessionStartLimit: budget.snapshot(),
       guildAvailable: world.available,
       tokenRevoked: token.isRevoked,
+      closes: [...gateway.closes],
     }),
     withholdAcks: (on) => {
       log("fault", { action: on ? "withhold-acks" : "release-acks" });
@@ -184,6 +195,8 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
       rest.scriptFault(fault);
     },
     received: gateway.received,
+    closes: gateway.closes,
+    handshakes: gateway.handshakes,
     async waitFor(predicate, timeoutMs = 5_000, what = "a simulator condition") {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

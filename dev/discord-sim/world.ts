@@ -83,13 +83,30 @@ export class SimWorld {
       flags: 0,
       permission_overwrites: [],
       ...(type === ChannelType.GuildText ? { topic: null, last_message_id: null, rate_limit_per_user: 0 } : {}),
-      ...(type === ChannelType.GuildVoice
+      ...(type === ChannelType.GuildVoice || type === ChannelType.GuildStageVoice
         ? { user_limit: input.userLimit ?? 0, bitrate: 64_000, rtc_region: null, last_message_id: null, rate_limit_per_user: 0 }
         : {}),
+      ...(type === ChannelType.GuildStageVoice ? { topic: null } : {}),
     };
     this.channels.set(channel.id, channel);
     this.dispatch("CHANNEL_CREATE", channel);
     return channel;
+  }
+
+  /** Renames, re-limits or moves a channel; Discord's CHANNEL_UPDATE carries the whole updated channel object. */
+  updateChannel(channelId: string, change: { name?: string; userLimit?: number; parentId?: string | null }): ChannelObject | undefined {
+    const channel = this.channels.get(channelId);
+    if (!channel) return undefined;
+    if (change.userLimit !== undefined && channel.user_limit === undefined) throw new Error(`channel ${channelId} has no user limit`);
+    const updated: ChannelObject = {
+      ...channel,
+      ...(change.name !== undefined ? { name: change.name } : {}),
+      ...(change.userLimit !== undefined ? { user_limit: change.userLimit } : {}),
+      ...(change.parentId !== undefined ? { parent_id: change.parentId } : {}),
+    };
+    this.channels.set(channelId, updated);
+    this.dispatch("CHANNEL_UPDATE", updated);
+    return updated;
   }
 
   /** Removes a channel; Discord then disconnects everyone in it, one null-channel voice update each. */

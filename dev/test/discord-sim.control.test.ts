@@ -73,6 +73,19 @@ describe("the simulator's HTTP control API", () => {
     expect((await control(`/channels/${created.id}`, { method: "DELETE" })).status).toBe(404);
   });
 
+  it("updates a channel's name, limit and parent with PATCH, 404 for one it does not have, and creates stage channels", async () => {
+    await start();
+    const updated = await control(`/channels/${ROOM}`, { method: "PATCH", body: { name: "Pod A+", userLimit: 8 } });
+    expect(updated.status).toBe(200);
+    expect(await updated.json()).toMatchObject({ id: ROOM, name: "Pod A+", user_limit: 8, parent_id: null });
+    expect((await control(`/channels/${ROOM}`, { method: "PATCH", body: {} })).status).toBe(400);
+    expect((await control("/channels/110000000000000999", { method: "PATCH", body: { name: "x" } })).status).toBe(404);
+    const stage = (await (await control("/channels", { body: { name: "Stage", type: 13 } })).json()) as { type: number };
+    expect(stage.type).toBe(13);
+    const preflight = await fetch(`${sim!.url}/_sim/channels/${ROOM}`, { method: "OPTIONS" });
+    expect(preflight.headers.get("Access-Control-Allow-Methods")).toContain("PATCH");
+  });
+
   it("applies gateway faults and scripted REST faults", async () => {
     await start();
     probe = new GatewayProbe(sim!.gatewayUrl);

@@ -212,6 +212,22 @@ describe("READY, GUILD_CREATE and dispatches", () => {
     expect(afterDelete).toEqual([["CHANNEL_DELETE", undefined], ["VOICE_STATE_UPDATE", null], ["VOICE_STATE_UPDATE", null]]);
   });
 
+  it("sends CHANNEL_UPDATE with the whole updated channel, and stage channels shaped as Discord sends them", async () => {
+    await start();
+    const probe = await ready();
+    const stage = sim!.createChannel({ name: "Town Hall", type: 13 });
+    sim!.updateChannel(ROOM, { name: "Pod A renamed", userLimit: 6 });
+    sim!.updateChannel(stage.id, { name: "Town Hall 2" });
+    sim!.setVoiceState(MIRA, stage.id);
+    await sim!.waitFor(() => probe.dispatches("VOICE_STATE_UPDATE").length === 1, 2_000, "a join into the stage");
+    expect(probe.dispatches("CHANNEL_CREATE")[0]!.d).toMatchObject({ id: stage.id, type: 13, guild_id: GUILD, user_limit: 0, bitrate: 64_000, topic: null });
+    const [room, renamedStage] = probe.dispatches("CHANNEL_UPDATE").map((m) => m.d);
+    expect(room).toMatchObject({ id: ROOM, type: 2, guild_id: GUILD, name: "Pod A renamed", user_limit: 6, parent_id: null, bitrate: 64_000, permission_overwrites: [] });
+    expect(renamedStage).toMatchObject({ id: stage.id, type: 13, name: "Town Hall 2" });
+    expect(probe.dispatches("VOICE_STATE_UPDATE")[0]!.d).toMatchObject({ channel_id: stage.id, user_id: MIRA });
+    expect(sim!.updateChannel("110000000000000999", { name: "nobody" })).toBeUndefined();
+  });
+
   it("filters dispatches by intents", async () => {
     await start();
     const guildsOnly = await ready(GatewayIntentBits.Guilds);
@@ -289,11 +305,14 @@ describe("RESUME", () => {
     expect(sim!.state().resumeCount).toBe(0);
   });
 
-  it("keeps a session closed with 4000 resumable", async () => {
+  it("keeps a session closed with 4000 resumable, and records the close code it received", async () => {
     await start();
     const { probe, sessionId, seq } = await sessionWithJoin();
-    probe.socket.close(4000);
+    probe.socket.close(4000, "back soon");
     await sim!.waitFor(() => probe.closeCode, 2_000, "the 4000 close");
+    await sim!.waitFor(() => sim!.closes.length === 1, 2_000, "the close to be recorded");
+    expect(sim!.closes[0]).toMatchObject({ sessionId, code: 4000, reason: "back soon", by: "client" });
+    expect(sim!.state().closes).toEqual(sim!.closes);
     const resumed = await open("/gateway-resume");
     resumed.resume(TOKEN, sessionId, seq);
     await sim!.waitFor(() => resumed.dispatches("RESUMED").length === 1, 2_000, "RESUMED after a 4000 close");

@@ -22,7 +22,8 @@ export type Translation = { kind: "events"; events: AppEvent[] } | { kind: "sync
 /**
  * The gateway's picture of one guild's voice rooms and members, kept from dispatches, so a VOICE_STATE_UPDATE
  * (which carries only the new channel) can be turned into left(old) + joined(new), and a guild.sync can be
- * built at any time.
+ * built at any time. Rooms are voice channels only: stage channels (and text channels, categories) are not
+ * rooms, and someone on a stage is, for the hub, in no room.
  */
 export class GuildView {
   private readonly rooms = new Map<string, VoiceRoom>();
@@ -118,9 +119,14 @@ export class GuildView {
         return { kind: "events", events: [{ event: "room.created", payload: { guildId: this.guildId, ...room } }] };
       }
       case "CHANNEL_UPDATE": {
+        // Discord sends the whole channel on any change (topic, permissions, position...): only a new name,
+        // limit or parent of a room the hub knows is news.
         const room = voiceRoom(payload.d, this.guildId);
-        if (room) this.rooms.set(room.channelId, room);
-        return none;
+        const known = room && this.rooms.get(room.channelId);
+        if (!room || !known) return none;
+        this.rooms.set(room.channelId, room);
+        if (known.name === room.name && known.userLimit === room.userLimit && known.parentId === room.parentId) return none;
+        return { kind: "events", events: [{ event: "room.updated", payload: { guildId: this.guildId, ...room } }] };
       }
       case "CHANNEL_DELETE": {
         const room = voiceRoom(payload.d, this.guildId);
@@ -141,7 +147,8 @@ export class GuildView {
     const guildId = this.guildId;
     const previous = this.members.get(userId);
     const profile = profileOf(user) ?? (previous ? { username: previous.username, avatar: previous.avatar } : {});
-    if (channelId === null) {
+    // Disconnected, or on a stage channel (not a room): either way out of every room.
+    if (channelId === null || !this.rooms.has(channelId)) {
       if (!previous) return [];
       this.members.delete(userId);
       return [{ event: "voice.left", payload: { guildId, channelId: previous.channelId, userId } }];
@@ -163,7 +170,7 @@ export class GuildView {
     }
     const users = new Map((guild.members ?? []).filter((m) => m.user).map((m) => [m.user!.id, m.user!]));
     for (const state of guild.voice_states ?? []) {
-      if (state.channel_id) this.members.set(state.user_id, { channelId: state.channel_id, ...profileOf(users.get(state.user_id)) });
+      if (state.channel_id && this.rooms.has(state.channel_id)) this.members.set(state.user_id, { channelId: state.channel_id, ...profileOf(users.get(state.user_id)) });
     }
   }
 
@@ -190,6 +197,7 @@ interface GuildCreateLike {
   voice_states?: Array<{ user_id: string; channel_id: string | null }>;
 }
 
+/** A guild voice channel as a room; anything else (stage type 13, text, category) is not one. */
 function voiceRoom(channel: unknown, guildId: string): VoiceRoom | undefined {
   const c = channel as { id: string; type: number; guild_id?: string; name?: string | null; parent_id?: string | null; user_limit?: number };
   if (c.type !== ChannelType.GuildVoice || (c.guild_id !== undefined && c.guild_id !== guildId)) return undefined;

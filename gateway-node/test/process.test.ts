@@ -85,6 +85,7 @@ describe("the gateway-node process", () => {
     expect(stdout).not.toContain(HUB_SECRET);
     const session = sim!.state().sessions[0]!;
     expect(session.connected).toBe(false);
+    expect(sim!.closes.find((c) => c.sessionId === session.id)).toMatchObject({ code: 4000, by: "client" });
     // Closed with 4000, the session is still resumable: a RESUME now is answered with RESUMED.
     const { WebSocket } = await import("ws");
     const ws = new WebSocket(`${sim!.gatewayUrl}?v=10&encoding=json`);

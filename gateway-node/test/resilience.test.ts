@@ -83,6 +83,18 @@ describe("staying connected to Discord", () => {
     expect(h.sim.state().identifyCount).toBe(1);
   });
 
+  it("tries the resume URL first on every resume, also after an earlier resume fell back to the base URL", async () => {
+    await ready();
+    h.sim.breakResumeUrl(true);
+    h.sim.dropConnections();
+    await until(() => h.sim.state().resumeCount === 1, "a RESUME over the base URL", 5_000);
+    h.sim.breakResumeUrl(false);
+    const before = h.sim.handshakes.length;
+    h.sim.dropConnections();
+    await until(() => h.sim.state().resumeCount === 2, "a second RESUME", 5_000);
+    expect(h.sim.handshakes.slice(before).map((handshake) => handshake.path)).toEqual(["/gateway-resume"]);
+  });
+
   it("reconnects after a handshake that stalls", async () => {
     await ready();
     h.sim.stallHandshakes(true);

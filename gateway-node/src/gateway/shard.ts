@@ -31,6 +31,8 @@ export interface ShardTimings {
   connectTimeoutMs: number;
   helloTimeoutMs: number;
   readyTimeoutMs: number;
+  /** How long shutdown waits for the 4000 close handshake before dropping the socket. */
+  closeTimeoutMs: number;
   invalidSessionWaitMs: { min: number; max: number };
   backoff: BackoffPolicy;
 }
@@ -41,6 +43,7 @@ export const SHARD_DEFAULTS = {
   connectTimeoutMs: 10_000,
   helloTimeoutMs: 10_000,
   readyTimeoutMs: 15_000,
+  closeTimeoutMs: 1_000,
   invalidSessionWaitMs: { min: 1_000, max: 5_000 },
   backoff: { minMs: 1_000, maxMs: 60_000, factor: 2 },
 } as const satisfies ShardTimings;
@@ -77,6 +80,12 @@ export class GatewayShard {
   resumes = 0;
   identifies = 0;
   private socket: WebSocket | undefined;
+  /**
+   * Which connection is current: bumped when a socket is created and when one is torn down. An async step (the
+   * IDENTIFY spacing wait, a timeout, a wait before reconnecting) remembers the value it began with and does
+   * nothing once it has changed, so it can never act on, or tear down, a newer connection.
+   */
+  private connection = 0;
   private timers = new Set<NodeJS.Timeout>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private ackReceived = true;
@@ -99,17 +108,27 @@ export class GatewayShard {
     void this.connect();
   }
 
-  /** Closes with 4000 so Discord keeps the session resumable (1000/1001 would end it). */
+  /**
+   * Closes with 4000 so Discord keeps the session resumable (1000/1001 would end it): the close frame goes out
+   * and the close handshake gets closeTimeoutMs to finish before the socket is dropped.
+   */
   async shutdown(): Promise<void> {
     const socket = this.socket;
+    this.socket = undefined; // destroy() must not terminate it before the close frame is out
     this.destroy(ShardState.Destroyed);
-    if (socket && socket.readyState === WebSocket.OPEN) {
+    if (!socket) return;
+    detach(socket);
+    if (socket.readyState === WebSocket.OPEN) {
       await new Promise<void>((resolve) => {
-        socket.once("close", () => resolve());
+        const timeout = setTimeout(resolve, this.timings.closeTimeoutMs);
+        socket.once("close", () => {
+          clearTimeout(timeout);
+          resolve();
+        });
         socket.close(4000, "shutting down; will resume");
-        setTimeout(resolve, 2_000).unref();
       });
     }
+    socket.terminate();
   }
 
   private setState(state: ShardState): void {
@@ -121,17 +140,21 @@ export class GatewayShard {
   private async connect(): Promise<void> {
     if (this.state === ShardState.Destroyed || this.state === ShardState.Fatal) return;
     this.setState(ShardState.Connecting);
+    const began = this.connection;
     const resuming = this.session !== undefined;
     let url: string;
     try {
       url = resuming && this.resumeFailures === 0 ? this.session!.resumeGatewayUrl : await this.baseUrl();
     } catch (error) {
+      if (began !== this.connection) return; // shut down or superseded while fetching the URL
       if (error instanceof InvalidTokenError) return this.giveUp(4004, "the bot token is invalid (Discord REST answered 401)");
       this.log("warn", "could not fetch the gateway URL", { error: String(error) });
       return this.scheduleReconnect();
     }
+    if (began !== this.connection) return;
     const socket = this.deps.createSocket(`${url.replace(/\/?$/, "")}${GATEWAY_QUERY}`);
     this.socket = socket;
+    const connection = ++this.connection;
     const connectTimer = this.timer(this.timings.connectTimeoutMs, () => {
       this.log("warn", "gateway handshake timed out", { url });
       this.failConnection(resuming);
@@ -145,7 +168,9 @@ export class GatewayShard {
         }
       });
     });
-    socket.on("message", (data) => this.onMessage(data.toString()));
+    socket.on("message", (data) => {
+      if (connection === this.connection) this.onMessage(data.toString(), connection);
+    });
     socket.on("close", (code, reason) => this.onClose(socket, code, reason.toString()));
     socket.on("error", (error) => {
       this.log("debug", "gateway socket error", { error: error.message });
@@ -169,7 +194,7 @@ export class GatewayShard {
     this.handlers.fatal(code, why);
   }
 
-  private onMessage(raw: string): void {
+  private onMessage(raw: string, connection: number): void {
     let payload: GatewayReceivePayload;
     try {
       payload = JSON.parse(raw) as GatewayReceivePayload;
@@ -180,7 +205,7 @@ export class GatewayShard {
       case GatewayOpcodes.Hello:
         this.startHeartbeating(payload.d.heartbeat_interval);
         if (this.session) this.resume();
-        else void this.identify();
+        else void this.identify(connection);
         return;
       case GatewayOpcodes.HeartbeatAck:
         this.ackReceived = true;
@@ -224,22 +249,28 @@ export class GatewayShard {
     const { min, max } = this.timings.invalidSessionWaitMs;
     this.teardownSocket();
     this.setState(ShardState.WaitingToReconnect);
+    const waiting = this.connection;
     await this.deps.sleep(min + this.deps.random() * (max - min));
-    void this.connect();
+    if (waiting === this.connection) void this.connect();
   }
 
-  private async identify(): Promise<void> {
+  /** IDENTIFY on `connection`, once the spacing allows; dropped if that connection is no longer current by then. */
+  private async identify(connection: number): Promise<void> {
     this.setState(ShardState.Identifying);
     // Discord allows one IDENTIFY per 5 s and a daily budget; running out resets the bot token.
     const wait = this.lastIdentifyAt + this.timings.identifySpacingMs - this.deps.now();
     if (wait > 0) await this.deps.sleep(wait);
+    if (connection !== this.connection) return; // a newer connection identifies for itself
     const info = await this.deps.fetchGatewayBot().catch(() => undefined);
+    if (connection !== this.connection) return;
     if (info && info.sessionStartLimit.remaining <= 0) {
       this.log("warn", "session start limit exhausted; waiting for it to reset", { resetAfterMs: info.sessionStartLimit.resetAfterMs });
       this.teardownSocket();
       this.setState(ShardState.WaitingToReconnect);
+      const waiting = this.connection;
       await this.deps.sleep(info.sessionStartLimit.resetAfterMs);
-      return void this.connect();
+      if (waiting === this.connection) void this.connect();
+      return;
     }
     if (this.socket?.readyState !== WebSocket.OPEN) return;
     this.lastIdentifyAt = this.deps.now();
@@ -270,7 +301,9 @@ export class GatewayShard {
   private startHeartbeating(intervalMs: number): void {
     this.clearHeartbeat();
     this.ackReceived = true; // a fresh connection starts with nothing owed
+    const connection = this.connection;
     const beat = () => {
+      if (connection !== this.connection) return;
       if (!this.ackReceived) {
         this.log("warn", "no heartbeat ACK since the last beat: zombie connection, resuming");
         return this.reconnect();
@@ -316,14 +349,14 @@ export class GatewayShard {
   }
 
   private teardownSocket(): void {
+    this.connection++;
     this.clearHeartbeat();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     const socket = this.socket;
     this.socket = undefined;
     if (socket) {
-      socket.removeAllListeners();
-      socket.on("error", () => undefined);
+      detach(socket);
       socket.terminate();
     }
   }
@@ -337,10 +370,12 @@ export class GatewayShard {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(payload));
   }
 
+  /** A timeout bound to the connection current now: it does nothing if that connection has ended. */
   private timer(ms: number, run: () => void): NodeJS.Timeout {
+    const connection = this.connection;
     const handle = setTimeout(() => {
       this.timers.delete(handle);
-      run();
+      if (connection === this.connection) run();
     }, ms);
     this.timers.add(handle);
     return handle;
@@ -358,4 +393,10 @@ export class GatewayShard {
     }
     this.heartbeatTimer = undefined;
   }
+}
+
+/** Stops a socket from reaching the shard; a late error is swallowed rather than thrown. */
+function detach(socket: WebSocket): void {
+  socket.removeAllListeners();
+  socket.on("error", () => undefined);
 }
