@@ -94,6 +94,11 @@ export class GuildView {
     }
   }
 
+  /** Whether the view waits for a GUILD_CREATE (a new session, an outage): until then its picture is not the guild's. */
+  get awaitingGuild(): boolean {
+    return this.syncDue;
+  }
+
   /** A new Discord session starts: its GUILD_CREATE must become a guild.sync. */
   expectSync(): void {
     this.syncDue = true;

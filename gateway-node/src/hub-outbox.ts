@@ -21,11 +21,19 @@ export function syncEvents(sync: GuildSyncPayload, id: string): OutboxEvent[] {
 /** Request bodies stay this far under the hub's limit: the signature headers and JSON framing need room too. */
 const MAX_BODY_BYTES = MAX_INTERNAL_BODY_BYTES - 64 * 1024;
 
+/** An event the hub accepted, with the dispatch it came from; a sync `settles` when it is a whole fresh picture. */
+export interface DeliveredEvent {
+  event: OutboxEvent;
+  origin?: { sessionId: string; seq: number };
+  settles?: boolean;
+}
+
 interface Batch {
   events: OutboxEvent[];
   entries: number;
   sync: boolean;
   covers?: { sessionId: string; seq: number };
+  settles?: boolean;
 }
 
 interface Entry {
@@ -33,6 +41,8 @@ interface Entry {
   sessionId: string;
   /** The last dispatch this entry accounts for (later zero-event dispatches are folded into it). */
   seq: number;
+  /** The dispatch this entry's event came from. */
+  origin: number;
   /** The last event of its dispatch: only then may the session's position move past that dispatch. */
   completes: boolean;
 }
@@ -47,9 +57,9 @@ export interface HubOutboxOptions {
   random: () => number;
   sleep: (ms: number) => Promise<void>;
   /** Builds a guild.sync from the gateway's current picture, to converge after an overflow, with the position it covers. */
-  currentSync: () => { payload: GuildSyncPayload; sessionId?: string; seq?: number };
+  currentSync: () => { payload: GuildSyncPayload; sessionId?: string; seq?: number; settles: boolean };
   /** Events the hub accepted, in order: the gateway keeps its copy of the hub's picture from them. */
-  delivered: (events: OutboxEvent[]) => void;
+  delivered: (events: DeliveredEvent[]) => void;
   /** Called with a session's seq once every event of every dispatch up to it has been accepted by the hub. */
   committed: (sessionId: string, seq: number) => void;
   /** Sent with every batch: the hub follows the newest gateway. */
@@ -74,6 +84,8 @@ type PostOutcome =
 export class HubOutbox {
   private queue: Entry[] = [];
   private syncPending = false;
+  /** The pending sync's picture has been taken: later events are not in it and must be queued behind it. */
+  private syncTaken = false;
   /** A zero-event dispatch of a newer session seen behind queued events: committed once they are delivered. */
   private trailing: { sessionId: string; seq: number } | undefined;
   private pumping = false;
@@ -91,8 +103,8 @@ export class HubOutbox {
 
   /** Queues one dispatch's events (possibly none: the seq still counts as handled once earlier ones are delivered). */
   enqueue(events: OutboxEvent[], sessionId: string, seq: number): void {
-    if (this.syncPending) {
-      // The pending sync is built at send time from the live picture, so it already covers these.
+    if (this.syncPending && !this.syncTaken) {
+      // The pending sync is built at send time from the live picture, so it will cover these.
       this.kick();
       return;
     }
@@ -102,17 +114,19 @@ export class HubOutbox {
       this.queue = [];
       this.trailing = undefined;
       this.syncPending = true;
+      this.syncTaken = false;
       this.kick();
       return;
     }
     if (events.length === 0) {
+      // Nothing to send, but the position may only pass this dispatch once everything before it is delivered.
       const last = this.queue[this.queue.length - 1];
-      if (!last) this.options.committed(sessionId, seq);
-      else if (last.sessionId === sessionId) last.seq = Math.max(last.seq, seq);
+      if (!last && !this.syncPending) this.options.committed(sessionId, seq);
+      else if (last && last.sessionId === sessionId) last.seq = Math.max(last.seq, seq);
       else this.trailing = { sessionId, seq };
       return;
     }
-    events.forEach((event, index) => this.queue.push({ event, sessionId, seq, completes: index === events.length - 1 }));
+    events.forEach((event, index) => this.queue.push({ event, sessionId, seq, origin: seq, completes: index === events.length - 1 }));
     this.kick();
   }
 
@@ -155,6 +169,7 @@ export class HubOutbox {
       while (!this.stopped && this.depth > 0) {
         const batch = this.nextBatch();
         const outcome = await this.deliver(batch.events);
+        if (this.stopped) break; // stopped meanwhile: a stopped outbox commits nothing more
         if (outcome.kind === "superseded") {
           this.stopped = true;
           this.options.superseded();
@@ -176,9 +191,11 @@ export class HubOutbox {
 
   private nextBatch(): Batch {
     if (this.syncPending) {
-      const { payload, sessionId, seq } = this.options.currentSync();
+      const { payload, sessionId, seq, settles } = this.options.currentSync();
+      this.syncTaken = true;
       const events = syncEvents(payload, `sync:${Date.now()}:${++this.syncCounter}`);
-      return { events, entries: 0, sync: true, covers: sessionId !== undefined && seq !== undefined ? { sessionId, seq } : undefined };
+      const covers = sessionId !== undefined && seq !== undefined ? { sessionId, seq } : undefined;
+      return { events, entries: 0, sync: true, covers, settles };
     }
     const entries = this.queue.slice(0, this.options.batchSize);
     return { events: entries.map((entry) => entry.event), entries: entries.length, sync: false };
@@ -186,23 +203,31 @@ export class HubOutbox {
 
   /** Records what the hub accepted and moves the session's position past every dispatch delivered whole. */
   private settle(batch: Batch, rejected: Set<string>): void {
-    const accepted = batch.events.filter((event) => !rejected.has(event.id));
-    this.options.delivered(accepted);
-    this.stats.delivered += accepted.length;
+    const entries = batch.sync ? [] : this.queue.slice(0, batch.entries);
+    const accepted: DeliveredEvent[] = batch.sync
+      ? batch.events.map((event) => ({ event, origin: batch.covers, settles: batch.settles }))
+      : entries.map((entry) => ({ event: entry.event, origin: { sessionId: entry.sessionId, seq: entry.origin }, settles: true }));
+    const delivered = accepted.filter(({ event }) => !rejected.has(event.id));
+    this.options.delivered(delivered);
+    this.stats.delivered += delivered.length;
     if (batch.sync) {
       this.syncPending = false;
+      this.syncTaken = false;
       if (batch.covers) this.options.committed(batch.covers.sessionId, batch.covers.seq);
     } else {
       const done = this.queue.splice(0, batch.entries);
       const lastWhole = done.findLast((entry) => entry.completes);
       if (lastWhole) this.options.committed(lastWhole.sessionId, lastWhole.seq);
-      if (this.queue.length === 0 && this.trailing) this.options.committed(this.trailing.sessionId, this.trailing.seq);
-      if (this.queue.length === 0) this.trailing = undefined;
+    }
+    if (this.queue.length === 0 && this.trailing) {
+      this.options.committed(this.trailing.sessionId, this.trailing.seq);
+      this.trailing = undefined;
     }
     if (rejected.size > 0 && !batch.sync) {
       // The hub lacks what it refused: a fresh picture makes it converge (queued events are in that picture).
       this.stats.dropped += rejected.size;
       this.syncPending = true;
+      this.syncTaken = false;
       this.queue = [];
       this.trailing = undefined;
     }

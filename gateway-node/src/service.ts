@@ -5,7 +5,7 @@ import { type BackoffPolicy } from "../../protocol/backoff.js";
 import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type GatewayBotInfo, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
 import { GuildView } from "./guild-view.js";
 import { startHealthServer } from "./health.js";
-import { HubOutbox, syncEvents, type OutboxEvent } from "./hub-outbox.js";
+import { HubOutbox, syncEvents, type DeliveredEvent, type OutboxEvent } from "./hub-outbox.js";
 import { createLogger, type Logger } from "./log.js";
 import { fileSessionStore, memorySessionStore, type SessionStore } from "./session-store.js";
 
@@ -50,6 +50,8 @@ export interface GatewayService {
   readonly fatal: Promise<{ code: number; why: string }>;
   metricsText(): string;
   stop(): Promise<{ flushed: boolean }>;
+  /** Stops at once, as a killed process would: no close frame, no flush, nothing more written. */
+  abort(): Promise<void>;
 }
 
 /** Wires the Discord session, the guild picture, the hub outbox, the session file and the health server. */
@@ -83,8 +85,9 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     random,
     sleep,
     log,
-    currentSync: () => ({ payload: view.sync(), sessionId: shard.session?.sessionId, seq: shard.session?.seq }),
-    delivered: (events) => events.forEach((event) => committedView.apply(event)),
+    // A picture taken while the view still waits for a GUILD_CREATE is not the guild's: it settles nothing.
+    currentSync: () => ({ payload: view.sync(), sessionId: shard.session?.sessionId, seq: shard.session?.seq, settles: !view.awaitingGuild }),
+    delivered: (events) => events.forEach(applyDelivered),
     committed: (sessionId, seq) => commit(sessionId, seq),
     lease,
     superseded: () => standDown(),
@@ -96,11 +99,30 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     void shard.shutdown();
   }
 
+  /**
+   * Since when the hub is owed a fresh picture: a new session's READY or an outage's GUILD_DELETE arms it, and only a
+   * whole picture taken after that settles it (an older sync still in flight does not). Saved with the session, so a
+   * restart in between syncs again.
+   */
+  let syncOwedSince = stored?.view.syncDue ? { sessionId: stored.sessionId, seq: stored.seq } : undefined;
+
+  function applyDelivered({ event, origin, settles }: DeliveredEvent): void {
+    committedView.apply(event);
+    if (event.event !== "guild.sync" || !settles || !origin || !syncOwedSince) return;
+    const part = event.payload.part;
+    const whole = !part || part.index === part.count - 1;
+    if (whole && origin.sessionId === syncOwedSince.sessionId && origin.seq > syncOwedSince.seq) syncOwedSince = undefined;
+  }
+
+  let lastCommit = stored ? { sessionId: stored.sessionId, seq: stored.seq } : undefined;
   function commit(sessionId: string, seq: number): void {
     const session = shard.session;
     if (!session || session.sessionId !== sessionId) return; // an older session's tail
+    if (lastCommit?.sessionId === sessionId && seq <= lastCommit.seq) return; // never move back
+    lastCommit = { sessionId, seq };
     try {
-      store.save({ sessionId, seq, resumeGatewayUrl: session.resumeGatewayUrl, view: committedView.export() });
+      const view = { ...committedView.export(), syncDue: syncOwedSince !== undefined };
+      store.save({ sessionId, seq, resumeGatewayUrl: session.resumeGatewayUrl, view });
       if (!counters.sessionFileOk) log("info", "the session file is writable again");
       counters.sessionFileOk = 1;
     } catch (error) {
@@ -132,7 +154,11 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       // sync again, so the committed picture (still the hub's) carries the promise.
       view = new GuildView(guildId);
       view.expectSync();
-      committedView.expectSync();
+      syncOwedSince = { sessionId: session.sessionId, seq: payload.s };
+    }
+    if (payload.t === "GUILD_DELETE" && payload.d.id === guildId && payload.d.unavailable) {
+      // An outage: the GUILD_CREATE that ends it must sync, also after a restart in between.
+      syncOwedSince = { sessionId: session.sessionId, seq: payload.s };
     }
     const translation = view.translate(payload);
     const events: OutboxEvent[] =
@@ -198,6 +224,12 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       outbox.stop();
       await health.close();
       return { flushed };
+    },
+    async abort() {
+      clearInterval(prober);
+      shard.destroy();
+      outbox.stop();
+      await health.close();
     },
   };
 }

@@ -47,5 +47,6 @@ export function fileSessionStore(path: string): SessionStore {
 
 export const memorySessionStore = (): SessionStore => {
   let stored: StoredSession | undefined;
-  return { load: () => stored, save: (session) => void (stored = session && structuredClone(session)) };
+  // Copies both ways, as a file would: what was saved never changes with what the caller does to it later.
+  return { load: () => stored && structuredClone(stored), save: (session) => void (stored = session && structuredClone(session)) };
 };

@@ -101,7 +101,7 @@ export class GatewayShard {
     private readonly timings: ShardTimings,
     private readonly log: Logger,
   ) {
-    this.session = options.session;
+    this.session = options.session && { ...options.session }; // its own copy: the seq advances with every dispatch
   }
 
   start(): void {

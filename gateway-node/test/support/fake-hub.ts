@@ -25,6 +25,11 @@ export class FakeHub {
   maxEventsPerPost = Infinity;
   /** Events the hub refuses as invalid (400), like a schema the gateway does not match. */
   rejectIf: ((event: IdentifiedInternalEvent) => boolean) | undefined;
+  /** Answers this late (a slow hub). */
+  delayMs = 0;
+  /** Ids that arrived again with different content: a translation that is not stable across restarts. */
+  readonly idConflicts: string[] = [];
+  private readonly contentById = new Map<string, string>();
   /** The newest gateway epoch seen; older ones are refused 409, as the real hub does. */
   leaseEpoch = -1;
   private readonly seen = new Set<string>();
@@ -40,7 +45,8 @@ export class FakeHub {
       if (request.method === "GET" && request.url === "/health") return void response.end(JSON.stringify({ ok: true }));
       const chunks: Buffer[] = [];
       request.on("data", (chunk: Buffer) => chunks.push(chunk));
-      request.on("end", () => void this.handle(request.headers, Buffer.concat(chunks).toString("utf8")).then(({ status, body }) => {
+      request.on("end", () => void this.handle(request.headers, Buffer.concat(chunks).toString("utf8")).then(async ({ status, body }) => {
+        if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
         response.writeHead(status, { "Content-Type": "application/json" });
         response.end(JSON.stringify(body));
       }));
@@ -74,6 +80,10 @@ export class FakeHub {
     if (events.some((event) => this.rejectIf?.(event))) return this.answer(400, { error: "invalid_input" }, 0);
     let duplicates = 0;
     for (const event of events) {
+      const { id, ...content } = event;
+      const known = this.contentById.get(id);
+      if (known !== undefined && known !== JSON.stringify(content)) this.idConflicts.push(id);
+      this.contentById.set(id, JSON.stringify(content));
       if (event.id && this.seen.has(event.id)) {
         duplicates++;
         continue;

@@ -1,0 +1,190 @@
+import { describe, expect, it } from "vitest";
+import { memorySessionStore } from "../src/session-store.js";
+import { discordTruth, hubPicture, pictureDiff } from "./support/hub-model.js";
+import { FAST, startHarness, until, type Harness } from "./support/harness.js";
+import { pick, seededRandom } from "./support/prng.js";
+
+/**
+ * The gateway's promise, checked against a model: whatever Discord does, however the hub fails and however the
+ * process dies, once things calm down the hub's rooms and members equal Discord's, no event id ever stands for two
+ * different events, and each user's moves reach the hub in Discord's order.
+ *
+ * GATEWAY_MODEL_SEED (first seed), GATEWAY_MODEL_SCHEDULES and GATEWAY_MODEL_STEPS size the run; a failure names
+ * its seed and prints its schedule, and GATEWAY_MODEL_SEED=<seed> GATEWAY_MODEL_SCHEDULES=1 replays that schedule
+ * (the operations are the seed's; how they interleave with the network is up to the machine).
+ */
+const FIRST_SEED = Number(process.env.GATEWAY_MODEL_SEED ?? 1);
+const SCHEDULES = Number(process.env.GATEWAY_MODEL_SCHEDULES ?? 120);
+const STEPS = Number(process.env.GATEWAY_MODEL_STEPS ?? 40);
+
+const USERS = Array.from({ length: 6 }, (_, i) => String(230000000000000001n + BigInt(i)));
+const SETTINGS = {
+  ...FAST,
+  outboxMaxEvents: 8, // small, so overflows happen
+  outboxBatchSize: 3, // small, so a move straddles two batches
+  flushTimeoutMs: 150,
+  hubProbeIntervalMs: 50,
+};
+
+type HubFault = "down" | "5xx" | "401" | "413" | "slow";
+
+interface Schedule {
+  seed: number;
+  log: string[];
+  /** Each user's channels in Discord's order (joins and moves only). */
+  history: Map<string, string[]>;
+}
+
+async function runSchedule(seed: number): Promise<{ steps: number; faults: number; events: number }> {
+  const random = seededRandom(seed); // the schedule; the gateway's own jitter draws from another stream
+  const jitter = seededRandom(seed ^ 0x5bd1e995);
+  const store = memorySessionStore(); // survives "process" restarts, like SESSION_FILE
+  const h: Harness = await startHarness({
+    sim: { users: USERS.map((id, i) => ({ id, username: `model${i}` })) },
+    deps: { sessionStore: store, settings: SETTINGS, random: jitter, ...(process.env.GATEWAY_MODEL_DEBUG ? { log: debugLog } : {}) },
+  });
+  const schedule: Schedule = { seed, log: [], history: new Map(USERS.map((u) => [u, []])) };
+  let fault: { kind: HubFault; until: number } | undefined;
+  let serviceUp = true;
+  let faults = 0;
+
+  const voiceRooms = () => h.sim.state().channels.filter((c) => c.type === 2).map((c) => c.id);
+  const stages = () => h.sim.state().channels.filter((c) => c.type === 13).map((c) => c.id);
+  const whereIs = (user: string) => h.sim.state().voiceStates.find((s) => s.userId === user)?.channelId ?? null;
+  const record = (user: string, channel: string | null) => {
+    if (channel && voiceRooms().includes(channel)) schedule.history.get(user)!.push(channel);
+  };
+
+  const healHub = async () => {
+    if (!fault) return;
+    if (fault.kind === "down") await h.hub.start(h.hub.port);
+    h.hub.failWith = undefined;
+    h.hub.maxEventsPerPost = Infinity;
+    h.hub.delayMs = 0;
+    schedule.log.push(`heal ${fault.kind}`);
+    fault = undefined;
+  };
+  const restart = async () => {
+    await h.restart({ sessionStore: store, settings: SETTINGS, random: jitter, ...(process.env.GATEWAY_MODEL_DEBUG ? { log: debugLog } : {}) });
+    serviceUp = true;
+  };
+
+  try {
+    await until(() => h.hub.accepted.length >= 1, `seed ${seed}: the first guild.sync`);
+    for (let step = 0; step < STEPS; step++) {
+      if (fault && step >= fault.until) await healHub();
+      const roll = random();
+      if (roll < 0.4) {
+        const user = pick(random, USERS);
+        const target = pick(random, [null, ...voiceRooms(), ...stages()]);
+        if (target === whereIs(user)) {
+          h.sim.setVoiceState(user, target, { selfMute: random() < 0.5 });
+          schedule.log.push(`toggle ${user}`);
+        } else {
+          h.sim.setVoiceState(user, target);
+          record(user, target);
+          schedule.log.push(`voice ${user} → ${target ?? "none"}`);
+        }
+      } else if (roll < 0.5) {
+        const user = pick(random, USERS);
+        const here = whereIs(user);
+        if (here) h.sim.setVoiceState(user, here, { selfMute: random() < 0.5, selfDeaf: random() < 0.5 });
+        schedule.log.push(`mute ${user}`);
+      } else if (roll < 0.57) {
+        const stage = random() < 0.2;
+        const channel = h.sim.createChannel({ name: `room ${step}`, type: stage ? 13 : 2, userLimit: Math.floor(random() * 10) });
+        schedule.log.push(`create ${stage ? "stage" : "room"} ${channel.id}`);
+      } else if (roll < 0.62 && voiceRooms().length > 0) {
+        const id = pick(random, voiceRooms());
+        h.sim.updateChannel(id, random() < 0.5 ? { name: `renamed ${step}` } : { userLimit: Math.floor(random() * 10) });
+        schedule.log.push(`update ${id}`);
+      } else if (roll < 0.66 && voiceRooms().length > 1) {
+        const id = pick(random, voiceRooms());
+        h.sim.deleteChannel(id);
+        schedule.log.push(`delete ${id}`);
+      } else if (roll < 0.76 && !fault) {
+        const kind = pick(random, ["down", "5xx", "401", "413", "slow"] as const);
+        if (kind === "down") await h.hub.stop();
+        if (kind === "5xx") h.hub.failWith = 503;
+        if (kind === "401") h.hub.failWith = 401;
+        if (kind === "413") h.hub.maxEventsPerPost = 1;
+        if (kind === "slow") h.hub.delayMs = 20 + Math.floor(random() * 80);
+        fault = { kind, until: step + 1 + Math.floor(random() * 8) };
+        faults++;
+        schedule.log.push(`hub ${kind}`);
+      } else if (roll < 0.82 && serviceUp) {
+        const graceful = random() < 0.5;
+        schedule.log.push(graceful ? "SIGTERM" : "SIGKILL");
+        if (graceful) await h.service.stop();
+        else await h.service.abort();
+        serviceUp = false;
+        faults++;
+      } else if (roll < 0.9 && !serviceUp) {
+        schedule.log.push("restart");
+        await restart();
+      } else if (roll < 0.94) {
+        const available = h.sim.state().guildAvailable;
+        if (available) h.sim.guildOutage();
+        else h.sim.restoreGuild();
+        schedule.log.push(available ? "guild outage" : "guild restored");
+      }
+      if (process.env.GATEWAY_MODEL_DEBUG) console.log(`step ${step}: ${schedule.log.at(-1)} (Discord seq ${h.sim.state().sessions.at(-1)?.seq})`);
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 12)));
+    }
+
+    await healHub();
+    h.sim.restoreGuild();
+    if (!serviceUp) await restart();
+    schedule.log.push("calm");
+    const truth = () => discordTruth(h.sim);
+    await until(
+      () => h.service.outbox.depth === 0 && pictureDiff(hubPicture(h.hub.accepted), truth()).length === 0,
+      "the hub to equal Discord",
+      10_000,
+    ).catch(() => undefined);
+    const diff = pictureDiff(hubPicture(h.hub.accepted), truth());
+    expect(diff, explain(schedule, "the hub's picture differs from Discord's")).toEqual([]);
+    expect(h.hub.idConflicts, explain(schedule, "event ids reused for different events")).toEqual([]);
+    for (const [user, moves] of schedule.history) {
+      // At-least-once: a join repeated under a new id after a restart is allowed; one out of order is not.
+      const delivered = h.hub.accepted
+        .flatMap((e) => (e.event === "voice.joined" && e.payload.userId === user ? [e.payload.channelId] : []))
+        .filter((channel, i, all) => channel !== all[i - 1]);
+      expect(isSubsequence(delivered, moves), explain(schedule, `${user}'s joins out of Discord's order: ${delivered.join(",")} vs ${moves.join(",")}`)).toBe(true);
+    }
+    return { steps: STEPS, faults, events: h.hub.accepted.length };
+  } finally {
+    await h.close();
+  }
+}
+
+/** GATEWAY_MODEL_DEBUG=1 prints the gateway's own log lines beside the schedule. */
+function debugLog(level: string, msg: string, fields: Record<string, unknown> = {}): void {
+  if (level !== "debug") console.log(`gateway ${level}: ${msg} ${JSON.stringify(fields)}`);
+}
+
+function explain(schedule: Schedule, what: string): string {
+  return `seed ${schedule.seed}: ${what} (replay: GATEWAY_MODEL_SEED=${schedule.seed} GATEWAY_MODEL_SCHEDULES=1)\n  ${schedule.log.join("\n  ")}`;
+}
+
+/** Whether `part` appears in `whole` in order (not necessarily adjacent): a sync may skip states, never reorder them. */
+function isSubsequence(part: string[], whole: string[]): boolean {
+  let i = 0;
+  for (const item of whole) if (i < part.length && part[i] === item) i++;
+  return i === part.length;
+}
+
+describe("gateway-node against a model of Discord and the hub", () => {
+  it(`keeps the hub equal to Discord through ${SCHEDULES} seeded schedules of ${STEPS} steps`, async () => {
+    const totals = { schedules: 0, steps: 0, faults: 0, events: 0 };
+    const started = Date.now();
+    for (let seed = FIRST_SEED; seed < FIRST_SEED + SCHEDULES; seed++) {
+      const result = await runSchedule(seed);
+      totals.schedules++;
+      totals.steps += result.steps;
+      totals.faults += result.faults;
+      totals.events += result.events;
+    }
+    console.log(`gateway model: seeds ${FIRST_SEED}..${FIRST_SEED + SCHEDULES - 1}, ${JSON.stringify(totals)}, ${Date.now() - started} ms`);
+  }, 600_000);
+});
