@@ -17,6 +17,11 @@ const ChannelBody = z.object({
   parentId: Id.nullable().optional(),
   userLimit: z.number().int().min(0).max(99).optional(),
 });
+const ChannelPatchBody = z.object({
+  name: z.string().min(1).max(100).optional(),
+  parentId: Id.nullable().optional(),
+  userLimit: z.number().int().min(0).max(99).optional(),
+});
 const SENDABLE_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014]);
 const FaultBody = z.object({
   action: z.enum([
@@ -38,7 +43,7 @@ const RestFaultBody = z.object({
   delayMs: z.number().int().min(0).max(60_000).optional(),
 });
 
-const CORS = { "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS" };
+const CORS = { "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS" };
 
 /** The control API under /_sim: script the world and the faults over HTTP (the demo page and browser tests use it). */
 export async function handleControl(sim: DiscordSimulator, request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
@@ -66,6 +71,14 @@ export async function handleControl(sim: DiscordSimulator, request: IncomingMess
       return ok(sim.createChannel(body.data));
     }
     const channel = /^\/_sim\/channels\/(\d{17,20})$/.exec(path);
+    if (method === "PATCH" && channel) {
+      if (!sim.state().channels.some((c) => c.id === channel[1])) {
+        return reply(response, 404, { error: "not_found", message: `unknown channel ${channel[1]}` }, CORS);
+      }
+      const body = ChannelPatchBody.safeParse(await readJson(request));
+      if (!body.success) return bad(body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+      return ok(sim.updateChannel(channel[1]!, body.data));
+    }
     if (method === "DELETE" && channel) {
       if (!sim.state().channels.some((c) => c.id === channel[1])) {
         return reply(response, 404, { error: "not_found", message: `unknown channel ${channel[1]}` }, CORS);

@@ -20,6 +20,7 @@ const INTENT_FOR: Record<string, number> = {
   GUILD_CREATE: GatewayIntentBits.Guilds,
   GUILD_DELETE: GatewayIntentBits.Guilds,
   CHANNEL_CREATE: GatewayIntentBits.Guilds,
+  CHANNEL_UPDATE: GatewayIntentBits.Guilds,
   CHANNEL_DELETE: GatewayIntentBits.Guilds,
   VOICE_STATE_UPDATE: GatewayIntentBits.GuildVoiceStates,
 };

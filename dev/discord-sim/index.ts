@@ -50,6 +50,7 @@ export interface DiscordSimulator {
   setVoiceState(userId: string, channelId: string | null, flags?: { selfMute?: boolean; selfDeaf?: boolean }): void;
   addUser(user: SimUser): void;
   createChannel(input: { name: string; type?: 0 | 2; parentId?: string | null; userLimit?: number }): ChannelObject;
+  updateChannel(channelId: string, changes: { name?: string; userLimit?: number; parentId?: string | null }): ChannelObject;
   deleteChannel(channelId: string): void;
   guildOutage(): void;
   restoreGuild(): void;
@@ -119,6 +120,7 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
     setVoiceState: (userId, channelId, flags) => world.setVoiceState(userId, channelId, flags),
     addUser: (user) => world.addUser(user),
     createChannel: (input) => world.createChannel({ ...input, type: (input.type ?? ChannelType.GuildVoice) as ChannelType }),
+    updateChannel: (channelId, changes) => world.updateChannel(channelId, changes),
     deleteChannel: (channelId) => void world.deleteChannel(channelId),
     guildOutage: () => {
       log("guild outage");

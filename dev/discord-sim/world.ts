@@ -92,6 +92,21 @@ export class SimWorld {
     return channel;
   }
 
+  /** Renames a channel or changes its user limit or category: one CHANNEL_UPDATE with the whole new channel, as Discord sends it. */
+  updateChannel(channelId: string, changes: { name?: string; userLimit?: number; parentId?: string | null }): ChannelObject {
+    const channel = this.channels.get(channelId);
+    if (!channel) throw new Error(`unknown channel ${channelId}`);
+    const next: ChannelObject = {
+      ...channel,
+      ...(changes.name !== undefined ? { name: changes.name } : {}),
+      ...(changes.parentId !== undefined ? { parent_id: changes.parentId } : {}),
+      ...(changes.userLimit !== undefined && channel.type === ChannelType.GuildVoice ? { user_limit: changes.userLimit } : {}),
+    };
+    this.channels.set(channelId, next);
+    this.dispatch("CHANNEL_UPDATE", next);
+    return next;
+  }
+
   /** Removes a channel; Discord then disconnects everyone in it, one null-channel voice update each. */
   deleteChannel(channelId: string): ChannelObject | undefined {
     const channel = this.channels.get(channelId);
