@@ -73,6 +73,16 @@ describe("the simulator's HTTP control API", () => {
     expect((await control(`/channels/${created.id}`, { method: "DELETE" })).status).toBe(404);
   });
 
+  it("renames a channel and changes its limit (CHANNEL_UPDATE), 404 for one it does not have", async () => {
+    await start();
+    const renamed = await control(`/channels/${ROOM}`, { method: "PATCH", body: { name: "Pod A (renamed)", userLimit: 6 } });
+    expect(renamed.status).toBe(200);
+    expect(await renamed.json()).toMatchObject({ id: ROOM, name: "Pod A (renamed)", user_limit: 6 });
+    expect(sim!.state().channels[0]).toMatchObject({ id: ROOM, name: "Pod A (renamed)", user_limit: 6 });
+    expect((await control("/channels/110000000000000099", { method: "PATCH", body: { name: "x" } })).status).toBe(404);
+    expect((await control(`/channels/${ROOM}`, { method: "PATCH", body: { name: "" } })).status).toBe(400);
+  });
+
   it("applies gateway faults and scripted REST faults", async () => {
     await start();
     probe = new GatewayProbe(sim!.gatewayUrl);

@@ -212,6 +212,15 @@ describe("READY, GUILD_CREATE and dispatches", () => {
     expect(afterDelete).toEqual([["CHANNEL_DELETE", undefined], ["VOICE_STATE_UPDATE", null], ["VOICE_STATE_UPDATE", null]]);
   });
 
+  it("sends CHANNEL_UPDATE with the whole changed channel on a rename", async () => {
+    await start();
+    const probe = await ready();
+    const room = sim!.createChannel({ name: "Before", type: 2, userLimit: 3 });
+    sim!.updateChannel(room.id, { name: "After", userLimit: 5 });
+    const updated = await sim!.waitFor(() => probe.dispatches("CHANNEL_UPDATE")[0], 2_000, "CHANNEL_UPDATE");
+    expect(updated.d).toEqual({ ...probe.dispatches("CHANNEL_CREATE")[0]!.d as object, name: "After", user_limit: 5 });
+  });
+
   it("filters dispatches by intents", async () => {
     await start();
     const guildsOnly = await ready(GatewayIntentBits.Guilds);
