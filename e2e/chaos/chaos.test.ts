@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CLIENT_USERS, OPS, runSchedule, SEED_CHANNELS, VOICE_USERS, type RunResult } from "./runner.js";
+import { CLIENT_USERS, OPS, runSchedule, SEED_CHANNELS, VOICE_USERS, type Op, type RunResult } from "./runner.js";
 import { ChaosStack } from "./stack.js";
 
 /**
@@ -20,7 +20,14 @@ const baseSeed = num("SEED", 20261123);
 const seeds = (process.env.CHAOS_SEEDS ?? "").includes(",")
   ? process.env.CHAOS_SEEDS!.split(",").map((s) => Number(s.trim()))
   : Array.from({ length: num("CHAOS_SEEDS", 1) }, (_, i) => baseSeed + i);
-const steps = num("CHAOS_STEPS", 100);
+// CHAOS_SCRIPT="sim-outage:5,gw-kill:1,discord-create,join": an explicit schedule (the PRNG still picks users, rooms
+// and holds without one), for minimising a failure by hand.
+const script = (process.env.CHAOS_SCRIPT ?? "").split(",").map((s) => s.trim()).filter(Boolean).map((entry) => {
+  const [op, hold] = entry.split(":");
+  if (op !== "voice" && !(OPS as readonly string[]).includes(op!)) throw new Error(`CHAOS_SCRIPT: unknown op ${op} (known: voice, ${OPS.join(", ")})`);
+  return { op: op as Op | "voice", ...(hold ? { hold: Number(hold) } : {}) };
+});
+const steps = script.length > 0 ? script.length : num("CHAOS_STEPS", 100);
 const checkEvery = num("CHAOS_CHECK_EVERY", 25);
 const quiesceMs = num("CHAOS_QUIESCE_MS", 60_000);
 const skip = new Set((process.env.CHAOS_SKIP ?? "").split(",").map((s) => s.trim()).filter(Boolean));
@@ -31,13 +38,13 @@ const ports = { worker: portBase + 7, proxy: portBase + 6, health: portBase + 9 
 describe("chaos: seeded schedules of voice activity, room changes and faults keep every view equal to Discord's", () => {
   for (const seed of seeds) {
     it(`seed ${seed} (${steps} steps)`, { timeout: 240_000 + steps * 6_000 + Math.ceil(steps / checkEvery) * quiesceMs }, async () => {
-      console.log(`[chaos] seed ${seed}: ${steps} steps, checkpoint every ${checkEvery}${skip.size ? `, skipping ${[...skip].join(",")}` : ""} (reproduce: SEED=${seed} CHAOS_STEPS=${steps} npm run test:chaos)`);
+      console.log(`[chaos] seed ${seed}: ${steps} steps, checkpoint every ${checkEvery}${skip.size ? `, skipping ${[...skip].join(",")}` : ""} (reproduce: SEED=${seed} ${script.length > 0 ? `CHAOS_SCRIPT=${process.env.CHAOS_SCRIPT}` : `CHAOS_STEPS=${steps}`}${skip.size ? ` CHAOS_SKIP=${[...skip].join(",")}` : ""} npm run test:chaos)`);
       const dir = mkdtempSync(join(tmpdir(), `scr-chaos-${seed}-`));
       const stack = new ChaosStack({ dir, ports, users: VOICE_USERS, channels: SEED_CHANNELS });
       let result: RunResult | undefined;
       try {
         await stack.start();
-        result = await runSchedule(stack, { seed, steps, checkEvery, quiesceMs, skip, maxWorkerRestarts: num("CHAOS_WORKER_RESTARTS", 3) });
+        result = await runSchedule(stack, { seed, steps, checkEvery, quiesceMs, skip, ...(script.length > 0 ? { script } : {}), maxWorkerRestarts: num("CHAOS_WORKER_RESTARTS", 3) });
       } finally {
         await stack.stop();
       }

@@ -16,12 +16,14 @@ export const SEED_CHANNELS = [
 
 /** Everything the schedule can do; CHAOS_SKIP=name,name leaves some out (to minimise a failing schedule). */
 export const OPS = [
-  "join", "move", "leave", "mute", "create-room", "end-room", "discord-create", "discord-delete", "rename",
+  "join", "move", "leave", "mute", "create-room", "create-twice", "end-room", "end-forbidden", "discord-create", "discord-delete", "rename",
+  "rest-fault", "pause",
   "gw-kill", "gw-term", "sim-drop", "sim-zombie", "sim-reconnect", "sim-invalid", "sim-close", "sim-break-resume", "sim-outage",
   "hub-reset", "hub-hang", "worker-restart", "client-cut", "client-fresh",
 ] as const;
 export type Op = (typeof OPS)[number];
 const FAULTS = new Set<Op>([
+  "pause",
   "gw-kill", "gw-term", "sim-drop", "sim-zombie", "sim-reconnect", "sim-invalid", "sim-close", "sim-break-resume", "sim-outage",
   "hub-reset", "hub-hang", "worker-restart", "client-cut", "client-fresh",
 ]);
@@ -32,6 +34,8 @@ export interface RunOptions {
   checkEvery: number;
   quiesceMs: number;
   skip: Set<string>;
+  /** An explicit schedule (CHAOS_SCRIPT) instead of the PRNG's choice of ops: "op" or "op:hold" per step. */
+  script?: Array<{ op: Op | "voice"; hold?: number }>;
   maxWorkerRestarts: number;
 }
 
@@ -99,11 +103,11 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
   const voiceRooms = () => stack.sim.state().channels.filter((c) => c.type === 2).map((c) => c.id);
   const userRoom = (userId: string) => stack.sim.state().voiceStates.find((v) => v.userId === userId);
 
-  async function rest(method: string, path: string, sub: string, body?: unknown, roles?: string[]): Promise<{ status: number; json: unknown }> {
+  async function rest(method: string, path: string, sub: string, body?: unknown, roles?: string[], headers: Record<string, string> = {}): Promise<{ status: number; json: unknown }> {
     const token = await stack.token(sub, roles ? { roles } : {});
     const response = await fetch(`${stack.workerUrl}${path}`, {
       method,
-      headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+      headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}), ...headers },
       body: body ? JSON.stringify(body) : undefined,
       signal: AbortSignal.timeout(15_000),
     });
@@ -141,8 +145,11 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
     }
   }
 
-  async function voiceOp(): Promise<void> {
-    const user = rng.pick(VOICE_USERS);
+  async function voiceOp(forced?: "join" | "move" | "leave" | "mute"): Promise<void> {
+    const inVoice = (u: { id: string }) => userRoom(u.id) !== undefined;
+    const candidates = forced === undefined ? VOICE_USERS : VOICE_USERS.filter((u) => (forced === "join" ? !inVoice(u) : inVoice(u)));
+    if (candidates.length === 0) return void log(`(no user can ${forced})`);
+    const user = rng.pick(candidates);
     const current = userRoom(user.id);
     const rooms = voiceRooms();
     if (rooms.length === 0) return;
@@ -154,7 +161,7 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
       stack.sim.setVoiceState(user.id, room);
       return;
     }
-    const choice = rng.weighted<"move" | "leave" | "mute">({
+    const choice = forced && forced !== "join" ? forced : rng.weighted<"move" | "leave" | "mute">({
       move: options.skip.has("move") || rooms.length < 2 ? 0 : 4,
       leave: options.skip.has("leave") ? 0 : 3,
       mute: options.skip.has("mute") ? 0 : 3,
@@ -195,6 +202,45 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
         }
         return;
       }
+      case "create-twice": {
+        // Two racing creates with one X-Idempotency-Key: one room, both answers name it.
+        const creator = rng.pick(CLIENT_USERS);
+        const name = `twice ${options.seed}-${step}`;
+        const key = `chaos-${options.seed}-${step}`;
+        const before = voiceRooms().length;
+        const [a, b] = await Promise.all([0, 1].map(() => rest("POST", "/create-room", creator, { name, userLimit: 2 }, undefined, { "X-Idempotency-Key": key })));
+        log(`create-twice by ${creator} "${name}" key ${key} → ${a!.status} ${JSON.stringify(a!.json)} / ${b!.status} ${JSON.stringify(b!.json)}`);
+        const ids = [a!, b!].filter((r) => r.status === 201).map((r) => (r.json as { channelId: string }).channelId);
+        for (const id of ids) creators.set(id, creator);
+        if (new Set(ids).size > 1) restViolations.push(`#${step} two creates with one X-Idempotency-Key made two rooms: ${ids.join(", ")}`);
+        if ([a!, b!].some((r) => r.status !== 201 && r.status !== 429)) restViolations.push(`#${step} create-twice answered ${a!.status}/${b!.status}`);
+        const made = voiceRooms().length - before;
+        if (made > 1) restViolations.push(`#${step} two creates with one X-Idempotency-Key created ${made} Discord channels`);
+        return;
+      }
+      case "end-forbidden": {
+        const mine = rooms.filter((r) => creators.has(r));
+        if (mine.length === 0) return;
+        const room = rng.pick(mine);
+        const other = CLIENT_USERS.find((u) => u !== creators.get(room))!;
+        const result = await rest("DELETE", `/end-room/${room}`, other);
+        log(`end-room ${room} by ${other}, not its creator → ${result.status}`);
+        if (result.status !== 403) restViolations.push(`#${step} end-room by a user who is not the creator answered ${result.status} ${JSON.stringify(result.json)}`);
+        return;
+      }
+      case "rest-fault": {
+        // Discord refuses the next create: the edge answers 502, and no room appears anywhere.
+        const creator = rng.pick(CLIENT_USERS);
+        const status = rng.pick([500, 403]);
+        stack.sim.scriptRest({ method: "POST", route: "POST /guilds/:id/channels", status, times: 1, body: { message: "scripted", code: status === 403 ? 50013 : 0 } });
+        const before = voiceRooms().length;
+        const result = await rest("POST", "/create-room", creator, { name: `refused ${options.seed}-${step}` });
+        log(`create-room while Discord answers ${status} → ${result.status} ${JSON.stringify(result.json)}`);
+        if (result.status !== 502) restViolations.push(`#${step} create-room while Discord answered ${status}: ${result.status} ${JSON.stringify(result.json)} (expected 502)`);
+        if (result.status === 201) creators.set((result.json as { channelId: string }).channelId, creator);
+        if (voiceRooms().length !== before && result.status !== 201) restViolations.push(`#${step} a refused create still made a channel`);
+        return;
+      }
       case "end-room": {
         const mine = rooms.filter((r) => creators.has(r));
         if (mine.length === 0) return;
@@ -233,9 +279,16 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
     }
   }
 
-  async function faultOp(op: Op): Promise<void> {
-    const hold = rng.int(1, 10);
+  async function faultOp(op: Op, scriptedHold?: number): Promise<void> {
+    const hold = scriptedHold ?? rng.int(1, 10);
     switch (op) {
+      case "pause": {
+        // Nothing happens for a while, so backoffs, timeouts and resume windows run out under the pending faults.
+        const ms = rng.int(1_000, 8_000);
+        log(`pause ${ms} ms (pending: ${pending.map((p) => p.kind).join(",") || "none"})`);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        break;
+      }
       case "gw-kill":
       case "gw-term": {
         if (has("gateway") || !stack.gatewayRunning) return;
@@ -432,6 +485,10 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
         voice: 50,
         "create-room": stack.workerRunning && roomCount < 10 ? 6 : 0,
         "end-room": stack.workerRunning ? 4 : 0,
+        "create-twice": stack.workerRunning && roomCount < 10 ? 1.5 : 0,
+        "end-forbidden": stack.workerRunning ? 1 : 0,
+        "rest-fault": stack.workerRunning ? 1 : 0,
+        pause: 1.5,
         "discord-create": roomCount < 10 ? 2 : 0,
         "discord-delete": roomCount > 2 ? 2 : 0,
         rename: 3,
@@ -439,9 +496,11 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
         "sim-break-resume": 1, "sim-outage": 1, "hub-reset": 2, "hub-hang": 2, "worker-restart": 1, "client-cut": 3, "client-fresh": 1,
       };
       for (const op of options.skip) delete weights[op as Op];
-      const op = rng.weighted(weights);
+      const scripted = options.script?.[step - 1];
+      const op = scripted?.op ?? rng.weighted(weights);
       if (op === "voice") await voiceOp();
-      else if (FAULTS.has(op)) await faultOp(op);
+      else if (op === "join" || op === "move" || op === "leave" || op === "mute") await voiceOp(op);
+      else if (FAULTS.has(op)) await faultOp(op, scripted?.hold);
       else {
         await roomOp(op);
         count(op);

@@ -125,6 +125,8 @@ export class ChaosStack {
       guildId: GUILD,
       heartbeatIntervalMs: 1_000,
       identifyIntervalMs: 0,
+      // Short, so a gateway-node kill that outlasts a pause needs a fresh session and a guild.sync.
+      resumeWindowMs: 5_000,
       channels: this.options.channels,
       users: this.options.users,
     });
