@@ -44,7 +44,7 @@ describe("chaos: seeded schedules of voice activity, room changes and faults kee
       let result: RunResult | undefined;
       try {
         await stack.start();
-        result = await runSchedule(stack, { seed, steps, checkEvery, quiesceMs, skip, ...(script.length > 0 ? { script } : {}), maxWorkerRestarts: num("CHAOS_WORKER_RESTARTS", 3) });
+        result = await runSchedule(stack, { seed, steps, checkEvery, quiesceMs, skip, ...(script.length > 0 ? { script } : {}), maxWorkerRestarts: num("CHAOS_WORKER_RESTARTS", 3), strict: process.env.CHAOS_STRICT === "1" });
       } finally {
         await stack.stop();
       }

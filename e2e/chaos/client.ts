@@ -30,6 +30,8 @@ export class ChaosClient {
   /** Soft findings: events that do not fit the client's picture; the presence check decides whether they matter. */
   readonly anomalies: string[] = [];
   readonly recent: string[] = [];
+  /** Everything received, for the run's log directory. */
+  readonly history: string[] = [];
   connects = 0;
   snapshots = 0;
   replays = 0;
@@ -216,6 +218,7 @@ export class ChaosClient {
   }
 
   private remember(line: string): void {
+    this.history.push(`${new Date().toISOString()} ${line}`);
     this.recent.push(line);
     if (this.recent.length > 60) this.recent.shift();
   }

@@ -37,6 +37,8 @@ export interface RunOptions {
   /** An explicit schedule (CHAOS_SCRIPT) instead of the PRNG's choice of ops: "op" or "op:hold" per step. */
   script?: Array<{ op: Op | "voice"; hold?: number }>;
   maxWorkerRestarts: number;
+  /** Fail on anomalies too (events that do not fit the presence they apply to, e.g. a join into a deleted room). */
+  strict: boolean;
 }
 
 export interface RunResult {
@@ -446,6 +448,8 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
     const violations = clients.flatMap((c) => c.violations);
     const problems: string[] = [];
     if (violations.length > 0) problems.push("seq invariant (no duplicate, no gap except at a snapshot):", ...violations.map((v) => `  ${v}`));
+    const anomalies = [...new Set(clients.flatMap((c) => c.anomalies))];
+    if (options.strict && anomalies.length > 0) problems.push("events that do not fit the presence they apply to (CHAOS_STRICT):", ...anomalies.slice(0, 20).map((a) => `  ${a}`));
     if (restViolations.length > 0) problems.push("REST answers that contradict the contract:", ...restViolations.map((v) => `  ${v}`));
     const { hub, clients: views, hubSeq, expected } = last;
     if (stableSince === undefined) {
@@ -516,6 +520,7 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
     return { seed: options.seed, steps: step, checkpoints, counts, failure: message, anomalies: clients.flatMap((c) => c.anomalies), ms: Date.now() - started };
   } finally {
     writeFileSync(join(stack.dir, "schedule.log"), `${schedule.join("\n")}\n`);
+    for (const client of clients) writeFileSync(join(stack.dir, `${client.name}.log`), `${client.history.join("\n")}\n`);
     for (const client of clients) client.cut();
     if (renamesSeen > 0) stack.note(`${renamesSeen} renames`);
   }
