@@ -36,6 +36,7 @@ export class ChaosClient {
   snapshots = 0;
   replays = 0;
   private resumedFrom: number | undefined;
+  private reauthPending = false;
   private awaitingCatchUp = false;
   private generation = 0;
 
@@ -95,6 +96,14 @@ export class ChaosClient {
     await Promise.race([ackedPromise, new Promise((_, reject) => setTimeout(() => reject(new Error("no auth.ok within 10 s")), 10_000))]);
   }
 
+  /** A token refresh on the live socket: the hub answers auth.ok only. */
+  async reauth(): Promise<void> {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    this.reauthPending = true;
+    ws.send(JSON.stringify({ type: "auth", token: await this.token() }));
+  }
+
   /** An abrupt cut (no close frame), as a network drop would do. */
   cut(): void {
     this.ws?.terminate();
@@ -103,6 +112,7 @@ export class ChaosClient {
 
   private drop(): void {
     this.generation++;
+    this.reauthPending = false;
     const ws = this.ws;
     this.ws = undefined;
     this.awaitingCatchUp = false;
@@ -116,6 +126,10 @@ export class ChaosClient {
   private receive(message: Envelope): void {
     if (message.type === "ack") {
       this.remember(`ack seq=${message.seq}`);
+      if (this.reauthPending) {
+        this.reauthPending = false;
+        return;
+      }
       if (this.resumedFrom !== undefined && typeof message.seq === "number" && message.seq === this.resumedFrom) {
         this.awaitingCatchUp = false; // nothing missed: neither events nor a snapshot follow
         this.replays++;
@@ -124,6 +138,7 @@ export class ChaosClient {
     }
     if (message.type === "snapshot") {
       const seq = message.seq ?? -1;
+      if (this.reauthPending) this.violation(`a token refresh on a live socket was answered with a snapshot (seq ${seq})`);
       this.remember(`snapshot seq=${seq}`);
       if (this.lastSeq !== undefined && seq < this.lastSeq) {
         this.violation(`snapshot seq ${seq} is behind the last applied seq ${this.lastSeq} (the hub went back in time)`);

@@ -1,10 +1,12 @@
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
-export type ProxyMode = "open" | "reset" | "hang";
+export type ProxyMode = "open" | "reset" | "hang" | "drop-responses";
 
 /**
  * A TCP proxy in front of the Worker for gateway-node's posts. `reset` refuses every connection (the hub is down),
- * `hang` accepts and never answers (a black hole: only timeouts notice), `open` forwards. Switching away from
+ * `hang` accepts and never answers (a black hole: only timeouts notice), `drop-responses` forwards the request but
+ * never returns the answer (the hub acted, the gateway cannot know: it must retry, the hub must dedupe), `open`
+ * forwards. Switching away from
  * `open` cuts the connections in flight, so a pooled keep-alive socket cannot slip through.
  */
 export class FaultProxy {
@@ -33,7 +35,7 @@ export class FaultProxy {
 
   set(mode: ProxyMode): void {
     this.mode = mode;
-    if (mode !== "open") for (const socket of this.live) socket.destroy();
+    if (mode !== "open" && mode !== "drop-responses") for (const socket of this.live) socket.destroy();
     if (mode !== "hang") for (const socket of this.held) socket.destroy();
     this.held.clear();
   }
@@ -53,6 +55,7 @@ export class FaultProxy {
       return;
     }
     const upstream = createConnection({ host: "127.0.0.1", port: this.upstreamPort });
+    const dropResponses = this.mode === "drop-responses";
     upstream.on("error", () => socket.destroy());
     socket.on("error", () => upstream.destroy());
     socket.on("close", () => upstream.destroy());
@@ -62,6 +65,9 @@ export class FaultProxy {
     socket.once("close", () => this.live.delete(socket));
     upstream.once("close", () => this.live.delete(upstream));
     socket.pipe(upstream);
-    upstream.pipe(socket);
+    if (dropResponses) {
+      this.held.add(socket);
+      upstream.resume(); // the hub's answer goes nowhere
+    } else upstream.pipe(socket);
   }
 }

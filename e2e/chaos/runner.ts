@@ -19,13 +19,13 @@ export const OPS = [
   "join", "move", "leave", "mute", "create-room", "create-twice", "end-room", "end-forbidden", "discord-create", "discord-delete", "rename",
   "rest-fault", "pause",
   "gw-kill", "gw-term", "sim-drop", "sim-zombie", "sim-reconnect", "sim-invalid", "sim-close", "sim-break-resume", "sim-outage",
-  "hub-reset", "hub-hang", "worker-restart", "client-cut", "client-fresh",
+  "hub-reset", "hub-hang", "hub-drop-responses", "worker-restart", "client-cut", "client-fresh", "client-reauth", "end-twice",
 ] as const;
 export type Op = (typeof OPS)[number];
 const FAULTS = new Set<Op>([
   "pause",
   "gw-kill", "gw-term", "sim-drop", "sim-zombie", "sim-reconnect", "sim-invalid", "sim-close", "sim-break-resume", "sim-outage",
-  "hub-reset", "hub-hang", "worker-restart", "client-cut", "client-fresh",
+  "hub-reset", "hub-hang", "hub-drop-responses", "worker-restart", "client-cut", "client-fresh", "client-reauth",
 ]);
 
 export interface RunOptions {
@@ -220,6 +220,21 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
         if (made > 1) restViolations.push(`#${step} two creates with one X-Idempotency-Key created ${made} Discord channels`);
         return;
       }
+      case "end-twice": {
+        // Two racing ends of one room by its creator: at least one 200, the other 200 or 404, one room.deleted.
+        const mine = rooms.filter((r) => creators.has(r));
+        if (mine.length === 0) return;
+        const room = rng.pick(mine);
+        const by = creators.get(room)!;
+        const [a, b] = await Promise.all([0, 1].map(() => rest("DELETE", `/end-room/${room}`, by)));
+        log(`end-twice ${room} by ${by} → ${a!.status} / ${b!.status}`);
+        const statuses = [a!.status, b!.status];
+        if (!statuses.includes(200) || statuses.some((s) => s !== 200 && s !== 404)) {
+          restViolations.push(`#${step} two racing end-rooms answered ${statuses.join("/")} (${JSON.stringify(a!.json)} / ${JSON.stringify(b!.json)})`);
+        }
+        creators.delete(room);
+        return;
+      }
       case "end-forbidden": {
         const mine = rooms.filter((r) => creators.has(r));
         if (mine.length === 0) return;
@@ -352,9 +367,10 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
         });
         break;
       case "hub-reset":
-      case "hub-hang": {
+      case "hub-hang":
+      case "hub-drop-responses": {
         if (has("proxy")) return;
-        const mode: ProxyMode = op === "hub-reset" ? "reset" : "hang";
+        const mode: ProxyMode = op === "hub-reset" ? "reset" : op === "hub-hang" ? "hang" : "drop-responses";
         log(`hub unreachable for gateway-node (${mode}) for ${hold} steps`);
         stack.proxy.set(mode);
         later("proxy", hold, async () => {
@@ -392,6 +408,14 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
             await victim.connect(true).catch((error: unknown) => log(`${victim.name} resume failed: ${String(error)}`));
           }
         });
+        break;
+      }
+      case "client-reauth": {
+        // A token refresh on a live socket: an auth.ok and nothing else (no snapshot, no replay).
+        const client = rng.pick(clients);
+        if (!client.connected) return;
+        log(`${client.name} sends a fresh auth on its live socket`);
+        await client.reauth();
         break;
       }
       case "client-fresh": {
@@ -492,6 +516,9 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
         "create-twice": stack.workerRunning && roomCount < 10 ? 1.5 : 0,
         "end-forbidden": stack.workerRunning ? 1 : 0,
         "rest-fault": stack.workerRunning ? 1 : 0,
+        "end-twice": stack.workerRunning ? 1 : 0,
+        "client-reauth": stack.workerRunning ? 1 : 0,
+        "hub-drop-responses": 2,
         pause: 1.5,
         "discord-create": roomCount < 10 ? 2 : 0,
         "discord-delete": roomCount > 2 ? 2 : 0,
