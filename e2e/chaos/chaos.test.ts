@@ -20,8 +20,9 @@ const baseSeed = num("SEED", 20261123);
 const seeds = (process.env.CHAOS_SEEDS ?? "").includes(",")
   ? process.env.CHAOS_SEEDS!.split(",").map((s) => Number(s.trim()))
   : Array.from({ length: num("CHAOS_SEEDS", 1) }, (_, i) => baseSeed + i);
-// CHAOS_SCRIPT="sim-outage:5,gw-kill:1,discord-create,join": an explicit schedule (the PRNG still picks users, rooms
-// and holds without one), for minimising a failure by hand.
+// CHAOS_SCRIPT="sim-outage:5,gw-kill:1,discord-create,join": an explicit schedule, for minimising a failure by hand.
+// The argument is a fault's hold in steps, a pause's length in ms, sim-close's code, sim-invalid's d (1 or 0); the
+// PRNG still picks users, rooms and whatever has no argument.
 const script = (process.env.CHAOS_SCRIPT ?? "").split(",").map((s) => s.trim()).filter(Boolean).map((entry) => {
   const [op, hold] = entry.split(":");
   if (op !== "voice" && !(OPS as readonly string[]).includes(op!)) throw new Error(`CHAOS_SCRIPT: unknown op ${op} (known: voice, ${OPS.join(", ")})`);

@@ -301,7 +301,7 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
     switch (op) {
       case "pause": {
         // Nothing happens for a while, so backoffs, timeouts and resume windows run out under the pending faults.
-        const ms = rng.int(1_000, 8_000);
+        const ms = scriptedHold ?? rng.int(1_000, 8_000);
         log(`pause ${ms} ms (pending: ${pending.map((p) => p.kind).join(",") || "none"})`);
         await new Promise((resolve) => setTimeout(resolve, ms));
         break;
@@ -336,13 +336,13 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
         stack.sim.requestReconnect();
         break;
       case "sim-invalid": {
-        const resumable = rng.chance(0.5);
+        const resumable = scriptedHold === undefined ? rng.chance(0.5) : scriptedHold === 1;
         log(`sim: op 9 invalid session d:${resumable}`);
         stack.sim.invalidateSession(resumable);
         break;
       }
       case "sim-close": {
-        const code = rng.pick([4000, 4007, 4009]);
+        const code = scriptedHold ?? rng.pick([4000, 4007, 4009]);
         log(`sim: close ${code}`);
         stack.sim.closeConnections(code, "chaos");
         break;
