@@ -2,6 +2,11 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { edgeTestBindings, multiGuildBindings } from "./worker-edge/test/support/bindings.js";
 
+// The chaos project starts the whole stack and runs for minutes: only `npm run test:chaos` (`--project chaos`)
+// or CHAOS=1 adds it, so plain `npm test` does not run it.
+const chaosSelected =
+  process.env.CHAOS === "1" || process.argv.some((arg, i, all) => arg === "--project=chaos" || (arg === "--project" && all[i + 1] === "chaos"));
+
 export default defineConfig({
   test: {
     projects: [
@@ -68,11 +73,27 @@ export default defineConfig({
           name: "e2e",
           environment: "node",
           include: ["e2e/**/*.test.ts"],
+          exclude: ["e2e/chaos/**"],
           fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 180_000,
         },
       },
+      ...(chaosSelected
+        ? [
+            {
+              // Seeded chaos against the whole stack (`npm run test:chaos`; SEED, CHAOS_STEPS, CHAOS_SEEDS, CHAOS_SKIP).
+              test: {
+                name: "chaos",
+                environment: "node",
+                include: ["e2e/chaos/**/*.test.ts"],
+                fileParallelism: false,
+                testTimeout: 900_000,
+                hookTimeout: 180_000,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });
