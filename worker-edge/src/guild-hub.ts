@@ -26,7 +26,7 @@ import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
 import { CreateRoomPolicy, takeToken } from "./hub/rate-limit.js";
 import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
-import { attachmentOf, closeSocket, connectionId, setAttachment, SocketCensus, type SocketAttachment } from "./hub/sockets.js";
+import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type SocketAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 
 const DEFAULT_ROOM_NAME = "Spell Coven room";
@@ -230,6 +230,8 @@ export class GuildHub extends DurableObject<Env> {
       if (!(error instanceof AuthError)) throw error;
       return this.reject(ws, CloseCode.unauthorized, error.message);
     }
+    // Verifying awaits: under load the auth deadline may have closed the socket meanwhile.
+    if (!isOpen(ws)) return;
     if (isMultiGuild(this.config) && !user.guilds.includes(this.guildId)) {
       return this.reject(ws, CloseCode.guildNotAllowed, "guild not allowed for this token");
     }
@@ -250,6 +252,7 @@ export class GuildHub extends DurableObject<Env> {
     };
     this.setSocket(ws, live);
     await this.scheduleAlarm(live.expiresAt);
+    if (!isOpen(ws)) return;
 
     const seq = this.store.seq;
     ws.send(JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId: this.guildId, seq } satisfies AuthOkMessage));

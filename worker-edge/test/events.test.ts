@@ -66,6 +66,29 @@ describe("broadcast semantics", () => {
     }
   });
 
+  it("lets a REST-created room that an older sync did not list come back with its creator", async () => {
+    const discord = new DiscordFake();
+    discord.install();
+    try {
+      const socket = await liveSocket();
+      const creator = newUserId();
+      const token = await mintToken({ sub: creator });
+      const { channelId } = await (await createRoom(token, { name: "Racing sync" })).json<{ channelId: string }>();
+      // A picture taken before the create arrives after it, then the gateway's CHANNEL_CREATE for the room.
+      const others = (await (await edgeFetch("/rooms", authed(token))).json<{ rooms: Array<{ channelId: string }> }>()).rooms
+        .map((room) => room.channelId)
+        .filter((id) => id !== channelId);
+      await ingest(sync(others, []));
+      await ingest(roomCreated(channelId, "Racing sync"));
+      const mine = () => socket.events().filter((e) => e.payload.channelId === channelId).map((e) => e.event);
+      await expect.poll(mine).toEqual(["room.created", "room.deleted", "room.created"]);
+      const ended = await edgeFetch(`/end-room/${channelId}`, authed(token, { method: "DELETE" }));
+      expect(ended.status).toBe(200);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
   it("does not revive an ended room when the gateway's CHANNEL_CREATE arrives late", async () => {
     const discord = new DiscordFake();
     discord.install();

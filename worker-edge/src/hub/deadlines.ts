@@ -1,5 +1,5 @@
 import { CloseCode } from "../../../protocol/index.js";
-import { attachmentOf, closeSocket, deadlineOf } from "./sockets.js";
+import { attachmentOf, closeSocket, deadlineOf, isOpen } from "./sockets.js";
 import type { HubStore, RoomRecord } from "./store.js";
 
 /**
@@ -21,7 +21,7 @@ export function nextSocketDeadline(sockets: WebSocket[]): number {
   let next = Infinity;
   for (const ws of sockets) {
     const attachment = attachmentOf(ws);
-    if (attachment && ws.readyState === 1) next = Math.min(next, deadlineOf(attachment));
+    if (attachment && isOpen(ws)) next = Math.min(next, deadlineOf(attachment));
   }
   return next;
 }

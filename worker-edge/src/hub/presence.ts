@@ -42,7 +42,7 @@ export function roomCreated(
     name: room.name,
     parentId: room.parentId,
     userLimit: room.userLimit,
-    creatorId,
+    creatorId: creatorId ?? (known ? null : (store.takeDisplacedCreator(payload.channelId) ?? null)),
     emptySince: known ? known.emptySince : store.memberCount(payload.channelId) === 0 ? now : null,
   });
   if (!known) {
@@ -56,9 +56,10 @@ export function roomCreated(
   return changed ? [{ event: "room.updated", payload: room }] : [];
 }
 
-export function roomDeleted(store: HubStore, payload: PayloadOf<"room.deleted">, now: number): AppEvent[] {
+/** `ended`: Discord deleted it (not just a sync that did not list it, which may predate its creation). */
+export function roomDeleted(store: HubStore, payload: PayloadOf<"room.deleted">, now: number, ended = true): AppEvent[] {
   if (!store.room(payload.channelId)) return [];
-  store.deleteRoom(payload.channelId, now);
+  store.deleteRoom(payload.channelId, now, ended);
   return [{ event: "room.deleted", payload }];
 }
 
@@ -115,7 +116,8 @@ function guildSync(store: HubStore, sync: GuildSyncPayload, now: number): AppEve
     events.push(...voiceJoined(store, { guildId, ...state }, now));
   }
   for (const room of store.rooms()) {
-    if (!wantedRooms.has(room.channelId)) events.push(...roomDeleted(store, { guildId, channelId: room.channelId }, now));
+    // Not ended for good: the picture may have been taken before a REST create that its CHANNEL_CREATE will confirm.
+    if (!wantedRooms.has(room.channelId)) events.push(...roomDeleted(store, { guildId, channelId: room.channelId }, now, false));
   }
   return events;
 }

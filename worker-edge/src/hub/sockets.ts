@@ -53,6 +53,10 @@ export function closeSocket(ws: WebSocket, code: number, reason = ""): void {
 
 const OPEN = 1;
 
+export function isOpen(ws: WebSocket): boolean {
+  return ws.readyState === OPEN;
+}
+
 /**
  * Which sockets wait for auth and which belong to each user, for the admission limits. Built from the runtime's
  * list on first use after a wake-up (memory does not survive hibernation), then kept current as sockets change.

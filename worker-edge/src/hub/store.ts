@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS seen_ids (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ended_rooms (channel_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS displaced_rooms (channel_id TEXT PRIMARY KEY, creator_id TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_ids_at ON seen_ids (at);
 CREATE TABLE IF NOT EXISTS idempotency (
   user_id TEXT NOT NULL, key TEXT NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (user_id, key)
@@ -141,11 +142,23 @@ export class HubStore {
     );
   }
 
-  /** Deletes a room and remembers it ended: Discord never reuses a channel id, so a late report cannot revive it. */
-  deleteRoom(channelId: string, at: number): void {
+  /**
+   * Deletes a room. One that ended (Discord deleted it) is remembered as ended: Discord never reuses a channel id,
+   * so a late report cannot revive it. One a sync merely did not list keeps its creator, in case it comes back.
+   */
+  deleteRoom(channelId: string, at: number, ended: boolean): void {
+    const creatorId = this.room(channelId)?.creatorId;
     this.sql.exec("DELETE FROM rooms WHERE channel_id = ?", channelId);
     this.sql.exec("DELETE FROM members WHERE channel_id = ?", channelId);
-    this.sql.exec("INSERT OR REPLACE INTO ended_rooms (channel_id, at) VALUES (?, ?)", channelId, at);
+    if (ended) this.sql.exec("INSERT OR REPLACE INTO ended_rooms (channel_id, at) VALUES (?, ?)", channelId, at);
+    else if (creatorId) this.sql.exec("INSERT OR REPLACE INTO displaced_rooms (channel_id, creator_id, at) VALUES (?, ?, ?)", channelId, creatorId, at);
+  }
+
+  /** The creator of a room a sync removed, once, if it comes back. */
+  takeDisplacedCreator(channelId: string): string | undefined {
+    const row = this.sql.exec<{ creator_id: string }>("SELECT creator_id FROM displaced_rooms WHERE channel_id = ?", channelId).toArray()[0];
+    if (row) this.sql.exec("DELETE FROM displaced_rooms WHERE channel_id = ?", channelId);
+    return row?.creator_id;
   }
 
   hasEnded(channelId: string): boolean {
@@ -291,6 +304,7 @@ export class HubStore {
     this.sql.exec("DELETE FROM events WHERE seq <= ? OR ts < ?", this.seq - Retention.replayEvents, now - Retention.replayAgeMs);
     this.sql.exec("DELETE FROM seen_ids WHERE at < ?", now - Retention.seenIdAgeMs);
     this.sql.exec("DELETE FROM ended_rooms WHERE at < ?", now - Retention.endedRoomAgeMs);
+    this.sql.exec("DELETE FROM displaced_rooms WHERE at < ?", now - Retention.endedRoomAgeMs);
     this.sql.exec("DELETE FROM idempotency WHERE at < ?", now - Retention.idempotencyAgeMs);
     this.sql.exec("DELETE FROM sync_parts WHERE at < ?", now - Retention.syncPartAgeMs);
     // A bucket untouched for longer than a full refill is full again: the same as no row.
