@@ -6,7 +6,7 @@
  */
 import WebSocket from "ws";
 import type { Room, ServerMessage } from "../protocol/index.js";
-import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type RoomView, type ToClient } from "./soak-shared.js";
+import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type Progress, type RoomView, type ToClient } from "./soak-shared.js";
 
 /** The hub replays the last 1000 events; a resume further behind than this may be answered with a snapshot. */
 const REPLAY_EVENTS = 1_000;
@@ -28,6 +28,7 @@ interface Sock {
   gotSnapshot: boolean;
   rooms: Map<string, RoomView>;
   cutByUs: boolean;
+  openedAt: number;
 }
 
 const stats = {
@@ -39,10 +40,19 @@ const stats = {
   replayedEvents: 0,
   unexpectedCloses: 0,
   violations: 0,
+  /** Close codes the hub sent unasked, by code. */
+  closeCodes: {} as Record<string, number>,
 };
+/** Milliseconds from a socket's open to its auth.ok, fresh connects and resumes alike. */
+const authLatencies: number[] = [];
+/** Delivery lag (receipt minus the envelope's hub `ts`) of live events, since the last progress report. */
+let lagMax = 0;
+let lagSum = 0;
+let lagCount = 0;
 const samples: string[] = [];
 const sockets: Sock[] = [];
 let url = "";
+let deflate = true;
 
 function send(message: FromClient): void {
   process.send?.(message);
@@ -71,7 +81,8 @@ function connect(sock: Sock, since?: number): Promise<void> {
   sock.since = since;
   sock.gotSnapshot = false;
   sock.cutByUs = false;
-  const ws = new WebSocket(`${url}/ws`);
+  // A browser always offers permessage-deflate; --deflate off measures the hub without it.
+  const ws = new WebSocket(`${url}/ws`, { perMessageDeflate: deflate });
   sock.ws = ws;
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`socket ${sock.index} not caught up within ${AUTH_WAIT_MS} ms (phase ${sock.phase})`)), AUTH_WAIT_MS);
@@ -83,6 +94,7 @@ function connect(sock: Sock, since?: number): Promise<void> {
     ws.on("open", () => {
       if (generation !== sock.generation) return;
       sock.phase = "authing";
+      sock.openedAt = Date.now();
       ws.send(JSON.stringify(since === undefined ? { type: "auth", token: sock.token } : { type: "auth", token: sock.token, since }));
     });
     ws.on("error", (error) => {
@@ -95,10 +107,15 @@ function connect(sock: Sock, since?: number): Promise<void> {
       sock.phase = "down";
       if (sock.cutByUs) return;
       stats.unexpectedCloses++;
-      violation(sock, `closed ${code} "${reason.toString()}" in phase ${phase}`);
-      settle(new Error(`socket ${sock.index} closed ${code} in phase ${phase}`));
-      // Like a real client: resume after a moment.
-      setTimeout(() => void connect(sock, sock.lastSeq).catch(() => undefined), 1_000);
+      stats.closeCodes[code] = (stats.closeCodes[code] ?? 0) + 1;
+      const waited = sock.openedAt ? Date.now() - sock.openedAt : 0;
+      violation(sock, `closed ${code} "${reason.toString()}" in phase ${phase}, ${waited} ms after open`);
+      if (phase === "live") {
+        // Like a real client: resume after a moment.
+        setTimeout(() => void connectRetrying(sock).catch(() => undefined), 1_000);
+      } else {
+        settle(new Error(`socket ${sock.index} closed ${code} in phase ${phase}`)); // its caller retries
+      }
     });
     ws.on("message", (data) => {
       if (generation !== sock.generation) return;
@@ -115,6 +132,7 @@ function onMessage(sock: Sock, message: ServerMessage): void {
       return;
     }
     sock.authSeq = message.seq;
+    authLatencies.push(Date.now() - sock.openedAt);
     if (sock.since === undefined) {
       sock.phase = "catching-up"; // a snapshot must follow
     } else {
@@ -156,6 +174,12 @@ function onMessage(sock: Sock, message: ServerMessage): void {
   }
   if (message.seq > sock.lastSeq) sock.lastSeq = message.seq;
   stats.eventsApplied++;
+  if (sock.phase === "live") {
+    const lag = Date.now() - message.ts;
+    lagMax = Math.max(lagMax, lag);
+    lagSum += lag;
+    lagCount++;
+  }
   if (sock.phase === "catching-up") {
     stats.replayedEvents++;
     if (sock.lastSeq >= sock.authSeq) {
@@ -203,16 +227,57 @@ function apply(sock: Sock, message: Extract<ServerMessage, { type: "event" }>): 
   }
 }
 
+/** Connects (fresh, or resuming once a snapshot was applied), retrying a refused or closed attempt up to 5 times. */
+async function connectRetrying(sock: Sock): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await connect(sock, sock.gotSnapshot || sock.lastSeq > 0 ? sock.lastSeq : undefined);
+      return;
+    } catch (error) {
+      if (attempt >= 5) {
+        violation(sock, `gave up after 5 attempts: ${error instanceof Error ? error.message : String(error)}`);
+        throw error;
+      }
+      sock.cutByUs = true;
+      sock.ws?.terminate();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Lag since the last call, and auth latency so far. */
+function progress(): Progress {
+  const result = {
+    lagAvgMs: lagCount ? Math.round(lagSum / lagCount) : 0,
+    lagMaxMs: lagMax,
+    authP50Ms: percentile(authLatencies, 50),
+    authP99Ms: percentile(authLatencies, 99),
+    authMaxMs: authLatencies.length ? Math.max(...authLatencies) : 0,
+    unexpectedCloses: stats.unexpectedCloses,
+    violations: stats.violations,
+  };
+  lagMax = 0;
+  lagSum = 0;
+  lagCount = 0;
+  return result;
+}
+
 async function open(tokens: string[], batch: number): Promise<void> {
   const started = performance.now();
   for (let i = 0; i < tokens.length; i++) {
-    sockets.push({ index: i, token: tokens[i]!, generation: 0, phase: "down", lastSeq: 0, authSeq: 0, gotSnapshot: false, rooms: new Map(), cutByUs: false });
+    sockets.push({ index: i, token: tokens[i]!, generation: 0, phase: "down", lastSeq: 0, authSeq: 0, gotSnapshot: false, rooms: new Map(), cutByUs: false, openedAt: 0 });
   }
   // The hub admits at most 1,000 unauthenticated sockets: each batch is authenticated before the next opens.
   for (let i = 0; i < sockets.length; i += batch) {
-    await Promise.all(sockets.slice(i, i + batch).map((sock) => connect(sock)));
+    await Promise.all(sockets.slice(i, i + batch).map((sock) => connectRetrying(sock)));
   }
-  send({ type: "opened", sockets: sockets.length, ms: Math.round(performance.now() - started) });
+  send({ type: "opened", sockets: sockets.length, ms: Math.round(performance.now() - started), progress: progress() });
 }
 
 function cut(fraction: number, maxDelayMs: number): void {
@@ -224,17 +289,9 @@ function cut(fraction: number, maxDelayMs: number): void {
     sock.cutByUs = true;
     sock.phase = "down";
     sock.ws?.terminate(); // a cut connection: no close handshake
-    const resume = async (attempt: number): Promise<void> => {
-      try {
-        await connect(sock, sock.lastSeq);
-      } catch (error) {
-        if (attempt >= 5) violation(sock, `resume failed 5 times: ${error instanceof Error ? error.message : String(error)}`);
-        else setTimeout(() => void resume(attempt + 1), 1_000);
-      }
-    };
-    setTimeout(() => void resume(1), Math.floor(Math.random() * maxDelayMs));
+    setTimeout(() => void connectRetrying(sock).catch(() => undefined), Math.floor(Math.random() * maxDelayMs));
   }
-  send({ type: "cut", cut: count });
+  send({ type: "cut", cut: count, progress: progress() });
 }
 
 async function verify(seq: number, canonical: string, timeoutMs: number): Promise<ClientReport> {
@@ -252,15 +309,17 @@ async function verify(seq: number, canonical: string, timeoutMs: number): Promis
     if (got === canonical) matching++;
     else if (mismatches.length < 3) mismatches.push({ socket: sock.index, lastSeq: sock.lastSeq, got });
   }
-  return { sockets: sockets.length, caughtUp, matching, ...stats, samples, mismatches };
+  return { sockets: sockets.length, caughtUp, matching, ...stats, samples, mismatches, final: progress() };
 }
 
 process.on("message", (raw) => {
   const message = raw as ToClient;
-  const fail = (error: unknown) => send({ type: "fatal", message: error instanceof Error ? error.message : String(error) });
+  const fail = (error: unknown) =>
+    send({ type: "fatal", message: `${error instanceof Error ? error.message : String(error)}; first violations:\n  ${samples.slice(0, 5).join("\n  ")}` });
   switch (message.type) {
     case "open":
       url = message.url.replace(/^http/, "ws");
+      deflate = message.deflate;
       open(message.tokens, message.batch).catch(fail);
       return;
     case "cut":

@@ -6,17 +6,29 @@ import type { Room } from "../protocol/index.js";
 
 /** driver → client */
 export type ToClient =
-  | { type: "open"; url: string; tokens: string[]; batch: number }
+  | { type: "open"; url: string; tokens: string[]; batch: number; deflate: boolean }
   | { type: "cut"; fraction: number; maxDelayMs: number }
   | { type: "verify"; seq: number; canonical: string; timeoutMs: number }
   | { type: "close" };
 
 /** client → driver */
 export type FromClient =
-  | { type: "opened"; sockets: number; ms: number }
-  | { type: "cut"; cut: number }
+  | { type: "opened"; sockets: number; ms: number; progress: Progress }
+  | { type: "cut"; cut: number; progress: Progress }
   | { type: "verified"; report: ClientReport }
   | { type: "fatal"; message: string };
+
+export interface Progress {
+  /** Delivery lag of live events (client receipt minus the hub's `ts`) since the previous report. */
+  lagAvgMs: number;
+  lagMaxMs: number;
+  /** Open → auth.ok, over every connect so far. */
+  authP50Ms: number;
+  authP99Ms: number;
+  authMaxMs: number;
+  unexpectedCloses: number;
+  violations: number;
+}
 
 export interface ClientReport {
   sockets: number;
@@ -33,7 +45,9 @@ export interface ClientReport {
   resumedBySnapshot: number;
   replayedEvents: number;
   unexpectedCloses: number;
+  closeCodes: Record<string, number>;
   violations: number;
+  final: Progress;
   /** The first few violations, for evidence. */
   samples: string[];
   /** A few sockets whose picture differs: their canonical form next to the expected one. */

@@ -32,7 +32,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { hubRequestHeaders, InternalEventsResponse, RoomsResponse, type IdentifiedInternalEvent } from "../protocol/index.js";
 import { startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import { rssBytes, sampleWranglerTree } from "./soak-memory.js";
-import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type RoomView, type ToClient } from "./soak-shared.js";
+import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type Progress, type RoomView, type ToClient } from "./soak-shared.js";
 
 // --- bounds. Calibrated on a 2-core box with other work running (wrangler 4.155.0 / workerd 1.20261023.1):
 // see the comment on each; a bound is base + per-1,000-sockets, so --quick is held to proportionally tighter ones.
@@ -76,6 +76,8 @@ const { values } = parseArgs({
     batch: { type: "string", default: "250" },
     "fault-every": { type: "string", default: "30" },
     quick: { type: "boolean", default: false },
+    /** "on" (default): sockets offer permessage-deflate like every browser, and workerd accepts it. */
+    deflate: { type: "string", default: "on" },
   },
 });
 const quick = values.quick ?? false;
@@ -88,6 +90,7 @@ for (const [name, value] of Object.entries({ minutes, socketCount, rate, faultEv
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
 }
 const durationMs = minutes * 60_000;
+const deflate = values.deflate !== "off";
 
 const failures: string[] = [];
 function fail(what: string): void {
@@ -114,6 +117,13 @@ interface Sample {
 }
 const samples: Sample[] = [];
 let phase = "starting";
+const progressLog: Array<Progress & { t: number; phase: string }> = [];
+function logProgress(progress: Progress): string {
+  progressLog.push({ t: Math.round((Date.now() - startedAt) / 1000), phase, ...progress });
+  const last = samples.at(-1)?.rssMb;
+  return `lag avg ${progress.lagAvgMs} ms max ${progress.lagMaxMs} ms; auth p50 ${progress.authP50Ms} p99 ${progress.authP99Ms} max ${progress.authMaxMs} ms; ` +
+    `${progress.unexpectedCloses} unexpected closes, ${progress.violations} violations; RSS workerd ${last?.workerd ?? "-"} MB, client ${last?.client ?? "-"} MB`;
+}
 const startedAt = Date.now();
 
 function takeSample(worker: WranglerDev, client: ChildProcess | undefined): void {
@@ -142,6 +152,7 @@ const model = new Map<string, RoomView>();
 const whereIs = new Map<string, string>();
 const sent: IdentifiedInternalEvent[] = [];
 let nextId = 0;
+const hubErrors = { count: 0, samples: [] as string[] };
 let accepted = 0;
 let duplicatesAcked = 0;
 
@@ -306,7 +317,7 @@ function freePort(): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  note(`${socketCount} sockets, ${rate} events/s, ${minutes} min, a fault every ${faultEveryMs / 1000} s`);
+  note(`${socketCount} sockets (permessage-deflate ${deflate ? "offered" : "off"}), ${rate} events/s, ${minutes} min, a fault every ${faultEveryMs / 1000} s`);
   const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
   const state = mkdtempSync(join(tmpdir(), "scr-soak-"));
   let worker: WranglerDev | undefined;
@@ -315,7 +326,7 @@ async function main(): Promise<number> {
   let report: ClientReport | undefined;
   let steadyAt = 0;
   let postedTotal = 0;
-  let opened: { sockets: number; ms: number } | undefined;
+  let opened: { sockets: number; ms: number; progress: Progress } | undefined;
   try {
     worker = await startWranglerDev({
       root: ROOT,
@@ -338,6 +349,17 @@ async function main(): Promise<number> {
       },
     });
     const base = worker.url;
+    // The hub's error-level logs (it logs JSON lines) are evidence of a defect: counted, and a few kept.
+    for (const stream of [worker.process.child.stdout, worker.process.child.stderr]) {
+      stream?.on("data", (chunk: Buffer) => {
+        for (const line of String(chunk).split("\n")) {
+          const match = /\{"level":"error".*\}/.exec(line);
+          if (!match) continue;
+          hubErrors.count++;
+          if (hubErrors.samples.length < 10) hubErrors.samples.push(match[0]);
+        }
+      });
+    }
     note(`wrangler dev at ${base}, state in ${state}`);
     const w = worker;
     takeSample(w, undefined);
@@ -361,9 +383,9 @@ async function main(): Promise<number> {
     const publishStart = Date.now();
     client = startClient();
     const openTimeoutMs = 60_000 + socketCount * 100;
-    client.send({ type: "open", url: base, tokens, batch });
+    client.send({ type: "open", url: base, tokens, batch, deflate });
     opened = await client.next("opened", openTimeoutMs);
-    note(`${opened.sockets} sockets open and authenticated in ${opened.ms} ms`);
+    note(`${opened.sockets} sockets open and authenticated in ${opened.ms} ms; ${logProgress(opened.progress)}`);
 
     phase = "steady";
     steadyAt = Date.now();
@@ -375,9 +397,9 @@ async function main(): Promise<number> {
       if (Date.now() >= end || Date.now() < nextFault) continue;
       faults++;
       client.send({ type: "cut", fraction: CUT_FRACTION, maxDelayMs: CUT_MAX_DELAY_MS });
-      const { cut } = await client.next("cut", 10_000);
+      const { cut, progress } = await client.next("cut", 10_000);
       await replayDuplicates(base).catch((error: unknown) => fail(`duplicate replay: ${error instanceof Error ? error.message : String(error)}`));
-      note(`fault ${faults} at ${Math.round((Date.now() - steadyAt) / 1000)} s: ${cut} sockets cut and resuming; ${DUPLICATE_BATCH} sent ids replayed`);
+      note(`fault ${faults} at ${Math.round((Date.now() - steadyAt) / 1000)} s: ${cut} sockets cut and resuming; ${DUPLICATE_BATCH} sent ids replayed; ${logProgress(progress)}`);
     }
 
     phase = "verifying";
@@ -396,13 +418,14 @@ async function main(): Promise<number> {
     }
     client.send({ type: "verify", seq: rooms.seq, canonical, timeoutMs: 30_000 });
     report = (await client.next("verified", 60_000)).report;
-    note(`hub seq ${rooms.seq}; ${report.caughtUp}/${report.sockets} sockets caught up, ${report.matching}/${report.sockets} match GET /rooms`);
+    note(`hub seq ${rooms.seq}; ${report.caughtUp}/${report.sockets} sockets caught up, ${report.matching}/${report.sockets} match GET /rooms; ${logProgress(report.final)}`);
     if (report.violations > 0) fail(`${report.violations} stream violations, e.g.\n  ${report.samples.join("\n  ")}`);
     if (report.matching !== report.sockets) {
       fail(`${report.sockets - report.matching} sockets' presence differs from GET /rooms, e.g. ${JSON.stringify(report.mismatches.slice(0, 1))}`);
     }
     if (report.resumes === 0 && faults > 0) fail("no socket resumed although sockets were cut");
     takeSample(w, client.child);
+    if (hubErrors.count > 0) fail(`the hub logged ${hubErrors.count} errors, e.g.\n  ${[...new Set(hubErrors.samples)].join("\n  ")}`);
   } catch (error) {
     fail(error instanceof Error ? error.message : String(error));
   } finally {
@@ -424,10 +447,10 @@ async function main(): Promise<number> {
   mkdirSync(out, { recursive: true });
   const file = join(out, `soak-${new Date(startedAt).toISOString().replace(/[:.]/g, "-")}.json`);
   writeFileSync(file, JSON.stringify({
-    config: { sockets: socketCount, minutes, rate, batch, faultEverySeconds: faultEveryMs / 1000, quick },
+    config: { sockets: socketCount, minutes, rate, batch, faultEverySeconds: faultEveryMs / 1000, quick, deflate },
     bounds: { rssMb: Object.fromEntries(PROCESSES.map((p) => [p, rssBound(p)])), growthPct: GROWTH_BOUNDS_PCT, minRateShare: MIN_RATE_SHARE },
-    opened, postedEvents: postedTotal, acceptedEvents: accepted, duplicatesAcked,
-    client: report, memory, samples, failures,
+    opened, hubErrors, postedEvents: postedTotal, acceptedEvents: accepted, duplicatesAcked,
+    client: report, progress: progressLog, memory, samples, failures,
   }, null, 2));
   note(`results in ${file}`);
   note(failures.length === 0 ? "soak: passed" : `soak: FAILED (${failures.length} failure${failures.length === 1 ? "" : "s"})`);
