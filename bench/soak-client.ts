@@ -19,7 +19,7 @@ interface Sock {
   ws?: WebSocket;
   /** Bumped on every (re)connect, so a dead connection's late callbacks are ignored. */
   generation: number;
-  phase: "connecting" | "authing" | "catching-up" | "live" | "down";
+  phase: "connecting" | "authing" | "catching-up" | "live" | "down" | "given-up";
   lastSeq: number;
   /** The seq the resume asked from (undefined for a fresh connect). */
   since?: number;
@@ -39,6 +39,8 @@ const stats = {
   resumedBySnapshot: 0,
   replayedEvents: 0,
   unexpectedCloses: 0,
+  /** Sockets that could not (re)connect in 5 attempts and were left out. */
+  givenUp: 0,
   violations: 0,
   /** Close codes the hub sent unasked, by code. */
   closeCodes: {} as Record<string, number>,
@@ -112,7 +114,7 @@ function connect(sock: Sock, since?: number): Promise<void> {
       violation(sock, `closed ${code} "${reason.toString()}" in phase ${phase}, ${waited} ms after open`);
       if (phase === "live") {
         // Like a real client: resume after a moment.
-        setTimeout(() => void connectRetrying(sock).catch(() => undefined), 1_000);
+        setTimeout(() => void connectRetrying(sock).catch(() => giveUp(sock)), 1_000);
       } else {
         settle(new Error(`socket ${sock.index} closed ${code} in phase ${phase}`)); // its caller retries
       }
@@ -227,6 +229,13 @@ function apply(sock: Sock, message: Extract<ServerMessage, { type: "event" }>): 
   }
 }
 
+function giveUp(sock: Sock): void {
+  stats.givenUp++;
+  sock.cutByUs = true;
+  sock.ws?.terminate();
+  sock.phase = "given-up";
+}
+
 /** Connects (fresh, or resuming once a snapshot was applied), retrying a refused or closed attempt up to 5 times. */
 async function connectRetrying(sock: Sock): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -275,7 +284,8 @@ async function open(tokens: string[], batch: number): Promise<void> {
   }
   // The hub admits at most 1,000 unauthenticated sockets: each batch is authenticated before the next opens.
   for (let i = 0; i < sockets.length; i += batch) {
-    await Promise.all(sockets.slice(i, i + batch).map((sock) => connectRetrying(sock)));
+    // A socket that cannot connect in 5 attempts is given up (a violation), so the run goes on and still measures.
+    await Promise.all(sockets.slice(i, i + batch).map((sock) => connectRetrying(sock).catch(() => giveUp(sock))));
   }
   send({ type: "opened", sockets: sockets.length, ms: Math.round(performance.now() - started), progress: progress() });
 }
@@ -289,20 +299,21 @@ function cut(fraction: number, maxDelayMs: number): void {
     sock.cutByUs = true;
     sock.phase = "down";
     sock.ws?.terminate(); // a cut connection: no close handshake
-    setTimeout(() => void connectRetrying(sock).catch(() => undefined), Math.floor(Math.random() * maxDelayMs));
+    setTimeout(() => void connectRetrying(sock).catch(() => giveUp(sock)), Math.floor(Math.random() * maxDelayMs));
   }
   send({ type: "cut", cut: count, progress: progress() });
 }
 
 async function verify(seq: number, canonical: string, timeoutMs: number): Promise<ClientReport> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && sockets.some((s) => s.phase !== "live" || s.lastSeq < seq)) {
+  const held = sockets.filter((s) => s.phase !== "given-up");
+  while (Date.now() < deadline && held.some((s) => s.phase !== "live" || s.lastSeq < seq)) {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   let caughtUp = 0;
   let matching = 0;
   const mismatches: ClientReport["mismatches"] = [];
-  for (const sock of sockets) {
+  for (const sock of held) {
     if (sock.phase === "live" && sock.lastSeq === seq) caughtUp++;
     else violation(sock, `not caught up at the end: phase ${sock.phase}, lastSeq ${sock.lastSeq}, expected ${seq}`);
     const got = canonicalPresence(sock.rooms);

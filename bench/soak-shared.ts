@@ -45,6 +45,7 @@ export interface ClientReport {
   resumedBySnapshot: number;
   replayedEvents: number;
   unexpectedCloses: number;
+  givenUp: number;
   closeCodes: Record<string, number>;
   violations: number;
   final: Progress;
