@@ -42,9 +42,11 @@ const MB = 1024 * 1024;
  * - workerd (both processes: wrangler dev runs the Worker's and its own proxy's, and every socket crosses both):
  *   ~205 MB idle; 2,000 sockets without deflate peaked at 1,432-1,435 MB (flat ~1,370 MB once open: ~0.58 MB
  *   per socket); 300 sockets with permessage-deflate 560-574 MB (~1.2 MB per socket: the per-socket zlib state).
- *   Bound: 300 + 900 per 1,000 sockets without deflate, 300 + 1,500 with it (~1.4-1.5x the measurements).
+ *   2,000 sockets with deflate at --rate 5 peaked at 1,614 MB (the Worker's workerd ~1,110, the proxy's ~495).
+ *   Bound: 300 + 900 per 1,000 sockets without deflate, 300 + 1,500 with it: ~1.3-1.5x the measurements at
+ *   300 and 2,000 plain sockets, ~2x at 2,000 deflate sockets (per-socket cost is not linear: generous there).
  * - wrangler's node processes: 320-355 MB whatever the load. Bound 500.
- * - client: 220 MB for 300 deflate sockets, ~300 MB for 2,000 plain ones (node + tsx + per-socket pictures).
+ * - client: 220 MB for 300 deflate sockets, ~300 MB for 2,000 plain ones, ~850 MB for 2,000 deflate ones.
  *   Bound 250 + 250 per 1,000 sockets (+ 400 per 1,000 with deflate: Node's zlib contexts).
  * - driver: 85-115 MB. Bound 200.
  */
