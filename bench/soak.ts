@@ -23,13 +23,13 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { hubRequestHeaders, InternalEventsResponse, RoomsResponse, type IdentifiedInternalEvent } from "../protocol/index.js";
+import { freePort } from "../dev/stack/ports.js";
 import { startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import { rssBytes, sampleWranglerTree } from "./soak-memory.js";
 import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type Progress, type RoomView, type ToClient } from "./soak-shared.js";
@@ -316,17 +316,6 @@ function startClient(): { child: ChildProcess; next<T extends FromClient["type"]
 
 // --- the run
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("no free port on 127.0.0.1"))));
-    });
-  });
-}
 
 async function main(): Promise<number> {
   note(`${socketCount} sockets (permessage-deflate ${deflate ? "offered" : "off"}), ${rate} events/s, ${minutes} min, a fault every ${faultEveryMs / 1000} s`);

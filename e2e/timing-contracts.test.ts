@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { freePort } from "../dev/stack/ports.js";
 import { startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import { AUTH_TIMEOUT_MS, CloseCode } from "../protocol/index.js";
 import { ROOT } from "./support/paths.js";
@@ -69,17 +69,6 @@ afterAll(async () => {
   if (measured.length > 0) console.log(`timing contracts under wrangler dev:\n  ${measured.join("\n  ")}`);
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("no free port on 127.0.0.1"))));
-    });
-  });
-}
 
 /** A token whose `exp` is the given unix second (so the test knows exactly when the hub must close). */
 function tokenExpiringAt(expSeconds: number, sub = "200000000000000001"): Promise<string> {
