@@ -9,6 +9,7 @@ import {
 } from "../../protocol/index.js";
 import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
 import type { Logger } from "./log.js";
+import { HUB_LATENCY_BUCKETS, Histogram } from "./metrics.js";
 
 export type OutboxEvent = InternalEvent & { id: string };
 
@@ -92,7 +93,8 @@ export class HubOutbox {
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
   /** `hubReachable`: the hub's last answer (to a delivery or a probe) came; false after a failure to reach it. */
-  readonly stats = { delivered: 0, dropped: 0, posts: 0, failures: 0, hubReachable: true };
+  readonly stats = { delivered: 0, dropped: 0, posts: 0, failures: 0, hubReachable: true, lastSuccessAt: 0 };
+  readonly latency = new Histogram(HUB_LATENCY_BUCKETS);
   private syncCounter = 0;
 
   constructor(private readonly options: HubOutboxOptions) {}
@@ -263,6 +265,7 @@ export class HubOutbox {
   private async post(events: OutboxEvent[]): Promise<PostOutcome> {
     const body = JSON.stringify({ events, gateway: this.options.lease });
     this.stats.posts++;
+    const started = performance.now();
     let response: Response;
     try {
       response = await this.options.fetch(this.options.endpoint, {
@@ -274,7 +277,9 @@ export class HubOutbox {
     } catch (error) {
       return this.failed("hub unreachable", { error: error instanceof Error ? error.message : String(error) });
     }
+    this.latency.observe((performance.now() - started) / 1000);
     if (response.ok) {
+      this.stats.lastSuccessAt = Date.now();
       const parsed = InternalEventsResponse.safeParse(await response.json().catch(() => undefined));
       this.stats.hubReachable = true;
       this.options.log("debug", "delivered events to the hub", { count: events.length, duplicates: parsed.success ? parsed.data.duplicates : undefined });

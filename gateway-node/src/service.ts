@@ -5,6 +5,7 @@ import { type BackoffPolicy } from "../../protocol/backoff.js";
 import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type GatewayBotInfo, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
 import { GuildView } from "./guild-view.js";
 import { startHealthServer } from "./health.js";
+import { renderMetrics } from "./metrics.js";
 import { HubOutbox, syncEvents, type DeliveredEvent, type OutboxEvent } from "./hub-outbox.js";
 import { createLogger, type Logger } from "./log.js";
 import { fileSessionStore, memorySessionStore, type SessionStore } from "./session-store.js";
@@ -232,34 +233,4 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       await health.close();
     },
   };
-}
-
-function renderMetrics(
-  shard: GatewayShard,
-  outbox: HubOutbox,
-  counters: { dispatches: number; eventsQueued: number; lastAckLatencyMs: number; superseded: number; sessionFileOk: number },
-): string {
-  const states = Object.values(ShardState);
-  const lines = [
-    "# HELP gateway_connection_state 1 for the current Discord connection state.",
-    "# TYPE gateway_connection_state gauge",
-    ...states.map((state) => `gateway_connection_state{state="${state}"} ${shard.state === state ? 1 : 0}`),
-    metric("gateway_dispatches_total", "counter", "Discord dispatches received.", counters.dispatches),
-    metric("gateway_events_queued_total", "counter", "App events queued for the hub.", counters.eventsQueued),
-    metric("gateway_events_delivered_total", "counter", "Events the hub accepted.", outbox.stats.delivered),
-    metric("gateway_events_dropped_total", "counter", "Events dropped by overflow or rejected as invalid.", outbox.stats.dropped),
-    metric("gateway_outbox_depth", "gauge", "Events waiting for the hub.", outbox.depth),
-    metric("gateway_hub_failures_total", "counter", "Failed deliveries to the hub.", outbox.stats.failures),
-    metric("gateway_reconnects_total", "counter", "Reconnections to Discord.", shard.reconnects),
-    metric("gateway_resumes_total", "counter", "Successful RESUMEs.", shard.resumes),
-    metric("gateway_identifies_total", "counter", "IDENTIFYs sent.", shard.identifies),
-    metric("gateway_heartbeat_ack_latency_ms", "gauge", "Latency of the last heartbeat ACK.", counters.lastAckLatencyMs),
-    metric("gateway_session_file_ok", "gauge", "0 while the session file cannot be written (a restart would IDENTIFY).", counters.sessionFileOk),
-    metric("gateway_superseded", "gauge", "1 when the hub follows a newer gateway process and this one stood down.", counters.superseded),
-  ];
-  return `${lines.join("\n")}\n`;
-}
-
-function metric(name: string, type: "counter" | "gauge", help: string, value: number): string {
-  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}`;
 }

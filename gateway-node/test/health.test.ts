@@ -44,3 +44,19 @@ describe("/healthz", () => {
     expect((await healthz()).status).toBe(503);
   });
 });
+
+describe("/metrics", () => {
+  it("follows Prometheus conventions: seconds, a delivery histogram, a last-success timestamp, memory and event-loop lag", async () => {
+    h = await startHarness({ deps: probing });
+    await until(() => h.hub.accepted.length === 1 && h.service.outbox.depth === 0, "the first guild.sync");
+    const text = await (await fetch(`http://127.0.0.1:${h.service.healthPort}/metrics`)).text();
+    expect(text).toMatch(/^# TYPE gateway_hub_request_duration_seconds histogram$/m);
+    expect(Number(/^gateway_hub_request_duration_seconds_count (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/^gateway_hub_request_duration_seconds_bucket\{le="\+Inf"\} \d+$/m);
+    const lastSuccess = Number(/^gateway_hub_last_success_timestamp_seconds ([\d.]+)$/m.exec(text)?.[1]);
+    expect(Math.abs(lastSuccess - Date.now() / 1000)).toBeLessThan(60);
+    expect(Number(/^process_resident_memory_bytes (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(1_000_000);
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds [\d.e-]+$/m);
+    expect(text).not.toMatch(/_ms\b/);
+  });
+});
