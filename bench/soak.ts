@@ -30,7 +30,7 @@ import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { hubRequestHeaders, InternalEventsResponse, RoomsResponse, type IdentifiedInternalEvent } from "../protocol/index.js";
 import { freePort } from "../dev/stack/ports.js";
-import { startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
+import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import { rssBytes, sampleWranglerTree } from "./soak-memory.js";
 import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type Progress, type RoomView, type ToClient } from "./soak-shared.js";
 
@@ -334,20 +334,7 @@ async function main(): Promise<number> {
       port: await freePort(),
       persistTo: join(state, "do"),
       logLevel: "warn",
-      vars: {
-        PRIMARY_GUILD_ID: GUILD,
-        DISCORD_BOT_TOKEN: "soak-bot-token",
-        HUB_SECRET: SECRET,
-        JWT_ISSUER: ISSUER,
-        JWT_AUDIENCE: AUDIENCE,
-        JWT_PUBLIC_JWK: JSON.stringify({ ...(await exportJWK(publicKey)), kid: "soak", alg: "RS256" }),
-        JWT_PUBLIC_JWK_URL: "",
-        WEB_ORIGIN: "http://127.0.0.1:5173",
-        DISCORD_API_BASE: "http://127.0.0.1:9/unused",
-        ALLOWED_GUILD_IDS: "",
-        ROOM_IDLE_TTL_SECONDS: "0",
-        ADMIN_ROLE: "admin",
-      },
+      vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, issuer: ISSUER, audience: AUDIENCE, publicJwk: { ...(await exportJWK(publicKey)), kid: "soak", alg: "RS256" } }),
     });
     const base = worker.url;
     // The hub's error-level logs (it logs JSON lines) are evidence of a defect: counted, and a few kept.

@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { freePort } from "../dev/stack/ports.js";
-import { startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
+import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import { AUTH_TIMEOUT_MS, CloseCode } from "../protocol/index.js";
 import { ROOT } from "./support/paths.js";
 
@@ -46,20 +46,7 @@ beforeAll(async () => {
     port: await freePort(),
     persistTo: join(state, "do"),
     logLevel: "warn",
-    vars: {
-      PRIMARY_GUILD_ID: GUILD,
-      DISCORD_BOT_TOKEN: "timing-contracts-bot-token",
-      HUB_SECRET: SECRET,
-      JWT_ISSUER: ISSUER,
-      JWT_AUDIENCE: AUDIENCE,
-      JWT_PUBLIC_JWK: JSON.stringify({ ...(await exportJWK(publicKey)), kid: "timing", alg: "RS256" }),
-      JWT_PUBLIC_JWK_URL: "",
-      WEB_ORIGIN: "http://127.0.0.1:5173",
-      DISCORD_API_BASE: "http://127.0.0.1:9/unused",
-      ALLOWED_GUILD_IDS: "",
-      ROOM_IDLE_TTL_SECONDS: "0",
-      ADMIN_ROLE: "admin",
-    },
+    vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, issuer: ISSUER, audience: AUDIENCE, publicJwk: { ...(await exportJWK(publicKey)), kid: "timing", alg: "RS256" } }),
   });
 });
 

@@ -51,3 +51,24 @@ export async function startWranglerDev(options: {
   }
   return { url, process: child, stop };
 }
+
+/**
+ * The Worker's variables for a private instance with no Discord and no identity provider: tokens are verified
+ * against one inline public key, and Discord REST points nowhere (for load and timing runs that never call it).
+ */
+export function isolatedWorkerVars(options: { guildId: string; hubSecret: string; issuer: string; audience: string; publicJwk: object }): Record<string, string> {
+  return {
+    PRIMARY_GUILD_ID: options.guildId,
+    DISCORD_BOT_TOKEN: "isolated-worker-bot-token",
+    HUB_SECRET: options.hubSecret,
+    JWT_ISSUER: options.issuer,
+    JWT_AUDIENCE: options.audience,
+    JWT_PUBLIC_JWK: JSON.stringify(options.publicJwk),
+    JWT_PUBLIC_JWK_URL: "",
+    WEB_ORIGIN: "http://127.0.0.1:5173",
+    DISCORD_API_BASE: "http://127.0.0.1:9/unused",
+    ALLOWED_GUILD_IDS: "",
+    ROOM_IDLE_TTL_SECONDS: "0",
+    ADMIN_ROLE: "admin",
+  };
+}
