@@ -1,4 +1,5 @@
-import { backoffDelay, CloseCode, parseJson, ServerMessage, type BackoffPolicy, type EventEnvelope } from "../protocol/index.js";
+import { z } from "zod";
+import { AppEvent, backoffDelay, CloseCode, parseJson, ServerMessage, type BackoffPolicy, type EventEnvelope } from "../protocol/index.js";
 import { PresenceStore } from "./presence.js";
 
 export type ConnectionStatus = "connecting" | "live" | "resuming" | "offline";
@@ -48,8 +49,22 @@ export const CONNECT_DEFAULTS = {
 } as const satisfies Partial<ConnectOptions>;
 
 /**
+ * Any well-formed event envelope, also one a newer hub sends with an event name this client does not know: its
+ * seq must be applied or the next event would look like a gap. Known names are validated in full by ServerMessage.
+ */
+const AnyEventEnvelope = z.object({
+  v: z.literal(1),
+  type: z.literal("event"),
+  event: z.string(),
+  payload: z.looseObject({}),
+  ts: z.number().int(),
+  seq: z.number().int().min(1),
+});
+const knownEvents: ReadonlySet<string> = new Set(AppEvent.options.map((option) => option.shape.event.value));
+
+/**
  * Connects to the hub and keeps a live presence store: first-message auth, resume from the last seq after any
- * drop (or a fresh snapshot when the hub says so), backoff with full jitter, token refresh before expiry and a
+ * drop (or a fresh snapshot when the hub says so; seqs of events it does not know are applied), backoff with full jitter, token refresh before expiry and a
  * ping/pong liveness check.
  */
 export function connect(options: ConnectOptions): RealtimeConnection {
@@ -61,6 +76,8 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   let socket: WebSocketLike | undefined;
   let attempt = 0;
   let closedByUser = false;
+  /** Set when the hub sent a known event this client could not read: resuming would replay it, a snapshot heals. */
+  let needSnapshot = false;
   let timers: Array<ReturnType<typeof setTimeout>> = [];
 
   const setStatus = (next: ConnectionStatus, detail?: string) => {
@@ -89,7 +106,8 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         return ws.close(4000, `no token: ${error instanceof Error ? error.message : String(error)}`.slice(0, 100));
       }
       if (socket !== ws) return;
-      ws.send(JSON.stringify({ type: "auth", token, ...(presence.hasSnapshot ? { since: presence.seq } : {}), ...(options.rooms ? { rooms: options.rooms } : {}) }));
+      const since = presence.hasSnapshot && !needSnapshot ? { since: presence.seq } : {};
+      ws.send(JSON.stringify({ type: "auth", token, ...since, ...(options.rooms ? { rooms: options.rooms } : {}) }));
       scheduleRefresh(ws, token);
       const ping = () => {
         if (socket !== ws) return;
@@ -107,13 +125,15 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         return;
       }
       lastPongAt = Date.now(); // any message proves the socket is alive
-      const parsed = ServerMessage.safeParse(parseJson(data));
-      if (!parsed.success) return options.onStatus?.(status, "ignored a malformed message from the hub");
+      const json = parseJson(data);
+      const parsed = ServerMessage.safeParse(json);
+      if (!parsed.success) return onUnknown(json);
       const message = parsed.data;
       if (message.type === "ack") {
         attempt = 0;
         setStatus("live");
       } else if (message.type === "snapshot") {
+        needSnapshot = false;
         presence.applySnapshot(message);
       } else if (presence.applyEvent(message) === "gap") {
         // Missed something: reconnect and let the hub replay from our seq (or send a snapshot).
@@ -121,6 +141,18 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       } else {
         options.onEvent?.(message);
       }
+    };
+
+    /** A message ServerMessage does not describe: a newer hub's event (apply its seq), or something malformed. */
+    const onUnknown = (json: unknown) => {
+      const envelope = AnyEventEnvelope.safeParse(json);
+      if (!envelope.success) return options.onStatus?.(status, "ignored a malformed message from the hub");
+      if (knownEvents.has(envelope.data.event)) {
+        // A known event that does not validate cannot be applied; skipping it would leave the rooms wrong.
+        needSnapshot = true;
+        return ws.close(4000, `could not read ${envelope.data.event}: taking a fresh snapshot`);
+      }
+      if (presence.skip(envelope.data.seq) === "gap") ws.close(4000, "sequence gap");
     };
 
     ws.onclose = (event) => {
