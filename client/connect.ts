@@ -48,6 +48,9 @@ export const CONNECT_DEFAULTS = {
   pongTimeoutMs: 10_000,
 } as const satisfies Partial<ConnectOptions>;
 
+/** setTimeout's largest delay (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Any well-formed event envelope, also one a newer hub sends with an event name this client does not know: its
  * seq must be applied or the next event would look like a gap. Known names are validated in full by ServerMessage.
@@ -85,7 +88,12 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     status = next;
     options.onStatus?.(next, detail);
   };
-  const later = (ms: number, run: () => void) => timers.push(setTimeout(run, ms));
+  /** Runs `run` at `deadline`, re-arming in steps that setTimeout can hold. */
+  const at = (deadline: number, run: () => void) => {
+    const wait = deadline - Date.now();
+    timers.push(setTimeout(() => (wait > MAX_TIMER_MS ? at(deadline, run) : run()), Math.max(0, Math.min(wait, MAX_TIMER_MS))));
+  };
+  const later = (ms: number, run: () => void) => at(Date.now() + ms, run);
   const clearTimers = () => {
     for (const timer of timers) clearTimeout(timer);
     timers = [];
@@ -176,8 +184,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   const scheduleRefresh = (ws: WebSocketLike, token: string) => {
     const expiresAt = tokenExpiry(token);
     if (expiresAt === undefined) return;
-    const wait = Math.max(1_000, expiresAt - Date.now() - settings.refreshBeforeExpiryMs);
-    later(wait, async () => {
+    at(Math.max(Date.now() + 1_000, expiresAt - settings.refreshBeforeExpiryMs), async () => {
       if (socket !== ws) return;
       try {
         const fresh = await options.getToken();
