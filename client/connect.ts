@@ -32,6 +32,8 @@ export interface ConnectOptions {
   pingIntervalMs?: number;
   /** A socket that has not answered a ping within this long is treated as dead. */
   pongTimeoutMs?: number;
+  /** A socket that is not open and authenticated (auth.ok) within this long is abandoned and retried. */
+  connectTimeoutMs?: number;
   random?: () => number;
 }
 
@@ -46,6 +48,7 @@ export const CONNECT_DEFAULTS = {
   refreshBeforeExpiryMs: 60_000,
   pingIntervalMs: 20_000,
   pongTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
 } as const satisfies Partial<ConnectOptions>;
 
 /** setTimeout's largest delay (about 24.8 days); a longer one fires at once. */
@@ -67,8 +70,8 @@ const knownEvents: ReadonlySet<string> = new Set(AppEvent.options.map((option) =
 
 /**
  * Connects to the hub and keeps a live presence store: first-message auth, resume from the last seq after any
- * drop (or a fresh snapshot when the hub says so; seqs of events it does not know are applied), backoff with full jitter, token refresh before expiry and a
- * ping/pong liveness check.
+ * drop (or a fresh snapshot when the hub says so), backoff with full jitter, token refresh before expiry, a
+ * connect timeout and a ping/pong liveness check that abandons a dead socket at once.
  */
 export function connect(options: ConnectOptions): RealtimeConnection {
   const settings = { ...CONNECT_DEFAULTS, ...options };
@@ -78,10 +81,10 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   let status: ConnectionStatus = "offline";
   let socket: WebSocketLike | undefined;
   let attempt = 0;
-  let closedByUser = false;
+  let stopped = false;
   /** Set when the hub sent a known event this client could not read: resuming would replay it, a snapshot heals. */
   let needSnapshot = false;
-  let timers: Array<ReturnType<typeof setTimeout>> = [];
+  const timers = new Set<ReturnType<typeof setTimeout>>();
 
   const setStatus = (next: ConnectionStatus, detail?: string) => {
     if (next === status && detail === undefined) return;
@@ -91,27 +94,71 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   /** Runs `run` at `deadline`, re-arming in steps that setTimeout can hold. */
   const at = (deadline: number, run: () => void) => {
     const wait = deadline - Date.now();
-    timers.push(setTimeout(() => (wait > MAX_TIMER_MS ? at(deadline, run) : run()), Math.max(0, Math.min(wait, MAX_TIMER_MS))));
+    const timer = setTimeout(
+      () => {
+        timers.delete(timer);
+        if (wait > MAX_TIMER_MS) at(deadline, run);
+        else run();
+      },
+      Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+    );
+    timers.add(timer);
   };
   const later = (ms: number, run: () => void) => at(Date.now() + ms, run);
   const clearTimers = () => {
     for (const timer of timers) clearTimeout(timer);
-    timers = [];
+    timers.clear();
+  };
+  /** Stops listening to a socket and closes it without waiting for its close event. */
+  const abandon = (ws: WebSocketLike, code: number, reason: string) => {
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.onerror = () => undefined; // the `ws` package throws on an "error" without a listener
+    try {
+      ws.close(code, reason.slice(0, 100));
+    } catch {
+      // Already closed.
+    }
+  };
+
+  /** Decides what follows a connection's end: retry (with backoff) or stop. */
+  const afterEnd = (code: number | undefined, reason: string) => {
+    if (stopped) return setStatus("offline");
+    const detail = code === undefined ? reason : `closed ${code}${reason ? `: ${reason}` : ""}`;
+    if (code === CloseCode.guildNotAllowed) {
+      stopped = true;
+      return setStatus("offline", "this account may not see this guild");
+    }
+    const delay = attempt === 0 ? 0 : backoffDelay(attempt, settings.backoff, random);
+    attempt++;
+    setStatus(presence.hasSnapshot ? "resuming" : "connecting", detail);
+    later(delay, open);
   };
 
   const open = () => {
-    if (closedByUser) return;
+    if (stopped) return;
     setStatus(presence.hasSnapshot ? "resuming" : "connecting");
     const ws = new Socket(options.url);
     socket = ws;
-    let lastPongAt = Date.now();
+    let authenticated = false;
+    let heard = 0; // messages received, pongs included
+
+    /** Ends this connection once: by the socket's close event (code) or by giving up on it (no code). */
+    const end = (code: number | undefined, reason: string) => {
+      if (socket !== ws) return;
+      socket = undefined;
+      clearTimers();
+      if (code === undefined) abandon(ws, 4000, reason);
+      afterEnd(code, reason);
+    };
+
+    later(settings.connectTimeoutMs, () => !authenticated && end(undefined, "connect timeout"));
 
     ws.onopen = async () => {
       let token: string;
       try {
         token = await options.getToken();
       } catch (error) {
-        return ws.close(4000, `no token: ${error instanceof Error ? error.message : String(error)}`.slice(0, 100));
+        return end(undefined, `no token: ${error instanceof Error ? error.message : String(error)}`);
       }
       if (socket !== ws) return;
       const since = presence.hasSnapshot && !needSnapshot ? { since: presence.seq } : {};
@@ -119,25 +166,24 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       scheduleRefresh(ws, token);
       const ping = () => {
         if (socket !== ws) return;
-        if (Date.now() - lastPongAt > settings.pingIntervalMs + settings.pongTimeoutMs) return ws.close(4000, "no pong");
+        const before = heard;
         ws.send("ping");
-        later(settings.pingIntervalMs, ping);
+        later(settings.pongTimeoutMs, () => heard === before && end(undefined, "no pong"));
+        later(Math.max(settings.pingIntervalMs, settings.pongTimeoutMs), ping);
       };
       later(settings.pingIntervalMs, ping);
     };
 
     ws.onmessage = (event) => {
+      heard++; // any message proves the socket is alive
       const data = String(event.data);
-      if (data === "pong") {
-        lastPongAt = Date.now();
-        return;
-      }
-      lastPongAt = Date.now(); // any message proves the socket is alive
+      if (data === "pong") return;
       const json = parseJson(data);
       const parsed = ServerMessage.safeParse(json);
       if (!parsed.success) return onUnknown(json);
       const message = parsed.data;
       if (message.type === "ack") {
+        authenticated = true;
         attempt = 0;
         setStatus("live");
       } else if (message.type === "snapshot") {
@@ -145,7 +191,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         presence.applySnapshot(message);
       } else if (presence.applyEvent(message) === "gap") {
         // Missed something: reconnect and let the hub replay from our seq (or send a snapshot).
-        ws.close(4000, "sequence gap");
+        end(undefined, "sequence gap");
       } else {
         options.onEvent?.(message);
       }
@@ -158,25 +204,12 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       if (knownEvents.has(envelope.data.event)) {
         // A known event that does not validate cannot be applied; skipping it would leave the rooms wrong.
         needSnapshot = true;
-        return ws.close(4000, `could not read ${envelope.data.event}: taking a fresh snapshot`);
+        return end(undefined, `could not read ${envelope.data.event} (seq ${envelope.data.seq}): taking a fresh snapshot`);
       }
-      if (presence.skip(envelope.data.seq) === "gap") ws.close(4000, "sequence gap");
+      if (presence.skip(envelope.data.seq) === "gap") end(undefined, "sequence gap");
     };
 
-    ws.onclose = (event) => {
-      if (socket !== ws) return;
-      socket = undefined;
-      clearTimers();
-      if (closedByUser) return setStatus("offline");
-      if (event.code === CloseCode.guildNotAllowed) {
-        closedByUser = true;
-        return setStatus("offline", "this account may not see this guild");
-      }
-      const delay = attempt === 0 ? 0 : backoffDelay(attempt, settings.backoff, random);
-      attempt++;
-      setStatus(presence.hasSnapshot ? "resuming" : "connecting", `closed ${event.code}${event.reason ? `: ${event.reason}` : ""}`);
-      later(delay, open);
-    };
+    ws.onclose = (event) => end(event.code, event.reason);
     ws.onerror = () => undefined; // onclose follows and decides
   };
 
@@ -197,6 +230,14 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     });
   };
 
+  /** Drops the current socket, if any, without a reconnect. */
+  const stop = (reason: string) => {
+    clearTimers();
+    const ws = socket;
+    socket = undefined;
+    if (ws) abandon(ws, 1000, reason);
+  };
+
   open();
   return {
     presence,
@@ -204,9 +245,8 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       return status;
     },
     close() {
-      closedByUser = true;
-      clearTimers();
-      socket?.close(1000, "client closed");
+      stopped = true;
+      stop("client closed");
       setStatus("offline");
     },
   };
