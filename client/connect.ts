@@ -34,6 +34,8 @@ export interface ConnectOptions {
   pongTimeoutMs?: number;
   /** A socket that is not open and authenticated (auth.ok) within this long is abandoned and retried. */
   connectTimeoutMs?: number;
+  /** A connection counts as a success, resetting the backoff, only once it has stayed live this long. */
+  minUptimeMs?: number;
   random?: () => number;
 }
 
@@ -49,6 +51,7 @@ export const CONNECT_DEFAULTS = {
   pingIntervalMs: 20_000,
   pongTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
+  minUptimeMs: 5_000,
 } as const satisfies Partial<ConnectOptions>;
 
 /** setTimeout's largest delay (about 24.8 days); a longer one fires at once. */
@@ -80,7 +83,8 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   const presence = new PresenceStore(options.rooms === undefined);
   let status: ConnectionStatus = "offline";
   let socket: WebSocketLike | undefined;
-  let attempt = 0;
+  /** Connections in a row that ended before staying live for minUptimeMs. */
+  let failures = 0;
   let stopped = false;
   /** Set when the hub sent a known event this client could not read: resuming would replay it, a snapshot heals. */
   let needSnapshot = false;
@@ -121,15 +125,22 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   };
 
   /** Decides what follows a connection's end: retry (with backoff) or stop. */
-  const afterEnd = (code: number | undefined, reason: string) => {
+  const afterEnd = (code: number | undefined, reason: string, liveSince: number | undefined) => {
     if (stopped) return setStatus("offline");
+    if (liveSince !== undefined && Date.now() - liveSince >= settings.minUptimeMs) failures = 0;
     const detail = code === undefined ? reason : `closed ${code}${reason ? `: ${reason}` : ""}`;
     if (code === CloseCode.guildNotAllowed) {
       stopped = true;
       return setStatus("offline", "this account may not see this guild");
     }
-    const delay = attempt === 0 ? 0 : backoffDelay(attempt, settings.backoff, random);
-    attempt++;
+    const delay =
+      code === CloseCode.tooMany
+        ? // Told to back off: the longest delay, with jitter so sockets refused together do not return together.
+          settings.backoff.maxMs * (0.5 + random() / 2)
+        : failures === 0
+          ? 0
+          : backoffDelay(failures, settings.backoff, random);
+    failures++;
     setStatus(presence.hasSnapshot ? "resuming" : "connecting", detail);
     later(delay, open);
   };
@@ -139,7 +150,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     setStatus(presence.hasSnapshot ? "resuming" : "connecting");
     const ws = new Socket(options.url);
     socket = ws;
-    let authenticated = false;
+    let liveSince: number | undefined;
     let heard = 0; // messages received, pongs included
 
     /** Ends this connection once: by the socket's close event (code) or by giving up on it (no code). */
@@ -148,10 +159,10 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       socket = undefined;
       clearTimers();
       if (code === undefined) abandon(ws, 4000, reason);
-      afterEnd(code, reason);
+      afterEnd(code, reason, liveSince);
     };
 
-    later(settings.connectTimeoutMs, () => !authenticated && end(undefined, "connect timeout"));
+    later(settings.connectTimeoutMs, () => liveSince === undefined && end(undefined, "connect timeout"));
 
     ws.onopen = async () => {
       let token: string;
@@ -183,8 +194,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       if (!parsed.success) return onUnknown(json);
       const message = parsed.data;
       if (message.type === "ack") {
-        authenticated = true;
-        attempt = 0;
+        liveSince ??= Date.now();
         setStatus("live");
       } else if (message.type === "snapshot") {
         needSnapshot = false;
