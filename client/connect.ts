@@ -2,7 +2,15 @@ import { z } from "zod";
 import { AppEvent, backoffDelay, CloseCode, parseJson, ServerMessage, type BackoffPolicy, type EventEnvelope } from "../protocol/index.js";
 import { PresenceStore } from "./presence.js";
 
-export type ConnectionStatus = "connecting" | "live" | "resuming" | "offline";
+/**
+ * - `connecting` / `resuming`: working on a connection (resuming once a snapshot has arrived);
+ * - `live`: authenticated (auth.ok) and receiving events;
+ * - `offline`: closed by the app (`close()`);
+ * - `unauthorized`: the hub refused a token and then a freshly fetched one (close 4401 twice in a row), or no
+ *   fresh token could be fetched after a 4401: the user must sign in again, then the app calls `reconnect()`;
+ * - `forbidden`: the hub closed 4403, this account may not see this guild; final until `reconnect()`.
+ */
+export type ConnectionStatus = "connecting" | "live" | "resuming" | "offline" | "unauthorized" | "forbidden";
 
 /** The subset of the WebSocket API the client uses; browsers' and the `ws` package's both fit. */
 export interface WebSocketLike {
@@ -43,6 +51,8 @@ export interface RealtimeConnection {
   readonly presence: PresenceStore;
   readonly status: ConnectionStatus;
   close(): void;
+  /** Starts over at once with a fresh token: after `unauthorized` (the user signed in again), `forbidden` or `close()`. */
+  reconnect(): void;
 }
 
 export const CONNECT_DEFAULTS = {
@@ -85,6 +95,8 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   let socket: WebSocketLike | undefined;
   /** Connections in a row that ended before staying live for minUptimeMs. */
   let failures = 0;
+  /** 4401 closes since the last auth.ok. */
+  let refusedTokens = 0;
   let stopped = false;
   /** Set when the hub sent a known event this client could not read: resuming would replay it, a snapshot heals. */
   let needSnapshot = false;
@@ -131,7 +143,11 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     const detail = code === undefined ? reason : `closed ${code}${reason ? `: ${reason}` : ""}`;
     if (code === CloseCode.guildNotAllowed) {
       stopped = true;
-      return setStatus("offline", "this account may not see this guild");
+      return setStatus("forbidden", "this account may not see this guild");
+    }
+    if (code === CloseCode.unauthorized && ++refusedTokens >= 2) {
+      stopped = true;
+      return setStatus("unauthorized", "the hub refused a fresh token: sign in again, then call reconnect()");
     }
     const delay =
       code === CloseCode.tooMany
@@ -169,6 +185,15 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       try {
         token = await options.getToken();
       } catch (error) {
+        if (socket !== ws) return;
+        if (refusedTokens > 0) {
+          // The hub refused the last token and no fresh one can be had: the user has to sign in again.
+          socket = undefined;
+          clearTimers();
+          abandon(ws, 4000, "no token");
+          stopped = true;
+          return setStatus("unauthorized", `no fresh token after 4401: ${error instanceof Error ? error.message : String(error)}`);
+        }
         return end(undefined, `no token: ${error instanceof Error ? error.message : String(error)}`);
       }
       if (socket !== ws) return;
@@ -195,6 +220,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       const message = parsed.data;
       if (message.type === "ack") {
         liveSince ??= Date.now();
+        refusedTokens = 0;
         setStatus("live");
       } else if (message.type === "snapshot") {
         needSnapshot = false;
@@ -258,6 +284,13 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       stopped = true;
       stop("client closed");
       setStatus("offline");
+    },
+    reconnect() {
+      stop("client reconnects");
+      stopped = false;
+      failures = 0;
+      refusedTokens = 0;
+      open();
     },
   };
 }
