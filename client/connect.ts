@@ -1,7 +1,16 @@
-import { backoffDelay, CloseCode, parseJson, ServerMessage, type BackoffPolicy, type EventEnvelope } from "../protocol/index.js";
+import { z } from "zod";
+import { AppEvent, backoffDelay, CloseCode, parseJson, ServerMessage, type BackoffPolicy, type EventEnvelope } from "../protocol/index.js";
 import { PresenceStore } from "./presence.js";
 
-export type ConnectionStatus = "connecting" | "live" | "resuming" | "offline";
+/**
+ * - `connecting` / `resuming`: working on a connection (resuming once a snapshot has arrived);
+ * - `live`: authenticated (auth.ok) and receiving events;
+ * - `offline`: closed by the app (`close()`);
+ * - `unauthorized`: the hub refused a token and then a freshly fetched one (close 4401 twice in a row), or no
+ *   fresh token could be fetched after a 4401: the user must sign in again, then the app calls `reconnect()`;
+ * - `forbidden`: the hub closed 4403, this account may not see this guild; final until `reconnect()`.
+ */
+export type ConnectionStatus = "connecting" | "live" | "resuming" | "offline" | "unauthorized" | "forbidden";
 
 /** The subset of the WebSocket API the client uses; browsers' and the `ws` package's both fit. */
 export interface WebSocketLike {
@@ -31,6 +40,10 @@ export interface ConnectOptions {
   pingIntervalMs?: number;
   /** A socket that has not answered a ping within this long is treated as dead. */
   pongTimeoutMs?: number;
+  /** A socket that is not open and authenticated (auth.ok) within this long is abandoned and retried. */
+  connectTimeoutMs?: number;
+  /** A connection counts as a success, resetting the backoff, only once it has stayed live this long. */
+  minUptimeMs?: number;
   random?: () => number;
 }
 
@@ -38,6 +51,8 @@ export interface RealtimeConnection {
   readonly presence: PresenceStore;
   readonly status: ConnectionStatus;
   close(): void;
+  /** Starts over at once with a fresh token: after `unauthorized` (the user signed in again), `forbidden` or `close()`. */
+  reconnect(): void;
 }
 
 export const CONNECT_DEFAULTS = {
@@ -45,12 +60,31 @@ export const CONNECT_DEFAULTS = {
   refreshBeforeExpiryMs: 60_000,
   pingIntervalMs: 20_000,
   pongTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  minUptimeMs: 5_000,
 } as const satisfies Partial<ConnectOptions>;
+
+/** setTimeout's largest delay (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Any well-formed event envelope, also one a newer hub sends with an event name this client does not know: its
+ * seq must be applied or the next event would look like a gap. Known names are validated in full by ServerMessage.
+ */
+const AnyEventEnvelope = z.object({
+  v: z.literal(1),
+  type: z.literal("event"),
+  event: z.string(),
+  payload: z.looseObject({}),
+  ts: z.number().int(),
+  seq: z.number().int().min(1),
+});
+const knownEvents: ReadonlySet<string> = new Set(AppEvent.options.map((option) => option.shape.event.value));
 
 /**
  * Connects to the hub and keeps a live presence store: first-message auth, resume from the last seq after any
- * drop (or a fresh snapshot when the hub says so), backoff with full jitter, token refresh before expiry and a
- * ping/pong liveness check.
+ * drop (or a fresh snapshot when the hub says so), backoff with full jitter, token refresh before expiry, a
+ * connect timeout and a ping/pong liveness check that abandons a dead socket at once.
  */
 export function connect(options: ConnectOptions): RealtimeConnection {
   const settings = { ...CONNECT_DEFAULTS, ...options };
@@ -59,84 +93,159 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   const presence = new PresenceStore(options.rooms === undefined);
   let status: ConnectionStatus = "offline";
   let socket: WebSocketLike | undefined;
-  let attempt = 0;
-  let closedByUser = false;
-  let timers: Array<ReturnType<typeof setTimeout>> = [];
+  /** Connections in a row that ended before staying live for minUptimeMs. */
+  let failures = 0;
+  /** 4401 closes since the last auth.ok. */
+  let refusedTokens = 0;
+  let stopped = false;
+  /** Set when the hub sent a known event this client could not read: resuming would replay it, a snapshot heals. */
+  let needSnapshot = false;
+  const timers = new Set<ReturnType<typeof setTimeout>>();
 
   const setStatus = (next: ConnectionStatus, detail?: string) => {
     if (next === status && detail === undefined) return;
     status = next;
     options.onStatus?.(next, detail);
   };
-  const later = (ms: number, run: () => void) => timers.push(setTimeout(run, ms));
+  /** Runs `run` at `deadline`, re-arming in steps that setTimeout can hold. */
+  const at = (deadline: number, run: () => void) => {
+    const wait = deadline - Date.now();
+    const timer = setTimeout(
+      () => {
+        timers.delete(timer);
+        if (wait > MAX_TIMER_MS) at(deadline, run);
+        else run();
+      },
+      Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+    );
+    timers.add(timer);
+  };
+  const later = (ms: number, run: () => void) => at(Date.now() + ms, run);
   const clearTimers = () => {
     for (const timer of timers) clearTimeout(timer);
-    timers = [];
+    timers.clear();
+  };
+  /** Stops listening to a socket and closes it without waiting for its close event. */
+  const abandon = (ws: WebSocketLike, code: number, reason: string) => {
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.onerror = () => undefined; // the `ws` package throws on an "error" without a listener
+    try {
+      ws.close(code, reason.slice(0, 100));
+    } catch {
+      // Already closed.
+    }
+  };
+
+  /** Decides what follows a connection's end: retry (with backoff) or stop. */
+  const afterEnd = (code: number | undefined, reason: string, liveSince: number | undefined) => {
+    if (stopped) return setStatus("offline");
+    if (liveSince !== undefined && Date.now() - liveSince >= settings.minUptimeMs) failures = 0;
+    const detail = code === undefined ? reason : `closed ${code}${reason ? `: ${reason}` : ""}`;
+    if (code === CloseCode.guildNotAllowed) {
+      stopped = true;
+      return setStatus("forbidden", "this account may not see this guild");
+    }
+    if (code === CloseCode.unauthorized && ++refusedTokens >= 2) {
+      stopped = true;
+      return setStatus("unauthorized", "the hub refused a fresh token: sign in again, then call reconnect()");
+    }
+    const delay =
+      code === CloseCode.tooMany
+        ? // Told to back off: the longest delay, with jitter so sockets refused together do not return together.
+          settings.backoff.maxMs * (0.5 + random() / 2)
+        : failures === 0
+          ? 0
+          : backoffDelay(failures, settings.backoff, random);
+    failures++;
+    setStatus(presence.hasSnapshot ? "resuming" : "connecting", detail);
+    later(delay, open);
   };
 
   const open = () => {
-    if (closedByUser) return;
+    if (stopped) return;
     setStatus(presence.hasSnapshot ? "resuming" : "connecting");
     const ws = new Socket(options.url);
     socket = ws;
-    let lastPongAt = Date.now();
+    let liveSince: number | undefined;
+    let heard = 0; // messages received, pongs included
+
+    /** Ends this connection once: by the socket's close event (code) or by giving up on it (no code). */
+    const end = (code: number | undefined, reason: string) => {
+      if (socket !== ws) return;
+      socket = undefined;
+      clearTimers();
+      if (code === undefined) abandon(ws, 4000, reason);
+      afterEnd(code, reason, liveSince);
+    };
+
+    later(settings.connectTimeoutMs, () => liveSince === undefined && end(undefined, "connect timeout"));
 
     ws.onopen = async () => {
       let token: string;
       try {
         token = await options.getToken();
       } catch (error) {
-        return ws.close(4000, `no token: ${error instanceof Error ? error.message : String(error)}`.slice(0, 100));
+        if (socket !== ws) return;
+        if (refusedTokens > 0) {
+          // The hub refused the last token and no fresh one can be had: the user has to sign in again.
+          socket = undefined;
+          clearTimers();
+          abandon(ws, 4000, "no token");
+          stopped = true;
+          return setStatus("unauthorized", `no fresh token after 4401: ${error instanceof Error ? error.message : String(error)}`);
+        }
+        return end(undefined, `no token: ${error instanceof Error ? error.message : String(error)}`);
       }
       if (socket !== ws) return;
-      ws.send(JSON.stringify({ type: "auth", token, ...(presence.hasSnapshot ? { since: presence.seq } : {}), ...(options.rooms ? { rooms: options.rooms } : {}) }));
+      const since = presence.hasSnapshot && !needSnapshot ? { since: presence.seq } : {};
+      ws.send(JSON.stringify({ type: "auth", token, ...since, ...(options.rooms ? { rooms: options.rooms } : {}) }));
       scheduleRefresh(ws, token);
       const ping = () => {
         if (socket !== ws) return;
-        if (Date.now() - lastPongAt > settings.pingIntervalMs + settings.pongTimeoutMs) return ws.close(4000, "no pong");
+        const before = heard;
         ws.send("ping");
-        later(settings.pingIntervalMs, ping);
+        later(settings.pongTimeoutMs, () => heard === before && end(undefined, "no pong"));
+        later(Math.max(settings.pingIntervalMs, settings.pongTimeoutMs), ping);
       };
       later(settings.pingIntervalMs, ping);
     };
 
     ws.onmessage = (event) => {
+      heard++; // any message proves the socket is alive
       const data = String(event.data);
-      if (data === "pong") {
-        lastPongAt = Date.now();
-        return;
-      }
-      lastPongAt = Date.now(); // any message proves the socket is alive
-      const parsed = ServerMessage.safeParse(parseJson(data));
-      if (!parsed.success) return options.onStatus?.(status, "ignored a malformed message from the hub");
+      if (data === "pong") return;
+      const json = parseJson(data);
+      const parsed = ServerMessage.safeParse(json);
+      if (!parsed.success) return onUnknown(json);
       const message = parsed.data;
       if (message.type === "ack") {
-        attempt = 0;
+        liveSince ??= Date.now();
+        refusedTokens = 0;
         setStatus("live");
       } else if (message.type === "snapshot") {
+        needSnapshot = false;
         presence.applySnapshot(message);
       } else if (presence.applyEvent(message) === "gap") {
         // Missed something: reconnect and let the hub replay from our seq (or send a snapshot).
-        ws.close(4000, "sequence gap");
+        end(undefined, "sequence gap");
       } else {
         options.onEvent?.(message);
       }
     };
 
-    ws.onclose = (event) => {
-      if (socket !== ws) return;
-      socket = undefined;
-      clearTimers();
-      if (closedByUser) return setStatus("offline");
-      if (event.code === CloseCode.guildNotAllowed) {
-        closedByUser = true;
-        return setStatus("offline", "this account may not see this guild");
+    /** A message ServerMessage does not describe: a newer hub's event (apply its seq), or something malformed. */
+    const onUnknown = (json: unknown) => {
+      const envelope = AnyEventEnvelope.safeParse(json);
+      if (!envelope.success) return options.onStatus?.(status, "ignored a malformed message from the hub");
+      if (knownEvents.has(envelope.data.event)) {
+        // A known event that does not validate cannot be applied; skipping it would leave the rooms wrong.
+        needSnapshot = true;
+        return end(undefined, `could not read ${envelope.data.event} (seq ${envelope.data.seq}): taking a fresh snapshot`);
       }
-      const delay = attempt === 0 ? 0 : backoffDelay(attempt, settings.backoff, random);
-      attempt++;
-      setStatus(presence.hasSnapshot ? "resuming" : "connecting", `closed ${event.code}${event.reason ? `: ${event.reason}` : ""}`);
-      later(delay, open);
+      if (presence.skip(envelope.data.seq) === "gap") end(undefined, "sequence gap");
     };
+
+    ws.onclose = (event) => end(event.code, event.reason);
     ws.onerror = () => undefined; // onclose follows and decides
   };
 
@@ -144,8 +253,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   const scheduleRefresh = (ws: WebSocketLike, token: string) => {
     const expiresAt = tokenExpiry(token);
     if (expiresAt === undefined) return;
-    const wait = Math.max(1_000, expiresAt - Date.now() - settings.refreshBeforeExpiryMs);
-    later(wait, async () => {
+    at(Math.max(Date.now() + 1_000, expiresAt - settings.refreshBeforeExpiryMs), async () => {
       if (socket !== ws) return;
       try {
         const fresh = await options.getToken();
@@ -158,6 +266,14 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     });
   };
 
+  /** Drops the current socket, if any, without a reconnect. */
+  const stop = (reason: string) => {
+    clearTimers();
+    const ws = socket;
+    socket = undefined;
+    if (ws) abandon(ws, 1000, reason);
+  };
+
   open();
   return {
     presence,
@@ -165,10 +281,16 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       return status;
     },
     close() {
-      closedByUser = true;
-      clearTimers();
-      socket?.close(1000, "client closed");
+      stopped = true;
+      stop("client closed");
       setStatus("offline");
+    },
+    reconnect() {
+      stop("client reconnects");
+      stopped = false;
+      failures = 0;
+      refusedTokens = 0;
+      open();
     },
   };
 }

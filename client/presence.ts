@@ -45,8 +45,8 @@ export class PresenceStore {
   }
 
   applyEvent(envelope: EventEnvelope): ApplyResult {
-    if (envelope.seq <= this.current.seq) return "duplicate";
-    if (this.detectGaps && this.synced && envelope.seq > this.current.seq + 1) return "gap";
+    const position = this.place(envelope.seq);
+    if (position !== "applied") return position;
     switch (envelope.event) {
       case "room.created": {
         const { channelId, name, userLimit, parentId } = envelope.payload;
@@ -76,6 +76,23 @@ export class PresenceStore {
       }
     }
     this.publish(envelope.seq);
+    return "applied";
+  }
+
+  /**
+   * Moves past an event this client does not know (a newer hub's), so its seq is not later mistaken for a gap.
+   * The rooms do not change.
+   */
+  skip(seq: number): ApplyResult {
+    const position = this.place(seq);
+    if (position === "applied") this.publish(seq);
+    return position;
+  }
+
+  /** Where an event with this seq falls: already seen, next (or, with a room filter, any later one), or past a gap. */
+  private place(seq: number): ApplyResult {
+    if (seq <= this.current.seq) return "duplicate";
+    if (this.detectGaps && this.synced && seq > this.current.seq + 1) return "gap";
     return "applied";
   }
 

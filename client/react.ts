@@ -7,13 +7,15 @@ const idle = new PresenceStore();
 
 /**
  * Live rooms and members for a React component. Connects on mount, closes on unmount; `url`, `rooms` and
- * `getToken` changes reconnect (keep getToken stable with useCallback).
+ * `getToken` changes reconnect (keep getToken stable with useCallback). After status `unauthorized` (the user
+ * signed in again) or `forbidden`, call `reconnect()`.
  */
 export function useSpellCovenPresence(options: Omit<ConnectOptions, "onEvent" | "onStatus">): {
   rooms: PresenceSnapshot["rooms"];
   seq: number;
   status: ConnectionStatus;
   lastEvent: EventEnvelope | undefined;
+  reconnect: () => void;
 } {
   const [connection, setConnection] = useState<RealtimeConnection | undefined>();
   const [status, setStatus] = useState<ConnectionStatus>("offline");
@@ -29,5 +31,5 @@ export function useSpellCovenPresence(options: Omit<ConnectOptions, "onEvent" | 
 
   const store = connection?.presence ?? idle;
   const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
-  return { rooms: snapshot.rooms, seq: snapshot.seq, status, lastEvent };
+  return { rooms: snapshot.rooms, seq: snapshot.seq, status, lastEvent, reconnect: () => connection?.reconnect() };
 }

@@ -1,68 +1,8 @@
-import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { WebSocketServer, WebSocket, type WebSocket as ServerSocket } from "ws";
 import { backoffDelay } from "../../protocol/index.js";
 import { until } from "../../test-support/until.js";
-import { connect, type ConnectionStatus, type RealtimeConnection, type WebSocketConstructor } from "../connect.js";
-
-const guildId = "100000000000000001";
-const A = "110000000000000001";
-
-/** A scripted hub: records what clients send and lets the test answer. */
-class ScriptedHub {
-  readonly wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
-  readonly sockets: ServerSocket[] = [];
-  readonly received: Array<Record<string, unknown> | string> = [];
-  answerPing = true;
-
-  constructor() {
-    this.wss.on("connection", (ws) => {
-      this.sockets.push(ws);
-      ws.on("message", (data) => {
-        const text = String(data);
-        if (text === "ping") {
-          this.received.push(text);
-          if (this.answerPing) ws.send("pong");
-          return;
-        }
-        this.received.push(JSON.parse(text) as Record<string, unknown>);
-      });
-    });
-  }
-
-  static async start(): Promise<ScriptedHub> {
-    const hub = new ScriptedHub();
-    await new Promise<void>((resolve) => hub.wss.once("listening", () => resolve()));
-    return hub;
-  }
-
-  get url(): string {
-    return `ws://127.0.0.1:${(this.wss.address() as AddressInfo).port}`;
-  }
-
-  auths(): Array<Record<string, unknown>> {
-    return this.received.filter((r): r is Record<string, unknown> => typeof r === "object" && r.type === "auth");
-  }
-
-  last(): ServerSocket {
-    return this.sockets.at(-1)!;
-  }
-
-  send(message: unknown, socket = this.last()): void {
-    socket.send(JSON.stringify(message));
-  }
-
-  close(): Promise<void> {
-    for (const socket of this.sockets) socket.terminate();
-    return new Promise((resolve) => this.wss.close(() => resolve()));
-  }
-}
-
-function jwt(expiresInSeconds: number, sub = "u"): string {
-  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  return `${part({ alg: "none" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + expiresInSeconds })}.sig`;
-}
-
+import { connect, type ConnectionStatus, type RealtimeConnection } from "../connect.js";
+import { A, guildId, jwt, NodeWebSocket, ScriptedHub } from "./support/hub.js";
 
 let hub: ScriptedHub;
 let client: RealtimeConnection | undefined;
@@ -71,7 +11,7 @@ afterEach(async () => {
   await hub?.close();
 });
 
-const fast = { WebSocket: WebSocket as unknown as WebSocketConstructor, backoff: { minMs: 10, maxMs: 50, factor: 2 } };
+const fast = { WebSocket: NodeWebSocket, backoff: { minMs: 10, maxMs: 50, factor: 2 } };
 
 describe("connect()", () => {
   it("authenticates first, goes live on the ack and applies the snapshot", async () => {
@@ -137,10 +77,10 @@ describe("connect()", () => {
   it("stops for good on 4403", async () => {
     hub = await ScriptedHub.start();
     let detail: string | undefined;
-    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), onStatus: (s, d) => s === "offline" && (detail = d) });
+    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), onStatus: (s, d) => s === "forbidden" && (detail = d) });
     await until(() => hub.auths().length === 1, "the first auth");
     hub.last().close(4403, "guild not allowed");
-    await until(() => detail, "offline with a reason");
+    await until(() => detail, "forbidden with a reason");
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(hub.sockets).toHaveLength(1);
   });

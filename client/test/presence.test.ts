@@ -56,6 +56,17 @@ describe("PresenceStore", () => {
     expect(store.seq).toBe(10);
   });
 
+  it("moves past the seq of an event it does not know without touching the rooms", () => {
+    const store = seeded();
+    const before = store.getSnapshot().rooms;
+    expect(store.skip(11)).toBe("applied");
+    expect(store.seq).toBe(11);
+    expect(store.getSnapshot().rooms).toEqual(before);
+    expect(store.skip(11)).toBe("duplicate");
+    expect(store.skip(13)).toBe("gap");
+    expect(store.applyEvent(ev(12, "voice.left", { channelId: A, userId: U }))).toBe("applied");
+  });
+
   it("does not treat skipped seqs as gaps when filtering rooms", () => {
     const store = new PresenceStore(false);
     store.applySnapshot({ seq: 1, payload: { rooms: [] } });
