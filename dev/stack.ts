@@ -3,7 +3,7 @@
  * the local identity provider, the Worker with its Durable Object (wrangler dev), gateway-node and the demo page.
  */
 import { fileURLToPath } from "node:url";
-import { ensureDevVars } from "./stack/dev-vars.js";
+import { describeDevVarsUpdate, ensureDevVars } from "./stack/dev-vars.js";
 import { startLocalStack, type LocalStack } from "./stack/local-stack.js";
 import { assertPortsFree, PortError, stackPorts } from "./stack/ports.js";
 import { say } from "./stack/processes.js";
@@ -13,8 +13,9 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 async function main(): Promise<void> {
   const ports = stackPorts();
   await assertPortsFree(ports);
-  const { created, vars } = ensureDevVars(ROOT, ports);
+  const { created, updated, vars } = ensureDevVars(ROOT, ports);
   say("stack", created ? "wrote .dev.vars from .dev.vars.example (local defaults)" : "using the existing .dev.vars");
+  if (updated.length > 0) say("stack", describeDevVarsUpdate(updated));
 
   const running: { stack?: LocalStack } = {};
   let stopping = false;
