@@ -29,6 +29,17 @@ const room = (channelId: string) => page.locator(`[data-testid=room][data-channe
 const memberIn = (channelId: string, userId: string) => room(channelId).locator(`[data-user-id="${userId}"]`);
 const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
 
+/** Signs out (of the page and of the identity provider), then in as someone else, choosing on the IdP's page. */
+async function switchUser(login: "alice" | "bob" | "admin", name: string): Promise<void> {
+  await page.click("#sign-out");
+  await page.locator("[data-testid=sign-in]").waitFor({ timeout: SHOWS_WITHIN_MS });
+  await page.click("[data-testid=sign-in]");
+  await page.locator(`[data-testid=login-${login}]`).click({ timeout: SHOWS_WITHIN_MS });
+  await page.waitForURL(stack.urls.demo);
+  await expect.poll(() => page.textContent("[data-testid=status]"), { timeout: 10_000 }).toBe("live");
+  expect(await page.textContent("[data-testid=user]")).toBe(name);
+}
+
 async function simulate(userId: string, channelId: string | null): Promise<void> {
   await page.selectOption("[data-testid=sim-user]", userId);
   if (channelId) {
@@ -100,5 +111,10 @@ describe("the demo page in Chromium", () => {
     await room(created).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });
     expect(stack.sim.state().channels.map((c) => c.id)).not.toContain(created);
     expect(await page.isHidden("[data-testid=error]")).toBe(true);
+  });
+
+  it("signs out of the identity provider too, so Bob can sign in next", async () => {
+    await switchUser("bob", "Bob");
+    await room(POD_A.id).waitFor({ timeout: SHOWS_WITHIN_MS });
   });
 });

@@ -38,10 +38,7 @@ async function main(): Promise<void> {
   $("signed-out").hidden = true;
   $("signed-in").hidden = false;
   $("sign-out").hidden = false;
-  $("sign-out").addEventListener("click", () => {
-    signOut();
-    location.reload();
-  });
+  $("sign-out").addEventListener("click", () => signOut(config, tokens));
   const claims = JSON.parse(atob(tokens.accessToken.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { name?: string; sub: string };
   $("user").textContent = claims.name ?? claims.sub;
 

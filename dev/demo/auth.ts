@@ -7,6 +7,8 @@ const PENDING = "spell-coven-demo.pkce";
 export interface Tokens {
   accessToken: string;
   refreshToken?: string;
+  /** The OpenID ID token: the hint that lets sign-out end this session at the identity provider. */
+  idToken?: string;
   expiresAt: number;
 }
 
@@ -58,11 +60,20 @@ export async function currentTokens(config: IdpConfig): Promise<Tokens | undefin
 /** A token valid for at least another minute, refreshed when it is not. */
 export async function freshAccessToken(config: IdpConfig, tokens: Tokens): Promise<Tokens> {
   if (tokens.expiresAt - Date.now() > 60_000 || !tokens.refreshToken) return tokens;
-  return save(await tokenRequest(config, { grant_type: "refresh_token", refresh_token: tokens.refreshToken }));
+  const fresh = await tokenRequest(config, { grant_type: "refresh_token", refresh_token: tokens.refreshToken });
+  return save({ ...fresh, idToken: fresh.idToken ?? tokens.idToken });
 }
 
-export function signOut(): void {
+/**
+ * Forgets the tokens and ends the identity provider's session too (RP-initiated logout), which then sends the
+ * browser back to this page: without that the provider would sign the same person in again at the next
+ * "Sign in", with no chance to choose someone else.
+ */
+export function signOut(config: IdpConfig, tokens: Tokens | undefined): void {
   sessionStorage.removeItem(STORAGE);
+  const query = new URLSearchParams({ client_id: config.clientId, post_logout_redirect_uri: redirectUri() });
+  if (tokens?.idToken) query.set("id_token_hint", tokens.idToken);
+  location.assign(`${config.idpIssuer}/session/end?${query}`);
 }
 
 async function tokenRequest(config: IdpConfig, params: Record<string, string>): Promise<Tokens> {
@@ -71,9 +82,9 @@ async function tokenRequest(config: IdpConfig, params: Record<string, string>): 
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams({ client_id: config.clientId, ...params }),
   });
-  const body = (await response.json()) as { access_token?: string; refresh_token?: string; expires_in?: number; error_description?: string };
+  const body = (await response.json()) as { access_token?: string; refresh_token?: string; id_token?: string; expires_in?: number; error_description?: string };
   if (!response.ok || !body.access_token) throw new Error(body.error_description ?? `token request failed (${response.status})`);
-  return { accessToken: body.access_token, refreshToken: body.refresh_token, expiresAt: Date.now() + (body.expires_in ?? 300) * 1000 };
+  return { accessToken: body.access_token, refreshToken: body.refresh_token, idToken: body.id_token, expiresAt: Date.now() + (body.expires_in ?? 300) * 1000 };
 }
 
 function save(tokens: Tokens): Tokens {

@@ -21,6 +21,17 @@ export interface IdentityProviderOptions {
   guilds?: string[];
 }
 
+/**
+ * The end_session page: a local provider signs out at once, with no "do you want to sign out?" question (a
+ * button remains for a browser without JavaScript). `form` is oidc-provider's form, with its XSRF token.
+ */
+async function logoutSource(ctx: { body?: unknown }, form: string): Promise<void> {
+  ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signing out · local identity provider</title></head>
+<body>${form}<input type="hidden" name="logout" value="yes" form="op.logoutForm">
+<p>Signing out of the local identity provider…</p><button type="submit" form="op.logoutForm">Sign out</button>
+<script>document.getElementById("op.logoutForm").submit()</script></body></html>`;
+}
+
 export interface IdentityProvider {
   issuer: string;
   jwksUrl: string;
@@ -49,6 +60,8 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
         client_id: LOCAL_CLIENT_ID,
         token_endpoint_auth_method: "none",
         redirect_uris: options.redirectUris,
+        // Signing out of the demo ends the session here too (RP-initiated logout), then returns to the page.
+        post_logout_redirect_uris: options.redirectUris,
         grant_types: ["authorization_code", "refresh_token"],
         response_types: ["code"],
       },
@@ -64,6 +77,7 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: true, logoutSource },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => LOCAL_RESOURCE,
