@@ -28,11 +28,30 @@ afterAll(async () => {
 const room = (channelId: string) => page.locator(`[data-testid=room][data-channel-id="${channelId}"]`);
 const memberIn = (channelId: string, userId: string) => room(channelId).locator(`[data-user-id="${userId}"]`);
 const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+const roomNames = () => page.locator("[data-testid=room] .room-name").allTextContents();
+const endButtons = () => page.locator("[data-testid=room]").evaluateAll((rooms) =>
+  rooms.filter((r) => r.querySelector("[data-testid^=end-]")).map((r) => r.querySelector(".room-name")!.textContent),
+);
+/** The page fits a phone held upright: nothing wider than the viewport, so no sideways scrolling. */
+async function fitsWidth(width: number): Promise<number> {
+  await page.setViewportSize({ width, height: 844 });
+  return page.evaluate(() => document.documentElement.scrollWidth);
+}
+
+async function createRoom(name: string, limit = "2"): Promise<string> {
+  await page.fill("[data-testid=create-name]", name);
+  await page.fill("[data-testid=create-limit]", limit);
+  await page.click("[data-testid=create-submit]");
+  const item = page.locator("[data-testid=room]", { has: page.locator(".room-name", { hasText: new RegExp(`^${name}$`) }) });
+  await item.waitFor({ timeout: SHOWS_WITHIN_MS });
+  return (await item.getAttribute("data-channel-id"))!;
+}
 
 /** Signs out (of the page and of the identity provider), then in as someone else, choosing on the IdP's page. */
 async function switchUser(login: "alice" | "bob" | "admin", name: string): Promise<void> {
   await page.click("#sign-out");
   await page.locator("[data-testid=sign-in]").waitFor({ timeout: SHOWS_WITHIN_MS });
+  expect(await page.textContent("[data-testid=status]")).toBe("signed out");
   await page.click("[data-testid=sign-in]");
   await page.locator(`[data-testid=login-${login}]`).click({ timeout: SHOWS_WITHIN_MS });
   await page.waitForURL(stack.urls.demo);
@@ -51,6 +70,17 @@ async function simulate(userId: string, channelId: string | null): Promise<void>
 }
 
 describe("the demo page in Chromium", () => {
+  it("says \"signed out\" in a neutral colour before sign-in, and fits a 390 px wide screen", async () => {
+    await page.goto(stack.urls.demo);
+    const status = page.locator("[data-testid=status]");
+    expect(await status.textContent()).toBe("signed out");
+    const colour = (selector: string) => page.$eval(selector, (node) => getComputedStyle(node).color);
+    await page.$eval("[data-testid=error]", (node) => node.classList.add("probe")); // the page's red
+    expect(await colour("[data-testid=status]")).not.toBe(await colour("[data-testid=error]"));
+    expect(await fitsWidth(390)).toBeLessThanOrEqual(390);
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
   it("signs in through the PKCE flow and goes live", async () => {
     await page.goto(stack.urls.demo);
     await page.click("[data-testid=sign-in]");
@@ -62,6 +92,11 @@ describe("the demo page in Chromium", () => {
   });
 
   let created = "";
+  it("labels the create-room fields", async () => {
+    expect(await page.getByLabel("Room name").getAttribute("data-testid", { timeout: 2_000 })).toBe("create-name");
+    expect(await page.getByLabel("User limit").getAttribute("data-testid", { timeout: 2_000 })).toBe("create-limit");
+  });
+
   it("creates a room, which appears for everyone watching", async () => {
     await page.fill("[data-testid=create-name]", "E2E Pod");
     await page.fill("[data-testid=create-limit]", "3");
@@ -106,6 +141,33 @@ describe("the demo page in Chromium", () => {
     expect(shown).toEqual(stack.sim.state().voiceStates.map((v) => `${v.userId}@${v.channelId}`).sort());
   });
 
+  it("sorts rooms naturally: Burst 2 before Burst 10", async () => {
+    await createRoom("Burst 10");
+    await createRoom("Burst 2");
+    const names = await roomNames();
+    expect(names.indexOf("Burst 2")).toBeLessThan(names.indexOf("Burst 10"));
+    const simRooms = await page.locator("[data-testid=sim-room] option").allTextContents();
+    expect(simRooms.indexOf("Burst 2")).toBeLessThan(simRooms.indexOf("Burst 10"));
+  });
+
+  it("offers End only on the rooms Alice created", async () => {
+    expect((await endButtons()).sort()).toEqual(["Burst 10", "Burst 2", "E2E Pod"]);
+  });
+
+  it("fits a 390 px wide screen when signed in, with rooms and events", async () => {
+    expect(await fitsWidth(390)).toBeLessThanOrEqual(390);
+    await shot("demo-page-390");
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  it("clears an error on the next action", async () => {
+    await page.selectOption("[data-testid=sim-user]", DEMO_USERS[3]!.id); // Lin is in no room
+    await page.click("[data-testid=sim-mute]");
+    await page.locator("[data-testid=error]", { hasText: "not in a room" }).waitFor({ timeout: SHOWS_WITHIN_MS });
+    await page.selectOption("[data-testid=sim-user]", MIRA!.id);
+    expect(await page.isHidden("[data-testid=error]")).toBe(true);
+  });
+
   it("ends the room", async () => {
     await page.click(`[data-testid="end-${created}"]`);
     await room(created).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });
@@ -113,8 +175,19 @@ describe("the demo page in Chromium", () => {
     expect(await page.isHidden("[data-testid=error]")).toBe(true);
   });
 
+  let bobs = "";
   it("signs out of the identity provider too, so Bob can sign in next", async () => {
     await switchUser("bob", "Bob");
     await room(POD_A.id).waitFor({ timeout: SHOWS_WITHIN_MS });
+  });
+
+  it("offers Bob End on his own room only, and Admin End on anyone's", async () => {
+    bobs = await createRoom("Bob's table");
+    expect(await endButtons()).toEqual(["Bob's table"]);
+    await switchUser("admin", "Admin");
+    expect((await endButtons()).sort()).toEqual((await roomNames()).sort());
+    await page.click(`[data-testid="end-${bobs}"]`);
+    await room(bobs).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });
+    expect(await page.isHidden("[data-testid=error]")).toBe(true);
   });
 });

@@ -19,6 +19,26 @@ function showError(message: string | undefined): void {
   box.textContent = message ?? "";
 }
 
+/** Room names in the order people expect: "Burst 2" before "Burst 10". */
+const byName = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+const sortRooms = (rooms: Room[]) => [...rooms].sort((a, b) => byName.compare(a.name, b.name) || a.channelId.localeCompare(b.channelId));
+
+/**
+ * Rooms created from this browser, channel id → creator's user id. The API's room list does not say who created
+ * a room, and only the creator (or an admin) may end it, so the page offers "End" from what it remembers.
+ */
+const CREATED = "spell-coven-demo.created";
+const createdRooms = (): Record<string, string> => {
+  try {
+    return (JSON.parse(localStorage.getItem(CREATED) ?? "{}") as Record<string, string>) ?? {};
+  } catch {
+    return {};
+  }
+};
+function rememberCreated(channelId: string, userId: string): void {
+  localStorage.setItem(CREATED, JSON.stringify({ ...createdRooms(), [channelId]: userId }));
+}
+
 function setStatus(status: ConnectionStatus): void {
   const badge = $("status");
   badge.textContent = status;
@@ -39,8 +59,17 @@ async function main(): Promise<void> {
   $("signed-in").hidden = false;
   $("sign-out").hidden = false;
   $("sign-out").addEventListener("click", () => signOut(config, tokens));
-  const claims = JSON.parse(atob(tokens.accessToken.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { name?: string; sub: string };
+  const claims = JSON.parse(atob(tokens.accessToken.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { name?: string; sub: string; roles?: unknown };
   $("user").textContent = claims.name ?? claims.sub;
+  const isAdmin = Array.isArray(claims.roles) && claims.roles.includes(config.adminRole);
+  const mayEnd = (room: Room) => isAdmin || createdRooms()[room.channelId] === claims.sub;
+
+  // An error is about the last action: the next one (a click, a choice, a submit) starts with a clean slate.
+  for (const type of ["click", "change", "submit"]) {
+    $("signed-in").addEventListener(type, (event) => {
+      if (type !== "click" || (event.target as Element).closest("button")) showError(undefined);
+    }, { capture: true });
+  }
 
   const getToken = async () => {
     tokens = await freshAccessToken(config, tokens!);
@@ -56,7 +85,9 @@ async function main(): Promise<void> {
     const name = $<HTMLInputElement>("create-name").value.trim();
     const userLimit = Number($<HTMLInputElement>("create-limit").value || 0);
     try {
-      await api.createRoom({ ...(name ? { name } : {}), userLimit }, { idempotencyKey: crypto.randomUUID() });
+      const created = await api.createRoom({ ...(name ? { name } : {}), userLimit }, { idempotencyKey: crypto.randomUUID() });
+      rememberCreated(created.channelId, claims.sub);
+      renderRooms(connection.presence.getSnapshot().rooms); // its room.created may have come first
       $<HTMLInputElement>("create-name").value = "";
       showError(undefined);
     } catch (error) {
@@ -67,13 +98,14 @@ async function main(): Promise<void> {
   // voice.left carries no name: remember the names seen, so the log can still say who left.
   const names = new Map<string, string>();
 
-  function renderRooms(rooms: Room[]): void {
+  function renderRooms(unsorted: Room[]): void {
+    const rooms = sortRooms(unsorted);
     for (const member of rooms.flatMap((r) => r.members)) if (member.username) names.set(member.userId, member.username);
     const list = $("room-list");
     list.replaceChildren(
       ...rooms.map((room) => {
-        const end = el("button", { class: "ghost", "data-testid": `end-${room.channelId}` }, "End");
-        end.addEventListener("click", async () => {
+        const end = mayEnd(room) ? el("button", { class: "ghost", "data-testid": `end-${room.channelId}` }, "End") : undefined;
+        end?.addEventListener("click", async () => {
           try {
             await api.endRoom(room.channelId);
             showError(undefined);
@@ -87,7 +119,7 @@ async function main(): Promise<void> {
         return el(
           "li",
           { class: "room", "data-channel-id": room.channelId, "data-testid": "room" },
-          el("div", { class: "room-head" }, el("div", {}, el("span", { class: "room-name" }, room.name), el("span", { class: "room-meta" }, `${room.members.length}${room.userLimit ? ` / ${room.userLimit}` : ""}`)), end),
+          el("div", { class: "room-head" }, el("div", {}, el("span", { class: "room-name" }, room.name), el("span", { class: "room-meta" }, `${room.members.length}${room.userLimit ? ` / ${room.userLimit}` : ""}`)), end ?? ""),
           members,
         );
       }),
@@ -139,7 +171,7 @@ async function setUpSimulator(): Promise<void> {
 function renderSimRooms(rooms: Room[]): void {
   const select = $<HTMLSelectElement>("sim-room");
   const selected = select.value;
-  select.replaceChildren(...rooms.map((room) => el("option", { value: room.channelId }, room.name)));
+  select.replaceChildren(...sortRooms(rooms).map((room) => el("option", { value: room.channelId }, room.name)));
   if (rooms.some((room) => room.channelId === selected)) select.value = selected;
 }
 

@@ -10,6 +10,8 @@ export interface DemoConfig {
   idpIssuer: string;
   clientId: string;
   simUrl: string;
+  /** The role whose holders may end anyone's room (the Worker's ADMIN_ROLE). */
+  adminRole: string;
 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));

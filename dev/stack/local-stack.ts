@@ -89,7 +89,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const demo = await startDemoServer({
       port: ports.DEMO_PORT,
-      config: { apiBase: workerUrl, wsUrl: `ws://127.0.0.1:${ports.WORKER_PORT}/ws`, idpIssuer: idp.issuer, clientId: CLIENT_ID, simUrl: sim.url },
+      config: { apiBase: workerUrl, wsUrl: `ws://127.0.0.1:${ports.WORKER_PORT}/ws`, idpIssuer: idp.issuer, clientId: CLIENT_ID, simUrl: sim.url, adminRole: vars.get("ADMIN_ROLE")?.trim() || "admin" },
     });
     stoppers.push(() => demo.close());
 
