@@ -1,6 +1,9 @@
-import { z } from "zod";
-import { AppEvent, backoffDelay, CloseCode, parseJson, ServerMessage, type BackoffPolicy, type EventEnvelope } from "../protocol/index.js";
+// Runtime imports from ../protocol only from its zod-free modules: the browser bundle gets zod/mini, not zod.
+import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
+import type { EventEnvelope } from "../protocol/index.js";
+import { parseJson } from "../protocol/json.js";
 import { PresenceStore } from "./presence.js";
+import { AnyEventEnvelope, CloseCode, knownEvents, ServerMessage } from "./schemas.js";
 
 /**
  * - `connecting` / `resuming`: working on a connection (resuming once a snapshot has arrived);
@@ -66,20 +69,6 @@ export const CONNECT_DEFAULTS = {
 
 /** setTimeout's largest delay (about 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * Any well-formed event envelope, also one a newer hub sends with an event name this client does not know: its
- * seq must be applied or the next event would look like a gap. Known names are validated in full by ServerMessage.
- */
-const AnyEventEnvelope = z.object({
-  v: z.literal(1),
-  type: z.literal("event"),
-  event: z.string(),
-  payload: z.looseObject({}),
-  ts: z.number().int(),
-  seq: z.number().int().min(1),
-});
-const knownEvents: ReadonlySet<string> = new Set(AppEvent.options.map((option) => option.shape.event.value));
 
 /**
  * Connects to the hub and keeps a live presence store: first-message auth, resume from the last seq after any

@@ -1,5 +1,6 @@
-import { CreateRoomResponse, EndRoomResponse, ErrorBody, RoomsResponse, type CreateRoomBody } from "../protocol/index.js";
-import type { z } from "zod";
+import type * as z from "zod/mini";
+import type * as protocol from "../protocol/index.js";
+import { CreateRoomResponse, EndRoomResponse, ErrorBody, RoomsResponse } from "./schemas.js";
 
 /** A failed API call, with the service's error code and, for 429/503, when to retry. */
 export class RealtimeApiError extends Error {
@@ -8,7 +9,7 @@ export class RealtimeApiError extends Error {
     readonly code: string,
     message: string,
     readonly retryAfterSeconds?: number,
-    readonly issues?: ErrorBody["issues"],
+    readonly issues?: protocol.ErrorBody["issues"],
   ) {
     super(message);
   }
@@ -23,7 +24,7 @@ export interface RealtimeApiOptions {
 
 /** Typed helpers for the REST routes. */
 export function createRealtimeApi(options: RealtimeApiOptions) {
-  const call = async <T>(schema: z.ZodType<T>, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
+  const call = async <T>(schema: z.ZodMiniType<T>, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
     const response = await (options.fetch ?? fetch)(`${options.baseUrl.replace(/\/$/, "")}${path}`, {
       method,
       headers: { Authorization: `Bearer ${await options.getToken()}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
@@ -44,10 +45,10 @@ export function createRealtimeApi(options: RealtimeApiOptions) {
     return schema.parse(json);
   };
   return {
-    createRoom: (body: CreateRoomBody, opts: { idempotencyKey?: string } = {}) =>
-      call(CreateRoomResponse, "POST", "/create-room", body, opts.idempotencyKey ? { "X-Idempotency-Key": opts.idempotencyKey } : {}),
-    endRoom: (channelId: string) => call(EndRoomResponse, "DELETE", `/end-room/${encodeURIComponent(channelId)}`),
-    listRooms: () => call(RoomsResponse, "GET", "/rooms"),
+    createRoom: (body: protocol.CreateRoomBody, opts: { idempotencyKey?: string } = {}) =>
+      call<protocol.CreateRoomResponse>(CreateRoomResponse, "POST", "/create-room", body, opts.idempotencyKey ? { "X-Idempotency-Key": opts.idempotencyKey } : {}),
+    endRoom: (channelId: string) => call<{ ok: true }>(EndRoomResponse, "DELETE", `/end-room/${encodeURIComponent(channelId)}`),
+    listRooms: () => call<protocol.RoomsResponse>(RoomsResponse, "GET", "/rooms"),
   };
 }
 
