@@ -3,7 +3,8 @@ import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
 import type { EventEnvelope } from "../protocol/index.js";
 import { parseJson } from "../protocol/json.js";
 import { PresenceStore } from "./presence.js";
-import { AnyEventEnvelope, CloseCode, knownEvents, ServerMessage } from "./schemas.js";
+import { CloseCode } from "../protocol/codes.js";
+import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
 
 /**
  * - `connecting` / `resuming`: working on a connection (resuming once a snapshot has arrived);

@@ -6,14 +6,8 @@
  * types equal to the protocol's and client/test/schemas.test.ts runs both on the same messages.
  */
 import * as z from "zod/mini";
+import { ERROR_CODES } from "../protocol/codes.js";
 import type * as protocol from "../protocol/index.js";
-
-/** The close codes the SDK acts on (protocol CloseCode, checked below). */
-export const CloseCode = {
-  unauthorized: 4401,
-  guildNotAllowed: 4403,
-  tooMany: 4429,
-} as const satisfies Partial<typeof protocol.CloseCode>;
 
 /** protocol's Snowflake: 17–20 digits that fit in 64 bits. */
 const Snowflake = z.string().check(z.refine((id) => /^\d{17,20}$/.test(id) && (id.length < 20 || id <= "18446744073709551615")));
@@ -80,24 +74,12 @@ export const CreateRoomResponse = z.object({ channelId: Snowflake, name: z.strin
 export const EndRoomResponse = z.object({ ok: z.literal(true) });
 export const RoomsResponse = z.object({ guildId: Snowflake, seq: int(0), rooms: z.array(Room) });
 export const ErrorBody = z.object({
-  error: z.enum([
-    "invalid_input",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "payload_too_large",
-    "rate_limited",
-    "too_many_rooms",
-    "superseded",
-    "discord_error",
-    "discord_unavailable",
-    "internal",
-  ]),
+  error: z.enum(ERROR_CODES),
   message: z.string(),
   issues: z.optional(z.array(z.object({ path: z.string(), message: z.string() }))),
 });
 
-// Compile-time: each schema here parses to exactly the protocol's type (and CloseCode's values are the protocol's).
+// Compile-time: each schema here parses to exactly the protocol's type.
 type AllTrue<T extends true[]> = T;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type _SameTypes = AllTrue<[
@@ -111,5 +93,4 @@ type _SameTypes = AllTrue<[
   Same<z.output<typeof RoomsResponse>, protocol.RoomsResponse>,
   Same<z.output<typeof ErrorBody>, protocol.ErrorBody>,
   Same<z.output<(typeof eventEnvelopes)[number]>["event"], protocol.AppEventName>,
-  Same<(typeof CloseCode)[keyof typeof CloseCode], (typeof protocol.CloseCode)[keyof typeof CloseCode]>,
 ]>;

@@ -6,3 +6,4 @@ export * from "./internal.js";
 export * from "./hmac.js";
 export * from "./backoff.js";
 export * from "./json.js";
+export { ERROR_CODES } from "./codes.js";

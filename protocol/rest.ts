@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
 import { Room } from "./events.js";
+import { ERROR_CODES } from "./codes.js";
 
 export const CreateRoomBody = z
   .object({
@@ -25,19 +26,7 @@ export const EndRoomResponse = z.object({ ok: z.literal(true) });
 export const RoomsResponse = z.object({ guildId: Snowflake, seq: z.number().int().min(0), rooms: z.array(Room) });
 export type RoomsResponse = z.infer<typeof RoomsResponse>;
 
-export const ErrorCode = z.enum([
-  "invalid_input",
-  "unauthorized",
-  "forbidden",
-  "not_found",
-  "payload_too_large",
-  "rate_limited",
-  "too_many_rooms",
-  "superseded",
-  "discord_error",
-  "discord_unavailable",
-  "internal",
-]);
+export const ErrorCode = z.enum(ERROR_CODES);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 export const ErrorBody = z.object({

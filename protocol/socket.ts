@@ -6,17 +6,7 @@ import { AppEvent, Room } from "./events.js";
 export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
 export const AUTH_TIMEOUT_MS = 5_000;
 
-export const CloseCode = {
-  normal: 1000,
-  tooLarge: 1009,
-  serviceRestart: 1012,
-  overloaded: 1013,
-  unauthorized: 4401,
-  guildNotAllowed: 4403,
-  authTimeout: 4408,
-  badMessage: 4409,
-  tooMany: 4429,
-} as const;
+export { CloseCode } from "./codes.js";
 
 /** What one guild's hub admits; over a limit the socket is closed 4429 (tooMany). */
 export const SocketLimits = {

@@ -34,12 +34,8 @@ export class GuildView {
   constructor(readonly guildId: string) {}
 
   /** The picture as plain data, persisted with the session so a restarted process can resume correctly. */
-  export(): GuildViewSnapshot {
-    return {
-      rooms: [...this.rooms.values()],
-      members: [...this.members.entries()].map(([userId, m]) => ({ userId, ...m })),
-      syncDue: this.syncDue,
-    };
+  export(): Omit<GuildViewSnapshot, "syncDue"> {
+    return { rooms: [...this.rooms.values()], members: [...this.members.entries()].map(([userId, m]) => ({ userId, ...m })) };
   }
 
   static from(guildId: string, snapshot: GuildViewSnapshot): GuildView {
@@ -52,7 +48,7 @@ export class GuildView {
 
   /**
    * Applies an event the hub accepted, so this view is the hub's picture: what a restarted process resumes from.
-   * A sync (or its last part) replaces the picture and settles a pending sync.
+   * A sync (or its last part) replaces the picture. Whether a sync is still owed is the service's to track.
    */
   apply(event: InternalEvent): void {
     switch (event.event) {
@@ -88,7 +84,6 @@ export class GuildView {
           this.rooms.set(channelId, { channelId, name, parentId: parentId ?? null, userLimit });
         }
         for (const { userId, ...member } of parts.flatMap((p) => p.voiceStates)) this.members.set(userId, member);
-        this.syncDue = false;
         return;
       }
     }

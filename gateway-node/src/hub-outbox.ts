@@ -246,12 +246,13 @@ export class HubOutbox {
   }
 
   /** A group the hub refuses as too large or invalid is halved until the one event at fault is found and dropped. */
-  private async deliverGroup(group: OutboxEvent[], rejected: Set<string>): Promise<PostOutcome> {
+  private async deliverGroup(group: SerializedEvent[], rejected: Set<string>): Promise<PostOutcome> {
     const outcome = await this.post(group);
     if (outcome.kind !== "refused") return outcome;
     if (group.length === 1) {
-      this.options.log("error", "hub refused an event; dropping it and resyncing", { status: outcome.status, id: group[0]!.id, event: group[0]!.event });
-      rejected.add(group[0]!.id);
+      const { event } = group[0]!;
+      this.options.log("error", "hub refused an event; dropping it and resyncing", { status: outcome.status, id: event.id, event: event.event });
+      rejected.add(event.id);
       return { kind: "ok", rejected };
     }
     const middle = Math.ceil(group.length / 2);
@@ -262,8 +263,8 @@ export class HubOutbox {
     return { kind: "ok", rejected };
   }
 
-  private async post(events: OutboxEvent[]): Promise<PostOutcome> {
-    const body = JSON.stringify({ events, gateway: this.options.lease });
+  private async post(group: SerializedEvent[]): Promise<PostOutcome> {
+    const body = `{"events":[${group.map(({ json }) => json).join(",")}],"gateway":${JSON.stringify(this.options.lease)}}`;
     this.stats.posts++;
     const started = performance.now();
     let response: Response;
@@ -282,7 +283,7 @@ export class HubOutbox {
       this.stats.lastSuccessAt = Date.now();
       const parsed = InternalEventsResponse.safeParse(await response.json().catch(() => undefined));
       this.stats.hubReachable = true;
-      this.options.log("debug", "delivered events to the hub", { count: events.length, duplicates: parsed.success ? parsed.data.duplicates : undefined });
+      this.options.log("debug", "delivered events to the hub", { count: group.length, duplicates: parsed.success ? parsed.data.duplicates : undefined });
       return { kind: "ok", rejected: new Set() };
     }
     await response.body?.cancel().catch(() => undefined);
@@ -312,19 +313,26 @@ export class HubOutbox {
   }
 }
 
+/** An event with its JSON, made once: it sizes the requests and then goes into their bodies. */
+interface SerializedEvent {
+  event: OutboxEvent;
+  json: string;
+}
+
 /** Groups events for requests under MAX_BODY_BYTES; an event is never split. */
-function requestGroups(events: OutboxEvent[]): OutboxEvent[][] {
-  const groups: OutboxEvent[][] = [];
-  let group: OutboxEvent[] = [];
+function requestGroups(events: OutboxEvent[]): SerializedEvent[][] {
+  const groups: SerializedEvent[][] = [];
+  let group: SerializedEvent[] = [];
   let size = 0;
   for (const event of events) {
-    const bytes = Buffer.byteLength(JSON.stringify(event)) + 1;
+    const json = JSON.stringify(event);
+    const bytes = Buffer.byteLength(json) + 1;
     if (group.length > 0 && size + bytes > MAX_BODY_BYTES) {
       groups.push(group);
       group = [];
       size = 0;
     }
-    group.push(event);
+    group.push({ event, json });
     size += bytes;
   }
   if (group.length > 0) groups.push(group);

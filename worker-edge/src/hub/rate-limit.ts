@@ -25,7 +25,3 @@ export function takeToken(bucket: Bucket | undefined, policy: BucketPolicy, now:
   return { bucket: { tokens: tokens - 1, at: now }, retryAfterSeconds: 0 };
 }
 
-/** When a bucket last touched at `at` has refilled completely and carries no information. */
-export function fullAgainAt(bucket: Bucket, policy: BucketPolicy): number {
-  return bucket.at + ((policy.capacity - bucket.tokens) / policy.refillPerSecond) * 1000;
-}

@@ -1,5 +1,5 @@
 import type { AppEvent, GatewayLease, GuildSyncPayload, Member, Room } from "../../../protocol/index.js";
-import { CreateRoomPolicy, fullAgainAt, type Bucket } from "./rate-limit.js";
+import { CreateRoomPolicy, type Bucket } from "./rate-limit.js";
 
 /** Bounds on what the hub keeps: the replay buffer by count and age, event ids and idempotency keys by age. */
 export const Retention = {
@@ -308,7 +308,7 @@ export class HubStore {
     this.sql.exec("DELETE FROM idempotency WHERE at < ?", now - Retention.idempotencyAgeMs);
     this.sql.exec("DELETE FROM sync_parts WHERE at < ?", now - Retention.syncPartAgeMs);
     // A bucket untouched for longer than a full refill is full again: the same as no row.
-    const refillMs = fullAgainAt({ tokens: 0, at: 0 }, CreateRoomPolicy);
+    const refillMs = (CreateRoomPolicy.capacity / CreateRoomPolicy.refillPerSecond) * 1000;
     this.sql.exec("DELETE FROM create_buckets WHERE at < ?", now - refillMs);
   }
 }
