@@ -49,14 +49,16 @@ export class PresenceStore {
     if (position !== "applied") return position;
     switch (envelope.event) {
       case "room.created": {
-        const { channelId, name, userLimit, parentId } = envelope.payload;
-        if (!this.rooms.has(channelId)) this.rooms.set(channelId, { channelId, name, userLimit, parentId, members: [] });
+        const { channelId, name, userLimit, parentId, creatorId } = envelope.payload;
+        if (!this.rooms.has(channelId)) this.rooms.set(channelId, { channelId, name, userLimit, parentId, ...(creatorId ? { creatorId } : {}), members: [] });
         break;
       }
       case "room.updated": {
         const { channelId, name, userLimit, parentId } = envelope.payload;
         const room = this.rooms.get(channelId);
-        this.rooms.set(channelId, { channelId, name, userLimit, parentId, members: room?.members ?? [] });
+        // A room's creator never changes: keep the one known if this update (from an older hub) does not say.
+        const creatorId = envelope.payload.creatorId ?? room?.creatorId;
+        this.rooms.set(channelId, { channelId, name, userLimit, parentId, ...(creatorId ? { creatorId } : {}), members: room?.members ?? [] });
         break;
       }
       case "room.deleted":

@@ -26,6 +26,7 @@ const RoomCreatedPayload = z.object({
   name: z.string().check(z.minLength(1), z.maxLength(100)),
   parentId: z.optional(z.nullable(Snowflake)),
   userLimit: int(0, 99),
+  creatorId: z.optional(Snowflake),
 });
 const RoomDeletedPayload = z.object({ guildId: Snowflake, channelId: Snowflake });
 const VoiceJoinedPayload = z.object({ guildId: Snowflake, channelId: Snowflake, ...Member.shape });
@@ -50,6 +51,7 @@ const Room = z.object({
   name: z.string(),
   userLimit: int(),
   parentId: z.optional(z.nullable(Snowflake)),
+  creatorId: z.optional(Snowflake),
   members: z.array(Member),
 });
 

@@ -150,7 +150,12 @@ describe("the demo page in Chromium", () => {
     expect(simRooms.indexOf("Burst 2")).toBeLessThan(simRooms.indexOf("Burst 10"));
   });
 
-  it("offers End only on the rooms Alice created", async () => {
+  it("offers End only on the rooms Alice created, from what the hub says, not what this browser remembers", async () => {
+    expect((await endButtons()).sort()).toEqual(["Burst 10", "Burst 2", "E2E Pod"]);
+    await page.evaluate(() => localStorage.clear());
+    await page.reload();
+    await expect.poll(() => page.textContent("[data-testid=status]"), { timeout: 10_000 }).toBe("live");
+    await room(created).waitFor({ timeout: SHOWS_WITHIN_MS });
     expect((await endButtons()).sort()).toEqual(["Burst 10", "Burst 2", "E2E Pod"]);
   });
 

@@ -9,12 +9,17 @@ export const Member = z.object({
 });
 export type Member = z.infer<typeof Member>;
 
+/**
+ * `creatorId`: who created the room through this service (absent for rooms made elsewhere). The hub sets it from
+ * its own records; one an internal event carries is ignored.
+ */
 export const RoomCreatedPayload = z.object({
   guildId: Snowflake,
   channelId: Snowflake,
   name: z.string().min(1).max(100),
   parentId: Snowflake.nullable().optional(),
   userLimit: z.number().int().min(0).max(99),
+  creatorId: Snowflake.optional(),
 });
 export const RoomDeletedPayload = z.object({ guildId: Snowflake, channelId: Snowflake });
 export const VoiceJoinedPayload = z.object({ guildId: Snowflake, channelId: Snowflake }).extend(Member.shape);
@@ -38,6 +43,8 @@ export const Room = z.object({
   name: z.string(),
   userLimit: z.number().int(),
   parentId: Snowflake.nullable().optional(),
+  /** As in room.created. */
+  creatorId: Snowflake.optional(),
   members: z.array(Member),
 });
 export type Room = z.infer<typeof Room>;

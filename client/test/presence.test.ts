@@ -37,6 +37,16 @@ describe("PresenceStore", () => {
     expect(store.seq).toBe(14);
   });
 
+  it("keeps each room's creator from room.created, and from room.updated when an older hub's update omits it", () => {
+    const store = seeded();
+    store.applyEvent(ev(11, "room.created", { channelId: B, name: "B", userLimit: 2, creatorId: U }));
+    store.applyEvent(ev(12, "room.updated", { channelId: B, name: "B2", userLimit: 3 }));
+    store.applyEvent(ev(13, "room.updated", { channelId: A, name: "A", userLimit: 4, creatorId: V }));
+    const creators = Object.fromEntries(store.getSnapshot().rooms.map((r) => [r.channelId, r.creatorId]));
+    expect(creators).toEqual({ [A]: V, [B]: U });
+    expect(store.getSnapshot().rooms.find((r) => r.channelId === B)?.name).toBe("B2");
+  });
+
   it("moves a member on left(old) then joined(new), and on a lone joined elsewhere", () => {
     const store = seeded();
     store.applyEvent(ev(11, "room.created", { channelId: B, name: "B", userLimit: 2 }));

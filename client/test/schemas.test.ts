@@ -9,13 +9,13 @@ import * as client from "../schemas.js";
 const A = "111111111111111111";
 const B = "222222222222222222";
 const member = { userId: B, username: "Alice", avatar: null };
-const room = { channelId: A, name: "Friday", userLimit: 4, parentId: null, members: [member] };
+const room = { channelId: A, name: "Friday", userLimit: 4, parentId: null, creatorId: B, members: [member] };
 const envelope = { v: 1, type: "event", ts: 1_700_000_000_000, seq: 7 };
 
 const server: unknown[] = [
   { v: 1, type: "ack", event: "auth.ok", guildId: A, seq: 0 },
   { v: 1, type: "snapshot", payload: { rooms: [room, { ...room, channelId: B, parentId: A, members: [] }] }, seq: 3 },
-  { ...envelope, event: "room.created", payload: { guildId: A, channelId: B, name: "Room", parentId: A, userLimit: 0 } },
+  { ...envelope, event: "room.created", payload: { guildId: A, channelId: B, name: "Room", parentId: A, userLimit: 0, creatorId: A } },
   { ...envelope, event: "room.updated", payload: { guildId: A, channelId: B, name: "Room", userLimit: 99 } },
   { ...envelope, event: "room.deleted", payload: { guildId: A, channelId: B } },
   { ...envelope, event: "voice.joined", payload: { guildId: A, channelId: B, userId: B, username: "Bob", avatar: "abc" } },

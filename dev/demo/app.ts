@@ -23,22 +23,6 @@ function showError(message: string | undefined): void {
 const byName = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 const sortRooms = (rooms: Room[]) => [...rooms].sort((a, b) => byName.compare(a.name, b.name) || a.channelId.localeCompare(b.channelId));
 
-/**
- * Rooms created from this browser, channel id → creator's user id. The API's room list does not say who created
- * a room, and only the creator (or an admin) may end it, so the page offers "End" from what it remembers.
- */
-const CREATED = "spell-coven-demo.created";
-const createdRooms = (): Record<string, string> => {
-  try {
-    return (JSON.parse(localStorage.getItem(CREATED) ?? "{}") as Record<string, string>) ?? {};
-  } catch {
-    return {};
-  }
-};
-function rememberCreated(channelId: string, userId: string): void {
-  localStorage.setItem(CREATED, JSON.stringify({ ...createdRooms(), [channelId]: userId }));
-}
-
 function setStatus(status: ConnectionStatus): void {
   const badge = $("status");
   badge.textContent = status;
@@ -62,7 +46,8 @@ async function main(): Promise<void> {
   const claims = JSON.parse(atob(tokens.accessToken.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { name?: string; sub: string; roles?: unknown };
   $("user").textContent = claims.name ?? claims.sub;
   const isAdmin = Array.isArray(claims.roles) && claims.roles.includes(config.adminRole);
-  const mayEnd = (room: Room) => isAdmin || createdRooms()[room.channelId] === claims.sub;
+  // The hub lets a room's creator or an admin end it; the room says who created it.
+  const mayEnd = (room: Room) => isAdmin || room.creatorId === claims.sub;
 
   // An error is about the last action: the next one (a click, a choice, a submit) starts with a clean slate.
   for (const type of ["click", "change", "submit"]) {
@@ -85,9 +70,7 @@ async function main(): Promise<void> {
     const name = $<HTMLInputElement>("create-name").value.trim();
     const userLimit = Number($<HTMLInputElement>("create-limit").value || 0);
     try {
-      const created = await api.createRoom({ ...(name ? { name } : {}), userLimit }, { idempotencyKey: crypto.randomUUID() });
-      rememberCreated(created.channelId, claims.sub);
-      renderRooms(connection.presence.getSnapshot().rooms); // its room.created may have come first
+      await api.createRoom({ ...(name ? { name } : {}), userLimit }, { idempotencyKey: crypto.randomUUID() });
       $<HTMLInputElement>("create-name").value = "";
       showError(undefined);
     } catch (error) {

@@ -1,5 +1,5 @@
 import type { AppEvent, GuildSyncPayload, InternalEvent, PayloadOf } from "../../../protocol/index.js";
-import type { HubStore, MemberRecord } from "./store.js";
+import { publishedCreator, type HubStore, type MemberRecord } from "./store.js";
 import { completeSync } from "./sync-parts.js";
 
 /**
@@ -26,7 +26,9 @@ export function reconcile(store: HubStore, incoming: InternalEvent, now: number)
 
 /**
  * A room seen for the first time is announced, with anyone already known to be in it; a known one is announced
- * again only when its name, limit or parent changed (REST create then CHANNEL_CREATE changes nothing).
+ * again only when its name, limit or parent changed, or when its creator became known (the gateway's
+ * CHANNEL_CREATE can beat the REST create that records the creator). The creator published is always the hub's
+ * record, never one an incoming event claims.
  */
 export function roomCreated(
   store: HubStore,
@@ -36,24 +38,27 @@ export function roomCreated(
 ): AppEvent[] {
   if (store.hasEnded(payload.channelId)) return []; // a late CHANNEL_CREATE (or sync) after the room ended
   const known = store.room(payload.channelId);
-  const room = { ...withoutUndefined(payload), parentId: payload.parentId ?? null };
+  const { creatorId: _claimed, ...described } = withoutUndefined(payload);
+  const parentId = payload.parentId ?? null;
   store.putRoom({
-    channelId: room.channelId,
-    name: room.name,
-    parentId: room.parentId,
-    userLimit: room.userLimit,
+    channelId: payload.channelId,
+    name: payload.name,
+    parentId,
+    userLimit: payload.userLimit,
     creatorId: creatorId ?? (known ? null : (store.takeDisplacedCreator(payload.channelId) ?? null)),
     emptySince: known ? known.emptySince : store.memberCount(payload.channelId) === 0 ? now : null,
   });
+  const creator = publishedCreator(store.room(payload.channelId)!); // the first creator recorded stays
   if (!known) {
     const present = store.members().filter((member) => member.channelId === payload.channelId);
     return [
-      { event: "room.created", payload: withoutUndefined(payload) },
+      { event: "room.created", payload: { ...described, ...creator } },
       ...present.map((member): AppEvent => ({ event: "voice.joined", payload: { guildId: payload.guildId, ...member } })),
     ];
   }
-  const changed = known.name !== room.name || known.userLimit !== room.userLimit || known.parentId !== room.parentId;
-  return changed ? [{ event: "room.updated", payload: room }] : [];
+  const changed = known.name !== payload.name || known.userLimit !== payload.userLimit || known.parentId !== parentId ||
+    publishedCreator(known).creatorId !== creator.creatorId;
+  return changed ? [{ event: "room.updated", payload: { ...described, parentId, ...creator } }] : [];
 }
 
 /** `ended`: Discord deleted it (not just a sync that did not list it, which may predate its creation). */

@@ -1,4 +1,4 @@
-import type { AppEvent, GatewayLease, GuildSyncPayload, Member, Room } from "../../../protocol/index.js";
+import { Snowflake, type AppEvent, type GatewayLease, type GuildSyncPayload, type Member, type Room } from "../../../protocol/index.js";
 import { CreateRoomPolicy, type Bucket } from "./rate-limit.js";
 
 /** Bounds on what the hub keeps: the replay buffer by count and age, event ids and idempotency keys by age. */
@@ -213,6 +213,7 @@ export class HubStore {
       name: room.name,
       userLimit: room.userLimit,
       parentId: room.parentId,
+      ...publishedCreator(room),
       members: byRoom.get(room.channelId) ?? [],
     }));
   }
@@ -311,6 +312,14 @@ export class HubStore {
     const refillMs = (CreateRoomPolicy.capacity / CreateRoomPolicy.refillPerSecond) * 1000;
     this.sql.exec("DELETE FROM create_buckets WHERE at < ?", now - refillMs);
   }
+}
+
+/**
+ * The creator as the wire shows it: any user id a token's `sub` may carry is recorded (it decides who may end the
+ * room), but only a snowflake is published, the shape clients validate.
+ */
+export function publishedCreator(room: Pick<RoomRecord, "creatorId">): { creatorId?: string } {
+  return room.creatorId !== null && Snowflake.safeParse(room.creatorId).success ? { creatorId: room.creatorId } : {};
 }
 
 function roomFromRow(row: Row): RoomRecord {

@@ -24,6 +24,11 @@ export class DiscordFake {
   /** Resolves pending creates only when a test releases them, to make races deterministic. */
   hold: Promise<void> | undefined;
 
+  /** The id the next created channel gets, for a test that has the gateway announce it before the create returns. */
+  static nextChannelId(): string {
+    return String(nextChannelId);
+  }
+
   script(...replies: ScriptedReply[]): void {
     this.scripted.push(...replies);
   }
