@@ -42,7 +42,7 @@ async function ingest(...events: unknown[]): Promise<void> {
 }
 
 describe("a room's creator on the wire", () => {
-  it("names the creator of a REST-created room in room.created, the snapshot and GET /rooms", async () => {
+  it("names the creator of a REST-created room in room.created, the snapshot, GET /rooms and a later room.updated", async () => {
     const socket = await liveSocket();
     const creator = newUserId();
     const channelId = await create(creator, "Cube draft");
@@ -50,6 +50,9 @@ describe("a room's creator on the wire", () => {
     expect(event).toMatchObject({ event: "room.created", payload: { channelId, name: "Cube draft", creatorId: creator } });
     expect((await snapshotRoom(channelId))?.creatorId).toBe(creator);
     expect((await restRoom(channelId))?.creatorId).toBe(creator);
+    await ingest(roomCreated(channelId, "Cube draft, round 2")); // renamed in Discord
+    const renamed = await socket.waitFor((m) => m.type === "event" && m.event === "room.updated" && m.payload.channelId === channelId, "room.updated");
+    expect(renamed).toMatchObject({ payload: { name: "Cube draft, round 2", creatorId: creator } });
   });
 
   it("leaves creatorId out for a room the service did not create, whatever the gateway's event claims", async () => {
