@@ -130,7 +130,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   let stopped = false;
   /** The browser said it is offline: no retries until it says online. */
   let browserOffline = false;
-  /** Set when the hub sent a known event this client could not read: resuming would replay it, a snapshot heals. */
+  /** Set when a replay cannot make the state exact (an unreadable known event, a changed room filter): a snapshot heals. */
   let needSnapshot = false;
   const timers = new Set<ReturnType<typeof setTimeout>>();
 
@@ -384,8 +384,10 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     setRooms(next) {
       if (next?.join() === rooms?.join()) return;
       rooms = next && [...next];
-      // Events before the hub's answering snapshot follow the old filter: no gap detection until it arrives.
+      // Until the hub's answering snapshot, events follow the old filter (no gap detection) and the rooms newly
+      // subscribed have no members here: a resume meanwhile must ask for a snapshot, not a replay.
       presence.detectGaps = false;
+      needSnapshot = true;
       if (socket && authenticated) sendRooms(socket);
     },
     close() {

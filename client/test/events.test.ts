@@ -59,9 +59,23 @@ describe("connection.setRooms", () => {
     client.setRooms(undefined);
     await until(() => h.received.filter((m) => typeof m === "object" && m.type === "rooms").length === 2, "the second rooms message");
     expect(h.received.at(-1)).toEqual({ type: "rooms" });
+    h.send({ v: 1, type: "snapshot", payload: { rooms: [] }, seq: 8 });
+    await until(() => client!.presence.seq === 8, "the second answering snapshot");
     h.last().close(1012, "restart");
     const resume = await until(() => h.auths()[1], "the resume");
-    expect(resume).toEqual({ type: "auth", token: expect.any(String), since: 7 });
+    expect(resume, "a resume for every room").toEqual({ type: "auth", token: expect.any(String), since: 8 });
+  });
+
+  it("asks for a snapshot, not a replay, when the connection drops before the hub answered a filter change", async () => {
+    const h = (hub = await ScriptedHub.start());
+    h.onAuth = (socket) => h.ack(socket, 5);
+    client = connect({ ...fast, url: h.url, getToken: async () => jwt(600), rooms: [A] });
+    await until(() => client!.status === "live" && client!.presence.seq === 5, "live");
+    client.setRooms(["110000000000000002"]);
+    await until(() => h.received.some((m) => typeof m === "object" && m.type === "rooms"), "the rooms message");
+    h.last().close(1012, "restart");
+    const resume = await until(() => h.auths()[1], "the reconnect");
+    expect(resume).toEqual({ type: "auth", token: expect.any(String), rooms: ["110000000000000002"] });
   });
 
   it("sends a filter changed while authenticating right after the ack", async () => {
