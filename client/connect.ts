@@ -2,6 +2,7 @@
 import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
 import type { EventEnvelope } from "../protocol/index.js";
 import { parseJson } from "../protocol/json.js";
+import { callListener } from "./listeners.js";
 import { PresenceStore } from "./presence.js";
 import { CloseCode } from "../protocol/codes.js";
 import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
@@ -139,8 +140,8 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     const same = status === state.status;
     if (same && detail === undefined && retryAt === state.retryAt && failures === state.attempt) return;
     state = { status, attempt: failures, detail: detail ?? (same ? state.detail : undefined), retryAt, reason };
-    if (!same || detail !== undefined) options.onStatus?.(status, detail);
-    for (const listener of stateListeners) listener(state);
+    if (!same || detail !== undefined) callListener(() => options.onStatus?.(status, detail));
+    for (const listener of stateListeners) callListener(() => listener(state));
   };
   /** Runs `run` at `deadline`, re-arming in steps that setTimeout can hold. */
   const at = (deadline: number, run: () => void) => {
@@ -277,9 +278,9 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         // Missed something: reconnect and let the hub replay from our seq (or send a snapshot).
         end(undefined, "sequence gap");
       } else {
-        options.onEvent?.(message);
+        callListener(() => options.onEvent?.(message));
         for (const name of [message.event, "*"]) {
-          for (const listener of eventListeners.get(name) ?? []) listener(message.payload, message);
+          for (const listener of eventListeners.get(name) ?? []) callListener(() => listener(message.payload, message));
         }
       }
     };

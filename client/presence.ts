@@ -1,4 +1,5 @@
 import type { EventEnvelope, Member, Room, SnapshotMessage } from "../protocol/index.js";
+import { callListener } from "./listeners.js";
 
 export interface PresenceSnapshot {
   /** The last applied guild sequence number (0 before the first snapshot). */
@@ -128,10 +129,10 @@ export class PresenceStore {
   private publish(seq: number): void {
     const before = this.current.rooms;
     this.current = { seq, rooms: [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name) || a.channelId.localeCompare(b.channelId)) };
-    for (const listener of this.listeners) listener();
+    for (const listener of this.listeners) callListener(listener);
     if (this.diffListeners.size === 0) return;
     const diff = presenceDiff(before, this.current.rooms);
-    if (Object.values(diff).some((list) => list.length > 0)) for (const listener of this.diffListeners) listener(diff);
+    if (Object.values(diff).some((list) => list.length > 0)) for (const listener of this.diffListeners) callListener(() => listener(diff));
   }
 }
 

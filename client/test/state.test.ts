@@ -71,3 +71,34 @@ describe("connection.state", () => {
     expect(last).toMatchObject({ status: "offline" });
   });
 });
+
+describe("an app listener that throws", () => {
+  it("is reported, and neither the other listeners nor the reconnect stop", async () => {
+    const h = (hub = await ScriptedHub.start());
+    h.onAuth = (socket) => h.ack(socket);
+    const reported: unknown[] = [];
+    const original = console.error;
+    console.error = (error: unknown) => reported.push(error);
+    try {
+      client = connect({ ...fast, url: h.url, getToken: async () => jwt(600), onStatus: () => {
+        throw new Error("onStatus bug");
+      } });
+      client.subscribe(() => {
+        throw new Error("subscriber bug");
+      });
+      client.presence.subscribe(() => {
+        throw new Error("presence bug");
+      });
+      const statuses: string[] = [];
+      client.subscribe((state) => statuses.push(state.status));
+      await until(() => client!.status === "live" && client!.presence.seq === 1, "live with the snapshot");
+      h.last().close(1012, "restart");
+      await until(() => h.sockets.length === 2 && client!.status === "live", "live again after the drop");
+      expect(statuses).toContain("resuming");
+      expect(reported.map(String)).toEqual(expect.arrayContaining(["Error: onStatus bug", "Error: subscriber bug", "Error: presence bug"]));
+    } finally {
+      client?.close();
+      console.error = original;
+    }
+  });
+});
