@@ -11,10 +11,10 @@ rmSync(dist, { recursive: true, force: true });
 
 await build({
   absWorkingDir: here,
-  entryPoints: { index: "index.ts", react: "react.ts" },
+  entryPoints: { index: "index.ts", rest: "rest.ts", react: "react.ts" },
   outdir: "dist",
   bundle: true,
-  // react.js shares connect/presence with index.js through a chunk instead of a second copy.
+  // rest.js and react.js share code with index.js through a chunk instead of a second copy.
   splitting: true,
   format: "esm",
   platform: "neutral",

@@ -2,6 +2,7 @@
 import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
 import type { EventEnvelope } from "../protocol/index.js";
 import { parseJson } from "../protocol/json.js";
+import { callListener } from "./listeners.js";
 import { PresenceStore } from "./presence.js";
 import { CloseCode } from "../protocol/codes.js";
 import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
@@ -9,12 +10,36 @@ import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
 /**
  * - `connecting` / `resuming`: working on a connection (resuming once a snapshot has arrived);
  * - `live`: authenticated (auth.ok) and receiving events;
- * - `offline`: closed by the app (`close()`);
+ * - `offline`: closed by the app (`close()`), or the browser is offline (it reconnects when back online);
  * - `unauthorized`: the hub refused a token and then a freshly fetched one (close 4401 twice in a row), or no
  *   fresh token could be fetched after a 4401: the user must sign in again, then the app calls `reconnect()`;
- * - `forbidden`: the hub closed 4403, this account may not see this guild; final until `reconnect()`.
+ * - `failed`: gave up (`reason`): the hub closed 4403, this account may not see this guild (`forbidden`), or
+ *   `maxRetries` connections in a row failed (`retries`); final until `reconnect()`.
  */
-export type ConnectionStatus = "connecting" | "live" | "resuming" | "offline" | "unauthorized" | "forbidden";
+export type ConnectionStatus = "connecting" | "live" | "resuming" | "offline" | "unauthorized" | "failed";
+
+/** What a UI shows about the connection; a new object on every change (for useSyncExternalStore). */
+export interface ConnectionState {
+  status: ConnectionStatus;
+  /** Why: the last connection's end while retrying, what went wrong once stopped. */
+  detail?: string;
+  /** Connections in a row that ended before staying live for minUptimeMs. */
+  attempt: number;
+  /** When the next attempt starts (epoch ms), while waiting to retry. */
+  retryAt?: number;
+  /** Why `failed`. */
+  reason?: "forbidden" | "retries";
+}
+
+/** The events of an EventEnvelope, by name: `on(name, …)` listeners get these. */
+export type EnvelopeOf<E extends EventEnvelope["event"]> = Extract<EventEnvelope, { event: E }>;
+export type EventListener<E extends EventEnvelope["event"]> = (payload: EnvelopeOf<E>["payload"], envelope: EnvelopeOf<E>) => void;
+
+/** What the client listens to in a browser: the window's online/offline and the document's visibility. */
+export interface BrowserSignals {
+  window?: EventTarget;
+  document?: EventTarget & { readonly visibilityState: string };
+}
 
 /** The subset of the WebSocket API the client uses; browsers' and the `ws` package's both fit. */
 export interface WebSocketLike {
@@ -33,10 +58,14 @@ export interface ConnectOptions {
   url: string;
   /** Returns a valid app JWT; called on every (re)connect and before the current token expires. */
   getToken: () => Promise<string>;
-  /** Receive voice events only for these rooms (room events always arrive). */
+  /** Receive voice events only for these rooms (room events always arrive); change with `setRooms()`. */
   rooms?: string[];
   onEvent?: (event: EventEnvelope) => void;
   onStatus?: (status: ConnectionStatus, detail?: string) => void;
+  /** Give up (status `failed`) after this many connections in a row failed; unbounded by default. */
+  maxRetries?: number;
+  /** Defaults to the global `window` and `document` where they exist; `false` listens to neither. */
+  browser?: BrowserSignals | false;
   WebSocket?: WebSocketConstructor;
   backoff?: BackoffPolicy;
   /** Send a fresh token this long before the current one expires. */
@@ -54,8 +83,15 @@ export interface ConnectOptions {
 export interface RealtimeConnection {
   readonly presence: PresenceStore;
   readonly status: ConnectionStatus;
+  readonly state: ConnectionState;
+  /** Calls `listener` with each new state; returns the unsubscribe. */
+  subscribe(listener: (state: ConnectionState) => void): () => void;
+  /** Calls `listener` for each event named `event` (`"*"`: every event); returns the unsubscribe. */
+  on<E extends EventEnvelope["event"] | "*">(event: E, listener: EventListener<E extends "*" ? EventEnvelope["event"] : E>): () => void;
+  /** Changes the room filter on the live connection (`undefined`: every room); the hub answers with a fresh snapshot. */
+  setRooms(rooms: string[] | undefined): void;
   close(): void;
-  /** Starts over at once with a fresh token: after `unauthorized` (the user signed in again), `forbidden` or `close()`. */
+  /** Starts over at once with a fresh token: after `unauthorized` (the user signed in again), `failed` or `close()`. */
   reconnect(): void;
 }
 
@@ -80,22 +116,32 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   const settings = { ...CONNECT_DEFAULTS, ...options };
   const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket;
   const random = options.random ?? Math.random;
-  const presence = new PresenceStore(options.rooms === undefined);
-  let status: ConnectionStatus = "offline";
+  let rooms = options.rooms;
+  const presence = new PresenceStore(rooms === undefined);
+  let state: ConnectionState = { status: "offline", attempt: 0 };
+  const stateListeners = new Set<(state: ConnectionState) => void>();
+  const eventListeners = new Map<string, Set<(payload: unknown, envelope: EventEnvelope) => void>>();
   let socket: WebSocketLike | undefined;
+  /** Whether `socket` is authenticated, so it may be sent a room filter. */
+  let authenticated = false;
   /** Connections in a row that ended before staying live for minUptimeMs. */
   let failures = 0;
   /** 4401 closes since the last auth.ok. */
   let refusedTokens = 0;
   let stopped = false;
-  /** Set when the hub sent a known event this client could not read: resuming would replay it, a snapshot heals. */
+  /** The browser said it is offline: no retries until it says online. */
+  let browserOffline = false;
+  /** Set when a replay cannot make the state exact (an unreadable known event, a changed room filter): a snapshot heals. */
   let needSnapshot = false;
   const timers = new Set<ReturnType<typeof setTimeout>>();
 
-  const setStatus = (next: ConnectionStatus, detail?: string) => {
-    if (next === status && detail === undefined) return;
-    status = next;
-    options.onStatus?.(next, detail);
+  /** Updates the state; `onStatus` hears of a new status, or of a detail, as before the state API. */
+  const setStatus = (status: ConnectionStatus, detail?: string, retryAt?: number, reason?: ConnectionState["reason"]) => {
+    const same = status === state.status;
+    if (same && detail === undefined && retryAt === state.retryAt && failures === state.attempt) return;
+    state = { status, attempt: failures, detail: detail ?? (same ? state.detail : undefined), retryAt, reason };
+    if (!same || detail !== undefined) callListener(() => options.onStatus?.(status, detail));
+    for (const listener of stateListeners) callListener(() => listener(state));
   };
   /** Runs `run` at `deadline`, re-arming in steps that setTimeout can hold. */
   const at = (deadline: number, run: () => void) => {
@@ -125,19 +171,24 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       // Already closed.
     }
   };
+  const stopAs = (status: ConnectionStatus, detail: string, reason?: ConnectionState["reason"]) => {
+    stopped = true;
+    setStatus(status, detail, undefined, reason);
+  };
+  const sendRooms = (ws: WebSocketLike) => ws.send(JSON.stringify({ type: "rooms", ...(rooms ? { rooms } : {}) }));
 
   /** Decides what follows a connection's end: retry (with backoff) or stop. */
   const afterEnd = (code: number | undefined, reason: string, liveSince: number | undefined) => {
     if (stopped) return setStatus("offline");
     if (liveSince !== undefined && Date.now() - liveSince >= settings.minUptimeMs) failures = 0;
     const detail = code === undefined ? reason : `closed ${code}${reason ? `: ${reason}` : ""}`;
-    if (code === CloseCode.guildNotAllowed) {
-      stopped = true;
-      return setStatus("forbidden", "this account may not see this guild");
-    }
+    if (code === CloseCode.guildNotAllowed) return stopAs("failed", "guild not allowed for this account", "forbidden");
     if (code === CloseCode.unauthorized && ++refusedTokens >= 2) {
-      stopped = true;
-      return setStatus("unauthorized", "the hub refused a fresh token: sign in again, then call reconnect()");
+      return stopAs("unauthorized", "fresh token refused too: sign in again");
+    }
+    if (browserOffline) return setStatus("offline", "the browser is offline");
+    if (options.maxRetries !== undefined && failures >= options.maxRetries) {
+      return stopAs("failed", `gave up after ${failures + 1} tries (${detail})`, "retries");
     }
     const delay =
       code === CloseCode.tooMany
@@ -147,7 +198,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
           ? 0
           : backoffDelay(failures, settings.backoff, random);
     failures++;
-    setStatus(presence.hasSnapshot ? "resuming" : "connecting", detail);
+    setStatus(presence.hasSnapshot ? "resuming" : "connecting", detail, Date.now() + delay);
     later(delay, open);
   };
 
@@ -156,8 +207,10 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     setStatus(presence.hasSnapshot ? "resuming" : "connecting");
     const ws = new Socket(options.url);
     socket = ws;
+    authenticated = false;
     let liveSince: number | undefined;
     let heard = 0; // messages received, pongs included
+    let authRooms: string[] | undefined;
 
     /** Ends this connection once: by the socket's close event (code) or by giving up on it (no code). */
     const end = (code: number | undefined, reason: string) => {
@@ -176,19 +229,20 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         token = await options.getToken();
       } catch (error) {
         if (socket !== ws) return;
+        const why = error instanceof Error ? error.message : String(error);
         if (refusedTokens > 0) {
           // The hub refused the last token and no fresh one can be had: the user has to sign in again.
           socket = undefined;
           clearTimers();
           abandon(ws, 4000, "no token");
-          stopped = true;
-          return setStatus("unauthorized", `no fresh token after 4401: ${error instanceof Error ? error.message : String(error)}`);
+          return stopAs("unauthorized", `no fresh token after 4401: ${why}`);
         }
-        return end(undefined, `no token: ${error instanceof Error ? error.message : String(error)}`);
+        return end(undefined, `no token: ${why}`);
       }
       if (socket !== ws) return;
       const since = presence.hasSnapshot && !needSnapshot ? { since: presence.seq } : {};
-      ws.send(JSON.stringify({ type: "auth", token, ...since, ...(options.rooms ? { rooms: options.rooms } : {}) }));
+      authRooms = rooms;
+      ws.send(JSON.stringify({ type: "auth", token, ...since, ...(rooms ? { rooms } : {}) }));
       scheduleRefresh(ws, token);
       const ping = () => {
         if (socket !== ws) return;
@@ -211,26 +265,34 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       if (message.type === "ack") {
         liveSince ??= Date.now();
         refusedTokens = 0;
+        authenticated = true;
+        // setRooms() while this socket was authenticating: its auth carried the previous filter.
+        if (authRooms !== rooms) sendRooms(ws);
+        authRooms = rooms;
         setStatus("live");
       } else if (message.type === "snapshot") {
         needSnapshot = false;
+        presence.detectGaps = rooms === undefined;
         presence.applySnapshot(message);
       } else if (presence.applyEvent(message) === "gap") {
         // Missed something: reconnect and let the hub replay from our seq (or send a snapshot).
         end(undefined, "sequence gap");
       } else {
-        options.onEvent?.(message);
+        callListener(() => options.onEvent?.(message));
+        for (const name of [message.event, "*"]) {
+          for (const listener of eventListeners.get(name) ?? []) callListener(() => listener(message.payload, message));
+        }
       }
     };
 
     /** A message ServerMessage does not describe: a newer hub's event (apply its seq), or something malformed. */
     const onUnknown = (json: unknown) => {
       const envelope = AnyEventEnvelope.safeParse(json);
-      if (!envelope.success) return options.onStatus?.(status, "ignored a malformed message from the hub");
+      if (!envelope.success) return setStatus(state.status, "ignored a malformed message", state.retryAt);
       if (knownEvents.has(envelope.data.event)) {
         // A known event that does not validate cannot be applied; skipping it would leave the rooms wrong.
         needSnapshot = true;
-        return end(undefined, `could not read ${envelope.data.event} (seq ${envelope.data.seq}): taking a fresh snapshot`);
+        return end(undefined, `unreadable ${envelope.data.event} at seq ${envelope.data.seq}: resyncing`);
       }
       if (presence.skip(envelope.data.seq) === "gap") end(undefined, "sequence gap");
     };
@@ -264,19 +326,80 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     if (ws) abandon(ws, 1000, reason);
   };
 
+  /** Skips the wait for a scheduled retry (or the browser's return online); a socket in progress is left to finish. */
+  const retryNow = () => {
+    if (stopped || socket) return;
+    clearTimers();
+    open();
+  };
+
+  // A browser knows before any timer that the network is gone or back, or that the tab slept (a suspended laptop).
+  const browser = options.browser ?? (globalThis as { window?: EventTarget; document?: BrowserSignals["document"] });
+  let hiddenAt: number | undefined;
+  const onOnline = () => {
+    browserOffline = false;
+    retryNow();
+  };
+  const onOffline = () => {
+    browserOffline = true;
+    // A live socket may still work (the signal is a guess); it is replaced only once it ends.
+    if (!socket || !authenticated) {
+      stop("the browser is offline");
+      if (!stopped) setStatus("offline", "the browser is offline");
+    }
+  };
+  const onVisibility = () => {
+    if (!browser || !browser.document) return;
+    if (browser.document.visibilityState === "hidden") hiddenAt = Date.now();
+    else if (hiddenAt !== undefined && Date.now() - hiddenAt >= settings.pingIntervalMs) retryNow();
+  };
+  const listen = (add: boolean) => {
+    if (!browser) return;
+    const method = add ? "addEventListener" : "removeEventListener";
+    browser.window?.[method]("online", onOnline);
+    browser.window?.[method]("offline", onOffline);
+    browser.document?.[method]("visibilitychange", onVisibility);
+  };
+
+  listen(true);
   open();
   return {
     presence,
     get status() {
-      return status;
+      return state.status;
+    },
+    get state() {
+      return state;
+    },
+    subscribe(listener) {
+      stateListeners.add(listener);
+      return () => stateListeners.delete(listener);
+    },
+    on(event, listener) {
+      const listeners = eventListeners.get(event) ?? new Set();
+      eventListeners.set(event, listeners);
+      const untyped = listener as (payload: unknown, envelope: EventEnvelope) => void;
+      listeners.add(untyped);
+      return () => listeners.delete(untyped);
+    },
+    setRooms(next) {
+      if (next?.join() === rooms?.join()) return;
+      rooms = next && [...next];
+      // Until the hub's answering snapshot, events follow the old filter (no gap detection) and the rooms newly
+      // subscribed have no members here: a resume meanwhile must ask for a snapshot, not a replay.
+      presence.detectGaps = false;
+      needSnapshot = true;
+      if (socket && authenticated) sendRooms(socket);
     },
     close() {
       stopped = true;
+      listen(false);
       stop("client closed");
       setStatus("offline");
     },
     reconnect() {
       stop("client reconnects");
+      listen(true); // after close(); adding a listener twice keeps one
       stopped = false;
       failures = 0;
       refusedTokens = 0;

@@ -1,3 +1,16 @@
-export { connect, tokenExpiry, CONNECT_DEFAULTS, type ConnectOptions, type ConnectionStatus, type RealtimeConnection, type WebSocketLike } from "./connect.js";
-export { PresenceStore, type PresenceSnapshot, type ApplyResult } from "./presence.js";
-export { createRealtimeApi, RealtimeApiError, type RealtimeApi } from "./rest.js";
+export {
+  connect,
+  tokenExpiry,
+  CONNECT_DEFAULTS,
+  type BrowserSignals,
+  type ConnectOptions,
+  type ConnectionState,
+  type ConnectionStatus,
+  type EnvelopeOf,
+  type EventListener,
+  type RealtimeConnection,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from "./connect.js";
+export { PresenceStore, presenceDiff, type PresenceDiff, type PresenceSnapshot, type ApplyResult } from "./presence.js";
+export type { EventEnvelope, Member, Room } from "../protocol/index.js";

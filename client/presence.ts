@@ -1,4 +1,5 @@
-import type { EventEnvelope, Room, SnapshotMessage } from "../protocol/index.js";
+import type { EventEnvelope, Member, Room, SnapshotMessage } from "../protocol/index.js";
+import { callListener } from "./listeners.js";
 
 export interface PresenceSnapshot {
   /** The last applied guild sequence number (0 before the first snapshot). */
@@ -7,6 +8,15 @@ export interface PresenceSnapshot {
 }
 
 export type ApplyResult = "applied" | "duplicate" | "gap";
+
+/** What one change (an event or a snapshot replacing the state) did to the rooms, found by comparing before and after. */
+export interface PresenceDiff {
+  joined: Array<{ channelId: string; member: Member }>;
+  left: Array<{ channelId: string; member: Member }>;
+  moved: Array<{ from: string; to: string; member: Member }>;
+  created: Room[];
+  deleted: Room[];
+}
 
 /**
  * Rooms → members, built from a snapshot and the events after it. Events at or below the current seq are
@@ -17,10 +27,11 @@ export class PresenceStore {
   private rooms = new Map<string, Room>();
   private current: PresenceSnapshot = { seq: 0, rooms: [] };
   private readonly listeners = new Set<() => void>();
+  private readonly diffListeners = new Set<(diff: PresenceDiff) => void>();
   private synced = false;
 
   /** With a room filter, other rooms' voice events are skipped by design, so seq gaps mean nothing. */
-  constructor(private readonly detectGaps = true) {}
+  constructor(public detectGaps = true) {}
 
   get seq(): number {
     return this.current.seq;
@@ -38,6 +49,22 @@ export class PresenceStore {
     return () => this.listeners.delete(listener);
   };
 
+  /** The members of a room ([] for a room not known). */
+  membersOf(channelId: string): Member[] {
+    return this.rooms.get(channelId)?.members ?? [];
+  }
+
+  /** The room a user is in, if any (within the rooms whose members this connection receives). */
+  roomOf(userId: string): Room | undefined {
+    return this.current.rooms.find((room) => room.members.some((m) => m.userId === userId));
+  }
+
+  /** Calls `listener` with who joined, left or moved and which rooms were created or deleted, after each change. */
+  onChange(listener: (diff: PresenceDiff) => void): () => void {
+    this.diffListeners.add(listener);
+    return () => this.diffListeners.delete(listener);
+  }
+
   applySnapshot(message: Pick<SnapshotMessage, "seq" | "payload">): void {
     this.rooms = new Map(message.payload.rooms.map((room) => [room.channelId, { ...room, members: [...room.members] }]));
     this.synced = true;
@@ -47,15 +74,13 @@ export class PresenceStore {
   applyEvent(envelope: EventEnvelope): ApplyResult {
     const position = this.place(envelope.seq);
     if (position !== "applied") return position;
+    const room = this.rooms.get(envelope.payload.channelId);
     switch (envelope.event) {
-      case "room.created": {
-        const { channelId, name, userLimit, parentId, creatorId } = envelope.payload;
-        if (!this.rooms.has(channelId)) this.rooms.set(channelId, { channelId, name, userLimit, parentId, ...(creatorId ? { creatorId } : {}), members: [] });
-        break;
-      }
+      case "room.created":
       case "room.updated": {
+        // A created for a room already known changes nothing; an update keeps the members.
+        if (room && envelope.event === "room.created") break;
         const { channelId, name, userLimit, parentId } = envelope.payload;
-        const room = this.rooms.get(channelId);
         // A room's creator never changes: keep the one known if this update (from an older hub) does not say.
         const creatorId = envelope.payload.creatorId ?? room?.creatorId;
         this.rooms.set(channelId, { channelId, name, userLimit, parentId, ...(creatorId ? { creatorId } : {}), members: room?.members ?? [] });
@@ -67,15 +92,12 @@ export class PresenceStore {
       case "voice.joined": {
         const { channelId, userId, username, avatar } = envelope.payload;
         this.removeMember(userId); // a joined in another room is a move, even if its left was filtered out
-        const room = this.rooms.get(channelId);
-        if (room) this.rooms.set(channelId, { ...room, members: [...room.members, { userId, username, avatar }] });
+        const target = this.rooms.get(channelId);
+        if (target) this.rooms.set(channelId, { ...target, members: [...target.members, { userId, username, avatar }] });
         break;
       }
-      case "voice.left": {
-        const room = this.rooms.get(envelope.payload.channelId);
+      case "voice.left":
         if (room) this.rooms.set(room.channelId, { ...room, members: room.members.filter((m) => m.userId !== envelope.payload.userId) });
-        break;
-      }
     }
     this.publish(envelope.seq);
     return "applied";
@@ -107,7 +129,30 @@ export class PresenceStore {
   }
 
   private publish(seq: number): void {
+    const before = this.current.rooms;
     this.current = { seq, rooms: [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name) || a.channelId.localeCompare(b.channelId)) };
-    for (const listener of this.listeners) listener();
+    for (const listener of this.listeners) callListener(listener);
+    if (this.diffListeners.size === 0) return;
+    const diff = presenceDiff(before, this.current.rooms);
+    if (Object.values(diff).some((list) => list.length > 0)) for (const listener of this.diffListeners) callListener(() => listener(diff));
   }
+}
+
+/** Compares two states room by room and member by member, so a snapshot after a resync reports what changed too. */
+export function presenceDiff(before: Room[], after: Room[]): PresenceDiff {
+  const diff: PresenceDiff = { joined: [], left: [], moved: [], created: [], deleted: [] };
+  const index = (rooms: Room[]) => new Map(rooms.flatMap((room) => room.members.map((member) => [member.userId, { channelId: room.channelId, member }] as const)));
+  const was = index(before);
+  const is = index(after);
+  const had = new Set(before.map((room) => room.channelId));
+  const has = new Set(after.map((room) => room.channelId));
+  diff.created = after.filter((room) => !had.has(room.channelId));
+  diff.deleted = before.filter((room) => !has.has(room.channelId));
+  for (const [userId, now] of is) {
+    const then = was.get(userId);
+    if (!then) diff.joined.push(now);
+    else if (then.channelId !== now.channelId) diff.moved.push({ from: then.channelId, to: now.channelId, member: now.member });
+  }
+  for (const [userId, then] of was) if (!is.has(userId)) diff.left.push(then);
+  return diff;
 }

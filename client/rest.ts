@@ -1,6 +1,7 @@
 import type * as z from "zod/mini";
+import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
 import type * as protocol from "../protocol/index.js";
-import { CreateRoomResponse, EndRoomResponse, ErrorBody, RoomsResponse } from "./schemas.js";
+import { CreateRoomResponse, EndRoomResponse, ErrorBody, RoomsResponse } from "./rest-schemas.js";
 
 /** A failed API call, with the service's error code and, for 429/503, when to retry. */
 export class RealtimeApiError extends Error {
@@ -20,15 +21,45 @@ export interface RealtimeApiOptions {
   baseUrl: string;
   getToken: () => Promise<string>;
   fetch?: typeof fetch;
+  /** Each request's time limit, the response body included. */
+  timeoutMs?: number;
+  /** createRoom's and listRooms' tries in all (the first included). */
+  attempts?: number;
+  /** The wait between tries when the service gives no Retry-After. */
+  backoff?: BackoffPolicy;
+  /** The longest Retry-After waited out between tries; a longer one is thrown to the caller. */
+  maxRetryAfterMs?: number;
 }
+
+/** Per call: an AbortSignal ends the request (and any wait between tries) with the signal's reason. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export const REST_DEFAULTS = {
+  timeoutMs: 10_000,
+  attempts: 3,
+  backoff: { minMs: 250, maxMs: 2_000, factor: 2 },
+  maxRetryAfterMs: 10_000,
+} as const satisfies Partial<RealtimeApiOptions>;
 
 /** Typed helpers for the REST routes. */
 export function createRealtimeApi(options: RealtimeApiOptions) {
-  const call = async <T>(schema: z.ZodMiniType<T>, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
+  const settings = { ...REST_DEFAULTS, ...options };
+  const call = async <T>(
+    schema: z.ZodMiniType<T>,
+    method: string,
+    path: string,
+    { signal }: CallOptions,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> => {
+    const limit = AbortSignal.timeout(settings.timeoutMs);
     const response = await (options.fetch ?? fetch)(`${options.baseUrl.replace(/\/$/, "")}${path}`, {
       method,
       headers: { Authorization: `Bearer ${await options.getToken()}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: signal ? AbortSignal.any([signal, limit]) : limit,
     });
     const json: unknown = await response.json().catch(() => undefined);
     if (!response.ok) {
@@ -44,11 +75,56 @@ export function createRealtimeApi(options: RealtimeApiOptions) {
     }
     return schema.parse(json);
   };
+
+  /** How long to wait before trying again after `error`, or undefined when another try cannot help. */
+  const retryDelay = (error: unknown, attempt: number): number | undefined => {
+    if (error instanceof RealtimeApiError) {
+      // 429 too_many_rooms lasts until a room ends; other 4xx are the request's fault.
+      if (error.status < 500 && (error.status !== 429 || error.code === "too_many_rooms")) return undefined;
+      if (error.retryAfterSeconds !== undefined) {
+        const ms = error.retryAfterSeconds * 1000;
+        return ms <= settings.maxRetryAfterMs ? ms : undefined;
+      }
+    } else if (!(error instanceof Error) || (error.name !== "TypeError" && error.name !== "TimeoutError")) {
+      // fetch fails with a TypeError on the network and a TimeoutError at timeoutMs; anything else (the caller's
+      // abort, a getToken failure, a response that does not validate) is final.
+      return undefined;
+    }
+    return backoffDelay(attempt, settings.backoff);
+  };
+
+  /** Runs `request` up to `attempts` times while its failures are worth retrying. */
+  const withRetries = async <T>(request: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await request();
+      } catch (error) {
+        const delay = retryDelay(error, attempt);
+        if (delay === undefined || attempt >= settings.attempts || signal?.aborted) throw error;
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(resolve, delay);
+          signal?.addEventListener("abort", () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+        });
+      }
+    }
+  };
+
   return {
-    createRoom: (body: protocol.CreateRoomBody, opts: { idempotencyKey?: string } = {}) =>
-      call<protocol.CreateRoomResponse>(CreateRoomResponse, "POST", "/create-room", body, opts.idempotencyKey ? { "X-Idempotency-Key": opts.idempotencyKey } : {}),
-    endRoom: (channelId: string) => call<{ ok: true }>(EndRoomResponse, "DELETE", `/end-room/${encodeURIComponent(channelId)}`),
-    listRooms: () => call<protocol.RoomsResponse>(RoomsResponse, "GET", "/rooms"),
+    /**
+     * Creates a room. Retried on network errors, timeouts, 5xx and 429 rate_limited (honouring Retry-After) with
+     * one idempotency key for all tries, so the service creates at most one room.
+     */
+    createRoom: (body: protocol.CreateRoomBody, opts: { idempotencyKey?: string } & CallOptions = {}) => {
+      const key = opts.idempotencyKey ?? crypto.randomUUID();
+      return withRetries(
+        () => call<protocol.CreateRoomResponse>(CreateRoomResponse, "POST", "/create-room", opts, body, { "X-Idempotency-Key": key }),
+        opts.signal,
+      );
+    },
+    /** Not retried: the service answers 404 for a room already ended, so a retry could not tell success from a wrong id. */
+    endRoom: (channelId: string, opts: CallOptions = {}) => call<{ ok: true }>(EndRoomResponse, "DELETE", `/end-room/${encodeURIComponent(channelId)}`, opts),
+    /** Retried like createRoom: a GET changes nothing. */
+    listRooms: (opts: CallOptions = {}) => withRetries(() => call<protocol.RoomsResponse>(RoomsResponse, "GET", "/rooms", opts), opts.signal),
   };
 }
 

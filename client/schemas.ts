@@ -6,13 +6,12 @@
  * types equal to the protocol's and client/test/schemas.test.ts runs both on the same messages.
  */
 import * as z from "zod/mini";
-import { ERROR_CODES } from "../protocol/codes.js";
 import type * as protocol from "../protocol/index.js";
 
 /** protocol's Snowflake: 17–20 digits that fit in 64 bits. */
-const Snowflake = z.string().check(z.refine((id) => /^\d{17,20}$/.test(id) && (id.length < 20 || id <= "18446744073709551615")));
+export const Snowflake = z.string().check(z.refine((id) => /^\d{17,20}$/.test(id) && (id.length < 20 || id <= "18446744073709551615")));
 /** A safe integer in [min, max] (protocol's z.number().int().min().max()). */
-const int = (min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) =>
+export const int = (min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) =>
   z.number().check(z.refine((n) => Number.isSafeInteger(n) && n >= min && n <= max));
 
 const Member = z.object({
@@ -46,7 +45,7 @@ const eventEnvelopes = [
 /** The event names this SDK knows (and validates in full). */
 export const knownEvents: ReadonlySet<string> = new Set<protocol.AppEventName>(eventEnvelopes.map((schema) => schema.def.shape.event.def.values[0]!));
 
-const Room = z.object({
+export const Room = z.object({
   channelId: Snowflake,
   name: z.string(),
   userLimit: int(),
@@ -72,15 +71,6 @@ export const AnyEventEnvelope = z.object({
   seq: int(1),
 });
 
-export const CreateRoomResponse = z.object({ channelId: Snowflake, name: z.string(), guildId: Snowflake });
-export const EndRoomResponse = z.object({ ok: z.literal(true) });
-export const RoomsResponse = z.object({ guildId: Snowflake, seq: int(0), rooms: z.array(Room) });
-export const ErrorBody = z.object({
-  error: z.enum(ERROR_CODES),
-  message: z.string(),
-  issues: z.optional(z.array(z.object({ path: z.string(), message: z.string() }))),
-});
-
 // Compile-time: each schema here parses to exactly the protocol's type.
 type AllTrue<T extends true[]> = T;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -90,9 +80,5 @@ type _SameTypes = AllTrue<[
   Same<z.output<typeof Snapshot>, protocol.SnapshotMessage>,
   Same<z.output<typeof AuthOk>, protocol.AuthOkMessage>,
   Same<z.output<typeof Room>, protocol.Room>,
-  Same<z.output<typeof CreateRoomResponse>, protocol.CreateRoomResponse>,
-  Same<z.output<typeof EndRoomResponse>, z.output<typeof protocol.EndRoomResponse>>,
-  Same<z.output<typeof RoomsResponse>, protocol.RoomsResponse>,
-  Same<z.output<typeof ErrorBody>, protocol.ErrorBody>,
   Same<z.output<(typeof eventEnvelopes)[number]>["event"], protocol.AppEventName>,
 ]>;

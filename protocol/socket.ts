@@ -17,20 +17,32 @@ export const SocketLimits = {
   /** Re-auths on a live socket: a burst, then one per interval. */
   reauthBurst: 3,
   reauthIntervalMs: 10_000,
+  /** Room filter changes on a live socket: a burst, then one per interval (each sends a snapshot). */
+  roomsBurst: 5,
+  roomsIntervalMs: 2_000,
 } as const;
+
+/** At most this many rooms in a filter: it lives in the socket's hibernation attachment (2 KB budget). */
+const RoomFilter = z.array(Snowflake).max(50);
 
 export const ClientAuth = z
   .object({
     type: z.literal("auth"),
     token: z.string().min(1).max(8192),
     since: z.number().int().min(0).optional(),
-    // Kept small: the subscription lives in the socket's hibernation attachment (2 KB budget).
-    rooms: z.array(Snowflake).max(50).optional(),
+    rooms: RoomFilter.optional(),
   })
   .strict();
 export type ClientAuth = z.infer<typeof ClientAuth>;
 
-export const ClientMessage = z.discriminatedUnion("type", [ClientAuth]);
+/**
+ * Replaces a live socket's room filter: `rooms` absent receives every room's voice events, `[]` none (room events
+ * always arrive). The hub answers with a snapshot at the current seq under the new filter.
+ */
+export const ClientRooms = z.object({ type: z.literal("rooms"), rooms: RoomFilter.optional() }).strict();
+export type ClientRooms = z.infer<typeof ClientRooms>;
+
+export const ClientMessage = z.discriminatedUnion("type", [ClientAuth, ClientRooms]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
 export const AuthOk = z.object({

@@ -74,13 +74,13 @@ describe("connect()", () => {
     expect(issued).toBe(2);
   });
 
-  it("stops for good on 4403", async () => {
+  it("fails for good on 4403, with the reason", async () => {
     hub = await ScriptedHub.start();
     let detail: string | undefined;
-    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), onStatus: (s, d) => s === "forbidden" && (detail = d) });
+    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), onStatus: (s, d) => s === "failed" && (detail = d) });
     await until(() => hub.auths().length === 1, "the first auth");
     hub.last().close(4403, "guild not allowed");
-    await until(() => detail, "forbidden with a reason");
+    await until(() => detail, "failed with a reason");
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(hub.sockets).toHaveLength(1);
   });

@@ -10,7 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const clientDir = join(root, "client");
 const tsc = join(root, "node_modules/typescript/bin/tsc");
-const reactVersion = (JSON.parse(readFileSync(join(root, "node_modules/react/package.json"), "utf8")) as { version: string }).version;
+const versionOf = (name: string) => (JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
+const reactVersion = versionOf("react");
+/** A TypeScript app using the React bindings has React's types, as the provider's props and result name them. */
+const reactTypesVersion = versionOf("@types/react");
 let scratch: string;
 
 const run = (command: string, args: string[], cwd: string) =>
@@ -23,9 +26,9 @@ beforeAll(() => {
   expect(packed!.files.map((file) => file.path)).toEqual(expect.arrayContaining(["package.json", "dist/index.js", "dist/react.js", "dist/types/client/index.d.ts"]));
   expect(packed!.files.some((file) => file.path.endsWith(".ts") && !file.path.endsWith(".d.ts"))).toBe(false);
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
-  // zod (the package's dependency) and react (its optional peer, for the ./react import) come from the npm cache
+  // zod (the package's dependency), react (its optional peer, for the ./react import) and React's types come from the npm cache
   // when they are there, else from the registry.
-  run("npm", ["install", join(scratch, packed!.filename), `react@${reactVersion}`, "--no-audit", "--no-fund", "--prefer-offline", "--no-package-lock"], scratch);
+  run("npm", ["install", join(scratch, packed!.filename), `react@${reactVersion}`, `@types/react@${reactTypesVersion}`, "--no-audit", "--no-fund", "--prefer-offline", "--no-package-lock"], scratch);
 }, 120_000);
 
 afterAll(() => {
@@ -36,18 +39,26 @@ describe("the packed @spell-coven/realtime-client", () => {
   it("type-checks an app importing the SDK and the React hook (moduleResolution bundler)", () => {
     writeFileSync(
       join(scratch, "app.ts"),
-      `import { connect, createRealtimeApi, RealtimeApiError, type ConnectionStatus, type RealtimeConnection } from "@spell-coven/realtime-client";
-import { useSpellCovenPresence } from "@spell-coven/realtime-client/react";
+      `import { connect, type ConnectionState, type ConnectionStatus, type PresenceDiff, type RealtimeConnection } from "@spell-coven/realtime-client";
+import { createRealtimeApi, RealtimeApiError } from "@spell-coven/realtime-client/rest";
+import { RealtimeProvider, useConnectionState, useRoom, useRooms, useSpellCovenPresence } from "@spell-coven/realtime-client/react";
 
 const live: RealtimeConnection = connect({ url: "wss://realtime.example.com/ws", getToken: async () => "token", rooms: ["123456789012345678"] });
 const status: ConnectionStatus = live.status;
+const state: ConnectionState = live.state;
 const members: string[] = live.presence.getSnapshot().rooms.flatMap((room) => room.members.map((member) => member.userId));
-const api = createRealtimeApi({ baseUrl: "https://realtime.example.com", getToken: async () => "token" });
-const created: Promise<{ channelId: string; name: string; guildId: string }> = api.createRoom({ name: "Friday", userLimit: 4 });
+const off: () => void = live.on("voice.joined", (payload) => console.log(payload.userId, payload.username));
+// @ts-expect-error room.deleted has no userId
+live.on("room.deleted", (payload) => payload.userId);
+live.presence.onChange((diff: PresenceDiff) => diff.moved.map((move) => move.to));
+live.setRooms(undefined);
+const api = createRealtimeApi({ baseUrl: "https://realtime.example.com", getToken: async () => "token", timeoutMs: 5_000 });
+const created: Promise<{ channelId: string; name: string; guildId: string }> = api.createRoom({ name: "Friday", userLimit: 4 }, { signal: AbortSignal.timeout(1_000) });
 // @ts-expect-error userLimit is a number
 void api.createRoom({ userLimit: "4" });
 const hook: (options: Parameters<typeof useSpellCovenPresence>[0]) => ConnectionStatus = (options) => useSpellCovenPresence(options).status;
-export { status, members, created, hook, RealtimeApiError };
+const hooks = [RealtimeProvider, useConnectionState, useRoom, useRooms];
+export { status, state, members, off, created, hook, hooks, RealtimeApiError };
 `,
     );
     writeFileSync(
@@ -71,15 +82,25 @@ export { status, members, created, hook, RealtimeApiError };
         "--input-type=module",
         "-e",
         `const sdk = await import("@spell-coven/realtime-client");
+const rest = await import("@spell-coven/realtime-client/rest");
 const react = await import("@spell-coven/realtime-client/react");
-console.log(JSON.stringify({ sdk: Object.keys(sdk).sort(), react: Object.keys(react).sort(),
-  types: [typeof sdk.connect, typeof sdk.createRealtimeApi, typeof react.useSpellCovenPresence] }));`,
+console.log(JSON.stringify({ sdk: Object.keys(sdk).sort(), rest: Object.keys(rest).sort(), react: Object.keys(react).sort(),
+  types: [typeof sdk.connect, typeof rest.createRealtimeApi, typeof react.RealtimeProvider] }));`,
       ],
       scratch,
     );
-    const result = JSON.parse(output) as { sdk: string[]; react: string[]; types: string[] };
-    expect(result.sdk).toEqual(["CONNECT_DEFAULTS", "PresenceStore", "RealtimeApiError", "connect", "createRealtimeApi", "tokenExpiry"]);
-    expect(result.react).toEqual(["useSpellCovenPresence"]);
+    const result = JSON.parse(output) as { sdk: string[]; rest: string[]; react: string[]; types: string[] };
+    expect(result.sdk).toEqual(["CONNECT_DEFAULTS", "PresenceStore", "connect", "presenceDiff", "tokenExpiry"]);
+    expect(result.rest).toEqual(["REST_DEFAULTS", "RealtimeApiError", "createRealtimeApi"]);
+    expect(result.react).toEqual([
+      "RealtimeProvider",
+      "useConnectionState",
+      "usePresenceChanges",
+      "useRealtimeConnection",
+      "useRoom",
+      "useRooms",
+      "useSpellCovenPresence",
+    ]);
     expect(result.types).toEqual(["function", "function", "function"]);
   });
 });

@@ -97,3 +97,67 @@ describe("PresenceStore", () => {
     unsubscribe();
   });
 });
+
+describe("PresenceStore selectors", () => {
+  it("gives a room's members and a user's room", () => {
+    const store = seeded();
+    expect(store.membersOf(A)).toEqual([{ userId: U, username: "u" }]);
+    expect(store.membersOf(B)).toEqual([]);
+    expect(store.roomOf(U)?.channelId).toBe(A);
+    expect(store.roomOf(V)).toBeUndefined();
+  });
+
+  it("keeps a known room on a repeated room.created, and its members on room.updated", () => {
+    const store = seeded();
+    store.applyEvent(ev(11, "room.created", { channelId: A, name: "Renamed?", userLimit: 9 }));
+    expect(store.getSnapshot().rooms[0]).toMatchObject({ name: "A", userLimit: 4 });
+    store.applyEvent(ev(12, "room.updated", { channelId: A, name: "A2", userLimit: 2 }));
+    expect(store.getSnapshot().rooms[0]).toMatchObject({ name: "A2", userLimit: 2, members: [{ userId: U }] });
+  });
+});
+
+describe("PresenceStore.onChange", () => {
+  const roomB = { channelId: B, name: "B", userLimit: 2 };
+
+  it("reports joins, leaves, moves, created and deleted rooms, event by event", () => {
+    const store = seeded();
+    const diffs: unknown[] = [];
+    const off = store.onChange((diff) => diffs.push(diff));
+    store.applyEvent(ev(11, "room.created", roomB));
+    store.applyEvent(ev(12, "voice.joined", { channelId: B, userId: V }));
+    store.applyEvent(ev(13, "voice.joined", { channelId: B, userId: U })); // a move
+    store.applyEvent(ev(14, "voice.left", { channelId: B, userId: V }));
+    store.applyEvent(ev(15, "room.deleted", { channelId: B }));
+    const none = { joined: [], left: [], moved: [], created: [], deleted: [] };
+    expect(diffs).toEqual([
+      { ...none, created: [{ ...roomB, parentId: undefined, members: [] }] },
+      { ...none, joined: [{ channelId: B, member: { userId: V } }] },
+      { ...none, moved: [{ from: A, to: B, member: { userId: U } }] },
+      { ...none, left: [{ channelId: B, member: { userId: V } }] },
+      { ...none, left: [{ channelId: B, member: { userId: U } }], deleted: [expect.objectContaining({ channelId: B })] },
+    ]);
+    off();
+    store.applyEvent(ev(16, "room.created", roomB));
+    expect(diffs).toHaveLength(5);
+  });
+
+  it("reports what a fresh snapshot changed against the state it replaces, and nothing for the same state", () => {
+    const store = seeded();
+    const diffs: Array<Record<string, unknown[]>> = [];
+    store.onChange((diff) => diffs.push(diff as unknown as Record<string, unknown[]>));
+    store.applySnapshot({ seq: 20, payload: { rooms: [{ channelId: A, name: "A", userLimit: 4, members: [{ userId: U, username: "u" }] }] } });
+    expect(diffs).toEqual([]);
+    store.applySnapshot({
+      seq: 30,
+      payload: { rooms: [{ channelId: B, name: "B", userLimit: 2, members: [{ userId: U }, { userId: V }] }] },
+    });
+    expect(diffs).toHaveLength(1);
+    expect(diffs[0]).toMatchObject({
+      joined: [{ channelId: B, member: { userId: V } }],
+      moved: [{ from: A, to: B, member: { userId: U } }],
+      left: [],
+      created: [expect.objectContaining({ channelId: B })],
+      deleted: [expect.objectContaining({ channelId: A })],
+    });
+  });
+});

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import * as protocol from "../../protocol/index.js";
-import * as client from "../schemas.js";
+import * as restSchemas from "../rest-schemas.js";
+import * as wireSchemas from "../schemas.js";
+
+const client = { ...wireSchemas, ...restSchemas };
 
 // client/schemas.ts re-states protocol/'s schemas with zod/mini for a small browser bundle: both must accept and
 // reject the same messages and give the same data. Every leaf of each valid message is replaced with a set of

@@ -1,4 +1,5 @@
-import { connect, createRealtimeApi, RealtimeApiError, tokenExpiry, type ConnectionStatus } from "../../client/index.js";
+import { connect, tokenExpiry, type ConnectionStatus } from "../../client/index.js";
+import { createRealtimeApi, RealtimeApiError } from "../../client/rest.js";
 import type { EventEnvelope, Room } from "../../protocol/index.js";
 import { beginSignIn, currentTokens, freshAccessToken, signOut, type Tokens } from "./auth.js";
 import type { DemoConfig } from "./server.js";

@@ -9,6 +9,7 @@ import {
   type AppEvent,
   type AuthOkMessage,
   type ClientAuth,
+  type ClientRooms,
   type CreateRoomResponse,
   type EventEnvelope,
   type GatewayLease,
@@ -25,6 +26,7 @@ import { closeOverdueSockets, dueIdleRooms, isDue, nextIdleDeadline, nextSocketD
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
 import { CreateRoomPolicy, takeToken } from "./hub/rate-limit.js";
+import { withRoomFilter } from "./hub/room-filter.js";
 import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
 import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type SocketAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
@@ -211,7 +213,20 @@ export class GuildHub extends DurableObject<Env> {
     if (typeof raw !== "string") return this.reject(ws, CloseCode.badMessage, "binary messages are not supported");
     const message = ClientMessage.safeParse(parseJson(raw));
     if (!message.success) return this.reject(ws, CloseCode.badMessage, "malformed message");
+    if (message.data.type === "rooms") return this.changeRooms(ws, message.data);
     await this.authenticate(ws, message.data);
+  }
+
+  /** Replaces a live socket's room filter, then sends a snapshot at the current seq so the client's state is exact. */
+  private changeRooms(ws: WebSocket, message: ClientRooms): void {
+    const current = attachmentOf(ws);
+    if (current?.phase !== "live") return this.reject(ws, CloseCode.badMessage, "authenticate first");
+    const now = Date.now();
+    if (current.expiresAt <= now) return this.reject(ws, CloseCode.unauthorized, "token expired");
+    const changed = withRoomFilter(current, message.rooms, now);
+    if (!("attachment" in changed)) return this.reject(ws, CloseCode.tooMany, "changing rooms too often");
+    this.setSocket(ws, changed.attachment);
+    catchUp(ws, this.store, changed.attachment, undefined);
   }
 
   private async authenticate(ws: WebSocket, auth: ClientAuth): Promise<void> {
@@ -241,14 +256,16 @@ export class GuildHub extends DurableObject<Env> {
     if (previous?.phase !== "live" && this.census.userSocketCount(user.userId, ws) >= SocketLimits.socketsPerUser) {
       return this.reject(ws, CloseCode.tooMany, "too many connections for this user");
     }
-    const rooms = auth.rooms ?? (previous?.phase === "live" ? previous.rooms : undefined);
+    // Read again after verifying: a room filter change may have landed meanwhile.
+    const latest = attachmentOf(ws);
     const live: SocketAttachment = {
       phase: "live",
       conn: previous?.conn ?? connectionId(),
       userId: user.userId,
       expiresAt: user.expiresAt * 1000,
-      rooms,
+      rooms: auth.rooms ?? (latest?.phase === "live" ? latest.rooms : undefined),
       reauth: reauth?.bucket ?? { tokens: ReauthPolicy.capacity, at: now },
+      ...(latest?.phase === "live" && latest.roomsBucket ? { roomsBucket: latest.roomsBucket } : {}),
     };
     this.setSocket(ws, live);
     await this.scheduleAlarm(live.expiresAt);
