@@ -11,10 +11,10 @@ rmSync(dist, { recursive: true, force: true });
 
 await build({
   absWorkingDir: here,
-  entryPoints: { index: "index.ts", react: "react.ts" },
+  entryPoints: { index: "index.ts", react: "react.ts", sse: "sse-entry.ts" },
   outdir: "dist",
   bundle: true,
-  // react.js shares connect/presence with index.js through a chunk instead of a second copy.
+  // react.js and sse.js share connect/presence with index.js through a chunk instead of a second copy.
   splitting: true,
   format: "esm",
   platform: "neutral",

@@ -20,7 +20,7 @@ beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), "realtime-client-pkg-"));
   run(process.execPath, [join(clientDir, "build.mjs")], root);
   const [packed] = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", scratch], clientDir)) as { filename: string; files: { path: string }[] }[];
-  expect(packed!.files.map((file) => file.path)).toEqual(expect.arrayContaining(["package.json", "dist/index.js", "dist/react.js", "dist/types/client/index.d.ts"]));
+  expect(packed!.files.map((file) => file.path)).toEqual(expect.arrayContaining(["package.json", "dist/index.js", "dist/react.js", "dist/sse.js", "dist/types/client/index.d.ts", "dist/types/client/sse-entry.d.ts"]));
   expect(packed!.files.some((file) => file.path.endsWith(".ts") && !file.path.endsWith(".d.ts"))).toBe(false);
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
   // zod (the package's dependency) and react (its optional peer, for the ./react import) come from the npm cache
@@ -38,16 +38,21 @@ describe("the packed @spell-coven/realtime-client", () => {
       join(scratch, "app.ts"),
       `import { connect, createRealtimeApi, RealtimeApiError, type ConnectionStatus, type RealtimeConnection } from "@spell-coven/realtime-client";
 import { useSpellCovenPresence } from "@spell-coven/realtime-client/react";
+import { connect as connectAny, type Transport } from "@spell-coven/realtime-client/sse";
 
 const live: RealtimeConnection = connect({ url: "wss://realtime.example.com/ws", getToken: async () => "token", rooms: ["123456789012345678"] });
 const status: ConnectionStatus = live.status;
+const transport: Transport = "auto";
+const streamed: RealtimeConnection = connectAny({ url: "wss://realtime.example.com/ws", getToken: async () => "token", transport });
+// @ts-expect-error an unknown transport
+void connectAny({ url: "wss://realtime.example.com/ws", getToken: async () => "token", transport: "longpoll" });
 const members: string[] = live.presence.getSnapshot().rooms.flatMap((room) => room.members.map((member) => member.userId));
 const api = createRealtimeApi({ baseUrl: "https://realtime.example.com", getToken: async () => "token" });
 const created: Promise<{ channelId: string; name: string; guildId: string }> = api.createRoom({ name: "Friday", userLimit: 4 });
 // @ts-expect-error userLimit is a number
 void api.createRoom({ userLimit: "4" });
 const hook: (options: Parameters<typeof useSpellCovenPresence>[0]) => ConnectionStatus = (options) => useSpellCovenPresence(options).status;
-export { status, members, created, hook, RealtimeApiError };
+export { status, members, created, hook, streamed, RealtimeApiError };
 `,
     );
     writeFileSync(
@@ -72,14 +77,16 @@ export { status, members, created, hook, RealtimeApiError };
         "-e",
         `const sdk = await import("@spell-coven/realtime-client");
 const react = await import("@spell-coven/realtime-client/react");
-console.log(JSON.stringify({ sdk: Object.keys(sdk).sort(), react: Object.keys(react).sort(),
+const sse = await import("@spell-coven/realtime-client/sse");
+console.log(JSON.stringify({ sdk: Object.keys(sdk).sort(), react: Object.keys(react).sort(), sse: Object.keys(sse).sort(),
   types: [typeof sdk.connect, typeof sdk.createRealtimeApi, typeof react.useSpellCovenPresence] }));`,
       ],
       scratch,
     );
-    const result = JSON.parse(output) as { sdk: string[]; react: string[]; types: string[] };
+    const result = JSON.parse(output) as { sdk: string[]; react: string[]; sse: string[]; types: string[] };
     expect(result.sdk).toEqual(["CONNECT_DEFAULTS", "PresenceStore", "RealtimeApiError", "connect", "createRealtimeApi", "tokenExpiry"]);
     expect(result.react).toEqual(["useSpellCovenPresence"]);
+    expect(result.sse).toEqual([...result.sdk, "SseSocket", "eventsUrl", "socketFactory"].sort());
     expect(result.types).toEqual(["function", "function", "function"]);
   });
 });
