@@ -4,7 +4,7 @@ import { SocketLimits } from "../../protocol/index.js";
 import { TEST_GUILD_ID } from "./support/bindings.js";
 import { edgeFetch, hubStub, newChannelId, newUserId, postInternal, TestSocket } from "./support/edge.js";
 import { joined, left, roomCreated } from "./support/events.js";
-import { SseReader } from "./support/sse.js";
+import { openStream, type SseReader } from "./support/sse.js";
 import { mintToken } from "./support/tokens.js";
 
 async function ingest(...events: unknown[]): Promise<void> {
@@ -23,7 +23,7 @@ function hubSocketsOf(userId: string): Promise<number> {
 
 describe("GET /events framing", () => {
   it("starts with the snapshot, its seq as the id, the ack's guild and seq in headers; then each event framed by name", async () => {
-    const stream = await SseReader.open("/events", await userToken());
+    const stream = await openStream("/events", await userToken());
     expect(stream.response.headers.get("Content-Type")).toBe("text/event-stream; charset=utf-8");
     expect(stream.response.headers.get("Cache-Control")).toContain("no-cache");
     expect(stream.response.headers.get("X-Guild-Id")).toBe(TEST_GUILD_ID);
@@ -42,7 +42,7 @@ describe("GET /events framing", () => {
   });
 
   it("is served under /api too", async () => {
-    const stream = await SseReader.open("/api/events", await userToken());
+    const stream = await openStream("/api/events", await userToken());
     expect((await stream.waitForFrames(1, "snapshot"))[0]!.event).toBe("snapshot");
     await stream.cancel();
   });
@@ -50,7 +50,7 @@ describe("GET /events framing", () => {
   it("sends the same bytes as the socket's messages as data, in the same order", async () => {
     const socket = await TestSocket.open();
     await socket.auth(await userToken());
-    const stream = await SseReader.open("/events", await userToken());
+    const stream = await openStream("/events", await userToken());
     const room = newChannelId();
     const [a, b] = [newUserId(), newUserId()];
     await ingest(roomCreated(room), joined(room, a), joined(room, b), left(room, a));
@@ -65,13 +65,13 @@ describe("GET /events framing", () => {
 describe("GET /events resume", () => {
   it("replays exactly the missed events after Last-Event-ID, with no snapshot", async () => {
     const token = await userToken();
-    const first = await SseReader.open("/events", token);
+    const first = await openStream("/events", token);
     const [snapshot] = await first.waitForFrames(1, "snapshot");
     await first.cancel();
     const room = newChannelId();
     const user = newUserId();
     await ingest(roomCreated(room), joined(room, user));
-    const resumed = await SseReader.open("/events", token, { "Last-Event-ID": snapshot!.id! });
+    const resumed = await openStream("/events", token, { "Last-Event-ID": snapshot!.id! });
     const frames = await resumed.waitForFrames(2, "the two missed events");
     const seen = Number(snapshot!.id);
     expect(frames.map((f) => [f.id, f.event])).toEqual([[String(seen + 1), "room.created"], [String(seen + 2), "voice.joined"]]);
@@ -82,14 +82,14 @@ describe("GET /events resume", () => {
 
   it("takes ?since= like Last-Event-ID, and sends a fresh snapshot when the hub cannot replay the gap", async () => {
     const token = await userToken();
-    const probe = await SseReader.open("/events", token);
+    const probe = await openStream("/events", token);
     const seq = Number((await probe.waitForFrames(1, "snapshot"))[0]!.id);
     await probe.cancel();
     await ingest(roomCreated(newChannelId()));
-    const bySince = await SseReader.open(`/events?since=${seq}`, token);
+    const bySince = await openStream(`/events?since=${seq}`, token);
     expect((await bySince.waitForFrames(1, "the missed event"))[0]).toMatchObject({ id: String(seq + 1), event: "room.created" });
     await bySince.cancel();
-    const ahead = await SseReader.open("/events?since=900000000", token);
+    const ahead = await openStream("/events?since=900000000", token);
     expect((await ahead.waitForFrames(1, "a snapshot"))[0]).toMatchObject({ id: String(seq + 1), event: "snapshot" });
     await ahead.cancel();
   });
@@ -106,7 +106,7 @@ describe("GET /events rooms filter", () => {
     const [mine, other] = [newChannelId(), newChannelId()];
     const [a, b] = [newUserId(), newUserId()];
     await ingest(roomCreated(mine), roomCreated(other), joined(other, b));
-    const stream = await SseReader.open(`/events?rooms=${mine}`, await userToken());
+    const stream = await openStream(`/events?rooms=${mine}`, await userToken());
     const [snapshot] = await stream.waitForFrames(1, "snapshot");
     const rooms = (JSON.parse(snapshot!.data) as { payload: { rooms: Array<{ channelId: string; members: unknown[] }> } }).payload.rooms;
     expect(rooms.find((r) => r.channelId === other)?.members).toEqual([]);
@@ -146,7 +146,7 @@ describe("GET /events authentication", () => {
     const sub = newUserId();
     const token = await mintToken({ sub });
     const streams: SseReader[] = [];
-    for (let i = 0; i < SocketLimits.socketsPerUser; i++) streams.push(await SseReader.open("/events", token));
+    for (let i = 0; i < SocketLimits.socketsPerUser; i++) streams.push(await openStream("/events", token));
     expect(await hubSocketsOf(sub)).toBe(SocketLimits.socketsPerUser);
     const refused = await edgeFetch("/events", { headers: { Authorization: `Bearer ${token}` } });
     expect(refused.status).toBe(429);
@@ -157,7 +157,7 @@ describe("GET /events authentication", () => {
 
   it("closes its hub socket when the client goes away", async () => {
     const sub = newUserId();
-    const stream = await SseReader.open("/events", await mintToken({ sub }));
+    const stream = await openStream("/events", await mintToken({ sub }));
     await stream.waitForFrames(1, "snapshot");
     expect(await hubSocketsOf(sub)).toBe(1);
     await stream.cancel();
@@ -165,7 +165,7 @@ describe("GET /events authentication", () => {
   });
 
   it("ends with an error event carrying the socket's 4401 when the token expires, even while the hub is hibernated", async () => {
-    const stream = await SseReader.open("/events", await mintToken({ sub: newUserId(), expiresIn: 2 }));
+    const stream = await openStream("/events", await mintToken({ sub: newUserId(), expiresIn: 2 }));
     await stream.waitForFrames(1, "snapshot");
     await evictDurableObject(hubStub(), { webSockets: "hibernate" });
     await new Promise((resolve) => setTimeout(resolve, 2_200));
