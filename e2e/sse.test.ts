@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { freePort } from "../dev/stack/ports.js";
 import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
-import { hubRequestHeaders } from "../protocol/index.js";
+import { hubRequestHeaders, SSE_HEARTBEAT_MS } from "../protocol/index.js";
 import { SseReader } from "../test-support/sse-reader.js";
 import { until } from "../test-support/until.js";
 import { launchChromium, SCREENSHOTS } from "./support/browser.js";
@@ -142,5 +142,20 @@ describe("an event stream beside a socket", () => {
     expect(resumed.frames.map((f) => f.event)).toEqual(["voice.left", "voice.left", "room.created"]);
     await resumed.cancel();
     ws.close();
+  });
+});
+
+describe("an idle event stream", () => {
+  it("gets a comment heartbeat about every 20 s and still delivers once the hub has had time to hibernate", async () => {
+    const stream = await SseReader.open(fetch, `${worker.url}/events`, await token());
+    await stream.waitForFrames(1, "the snapshot", 5_000);
+    const openedAt = Date.now();
+    await until(() => stream.comments.includes("ping"), "a `: ping` heartbeat", SSE_HEARTBEAT_MS + 10_000);
+    expect(Date.now() - openedAt).toBeGreaterThanOrEqual(SSE_HEARTBEAT_MS - 1_000);
+    const room = newChannelId();
+    await ingest(roomCreated(room));
+    const frames = await stream.waitForFrames(2, "an event after the idle time", 5_000);
+    expect(JSON.parse(frames[1]!.data)).toMatchObject({ event: "room.created", payload: { channelId: room } });
+    await stream.cancel();
   });
 });

@@ -62,6 +62,24 @@ describe("GET /events framing", () => {
   });
 });
 
+describe("GET /events CORS", () => {
+  it("lets an allowed origin send Last-Event-ID and read the ack headers, like the other routes", async () => {
+    const preflight = await edgeFetch("/events", {
+      method: "OPTIONS",
+      headers: { Origin: "https://app.test", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization,last-event-id" },
+    });
+    expect(preflight.headers.get("Access-Control-Allow-Origin")).toBe("https://app.test");
+    expect(preflight.headers.get("Access-Control-Allow-Headers")?.toLowerCase()).toContain("last-event-id");
+    const stream = await openStream("/events", await userToken(), { Origin: "https://app.test" });
+    expect(stream.response.headers.get("Access-Control-Allow-Origin")).toBe("https://app.test");
+    expect(stream.response.headers.get("Access-Control-Expose-Headers")).toContain("X-Guild-Id");
+    expect(stream.response.headers.get("Access-Control-Expose-Headers")).toContain("X-Seq");
+    await stream.cancel();
+    const denied = await edgeFetch("/events", { method: "OPTIONS", headers: { Origin: "https://evil.test", "Access-Control-Request-Method": "GET" } });
+    expect(denied.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+});
+
 describe("GET /events resume", () => {
   it("replays exactly the missed events after Last-Event-ID, with no snapshot", async () => {
     const token = await userToken();
