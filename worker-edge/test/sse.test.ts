@@ -194,4 +194,17 @@ describe("GET /events authentication", () => {
     expect(last.id).toBeUndefined();
     expect(JSON.parse(last.data)).toEqual({ code: 4401, reason: "token expired" });
   });
+
+  it("relays any other close of its hub socket as the error frame, with the hub's code and reason", async () => {
+    const sub = newUserId();
+    const stream = await openStream("/events", await mintToken({ sub }));
+    await stream.waitForFrames(1, "snapshot");
+    await runInDurableObject(hubStub(), (_instance, state) => {
+      for (const ws of state.getWebSockets()) {
+        if ((ws.deserializeAttachment() as { userId?: string } | null)?.userId === sub) ws.close(1012, "service restart");
+      }
+    });
+    await stream.waitForEnd(4_000);
+    expect(stream.frames.at(-1)).toEqual({ event: "error", data: JSON.stringify({ code: 1012, reason: "service restart" }) });
+  });
 });
