@@ -6,6 +6,7 @@ import { callListener } from "./listeners.js";
 import { PresenceStore } from "./presence.js";
 import { CloseCode } from "../protocol/codes.js";
 import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
+import type { Transport } from "./sse.js";
 
 /**
  * - `connecting` / `resuming`: working on a connection (resuming once a snapshot has arrived);
@@ -67,6 +68,8 @@ export interface ConnectOptions {
   /** Defaults to the global `window` and `document` where they exist; `false` listens to neither. */
   browser?: BrowserSignals | false;
   WebSocket?: WebSocketConstructor;
+  /** "sse" and "auto" (SSE once a WebSocket fails without opening) need `connect` from the `/sse` entry. */
+  transport?: Transport;
   backoff?: BackoffPolicy;
   /** Send a fresh token this long before the current one expires. */
   refreshBeforeExpiryMs?: number;
@@ -114,6 +117,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function connect(options: ConnectOptions): RealtimeConnection {
   const settings = { ...CONNECT_DEFAULTS, ...options };
+  if ((options.transport ?? "websocket") !== "websocket") {
+    throw new Error(`transport "${options.transport}" needs connect from "@spell-coven/realtime-client/sse"`);
+  }
   const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket;
   const random = options.random ?? Math.random;
   let rooms = options.rooms;

@@ -1,6 +1,6 @@
-// Bundles each browser SDK entry (with zod and the protocol sources it uses; react stays the app's) minified for
-// the browser and prints its size, minified and gzipped: `npm run size:client`. The main entry must stay under
-// 10 KB gzipped. Pass --metafile to list what dominates each.
+// Bundles each browser SDK entry (with the protocol sources it uses; react stays the app's) minified for the
+// browser and prints its size, minified and gzipped: `npm run size:client`. The main entry must stay under 10 KB
+// gzipped. Pass --metafile to list what dominates each.
 import { build } from "esbuild";
 import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
@@ -9,6 +9,7 @@ const entries = [
   ["client bundle", "index.ts"],
   ["client/rest entry", "rest.ts"],
   ["client/react entry", "react.ts"],
+  ["client/sse entry", "sse-entry.ts"],
 ];
 const kb = (bytes) => (bytes / 1024).toFixed(1);
 for (const [label, file] of entries) {

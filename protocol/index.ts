@@ -7,3 +7,4 @@ export * from "./hmac.js";
 export * from "./backoff.js";
 export * from "./json.js";
 export { ERROR_CODES } from "./codes.js";
+export * from "./sse.js";

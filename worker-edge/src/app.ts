@@ -8,6 +8,7 @@ import {
   InternalEventsBody,
   MAX_INTERNAL_BODY_BYTES,
   SIGNATURE_HEADER,
+  SseHeader,
   Snowflake,
   TIMESTAMP_HEADER,
   checkHubHeaders,
@@ -25,6 +26,8 @@ import { requestGuild, socketGuildOrUndefined } from "./guilds.js";
 import type { HubResult } from "./hub/rpc.js";
 import { closeSocket } from "./hub/sockets.js";
 import { errorFields, log } from "./log.js";
+import { relayHubStream } from "./sse/relay.js";
+import { parseStreamRequest, refuseUrlToken } from "./sse/request.js";
 
 type EdgeEnv = { Bindings: Env; Variables: { config: EdgeConfig; user: AppUser; requestId: string } };
 
@@ -115,12 +118,17 @@ function routes(): Hono<EdgeEnv> {
     return cors({
       origin: (origin) => (allowed.includes(origin) ? origin : null),
       allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
-      allowHeaders: ["Authorization", "Content-Type", "X-Idempotency-Key"],
-      exposeHeaders: ["Retry-After"],
+      allowHeaders: ["Authorization", "Content-Type", "X-Idempotency-Key", "Last-Event-ID"],
+      exposeHeaders: ["Retry-After", SseHeader.guildId, SseHeader.seq],
       maxAge: 600,
     })(c, next);
   };
+  const noTokenInUrl = async (c: Context<EdgeEnv>, next: () => Promise<void>) => {
+    refuseUrlToken(new URL(c.req.url));
+    await next();
+  };
   for (const path of ["/create-room", "/end-room/*", "/rooms"]) rest.use(path, restCors, requireUser);
+  rest.use("/events", restCors, noTokenInUrl, requireUser);
 
   rest.post(
     "/create-room",
@@ -161,6 +169,14 @@ function routes(): Hono<EdgeEnv> {
   rest.get("/rooms", async (c) => {
     const guildId = requestGuild(c.req.query("guildId"), c.var.config, c.var.user);
     return c.json(await hub(c.env, guildId).snapshot(guildId));
+  });
+
+  // Server-sent events: a relay of a socket to the guild's hub, so the hub stays hibernatable (README).
+  rest.get("/events", async (c) => {
+    const request = parseStreamRequest(new URL(c.req.url), c.req.raw.headers);
+    const guildId = requestGuild(c.req.query("guildId"), c.var.config, c.var.user);
+    const token = bearerToken(c.req.header("Authorization"))!; // requireUser checked it
+    return relayHubStream({ hub: hub(c.env, guildId), guildId, token, requestId: c.var.requestId }, request);
   });
 
   api.route("/", rest);

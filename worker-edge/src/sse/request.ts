@@ -1,0 +1,45 @@
+import { z } from "zod";
+import { Snowflake, URL_TOKEN_PARAMS } from "../../../protocol/index.js";
+import { ApiError, invalidInput } from "../errors.js";
+
+/** What a stream request asks for, parsed like the socket's auth message (`since`, `rooms`). */
+export interface StreamRequest {
+  since?: number;
+  rooms?: string[];
+}
+
+// Seqs are per guild and grow by one per event: 15 digits is far beyond any guild's lifetime.
+const Seq = z.string().regex(/^\d{1,15}$/, "must be a non-negative integer").transform(Number);
+// The same bound as the socket's `rooms`: the subscription lives in the hub socket's attachment.
+const Rooms = z.array(Snowflake).max(50);
+
+/**
+ * Reads `Last-Event-ID` (what a reconnecting EventSource sends) or `?since=`, and `?rooms=` (comma-separated,
+ * or repeated).
+ */
+export function parseStreamRequest(url: URL, headers: Headers): StreamRequest {
+  refuseUrlToken(url);
+  const request: StreamRequest = {};
+  const rawSince = headers.get("Last-Event-ID") ?? url.searchParams.get("since");
+  if (rawSince !== null && rawSince !== "") {
+    const since = Seq.safeParse(rawSince.trim());
+    if (!since.success) throw invalidInput(since.error, headers.has("Last-Event-ID") ? "Last-Event-ID" : "since");
+    request.since = since.data;
+  }
+  const rawRooms = url.searchParams.getAll("rooms");
+  if (rawRooms.length > 0) {
+    const rooms = Rooms.safeParse(rawRooms.flatMap((value) => value.split(",")).filter((id) => id !== ""));
+    if (!rooms.success) throw invalidInput(rooms.error, "rooms");
+    request.rooms = rooms.data;
+  }
+  return request;
+}
+
+/** A token in the URL is refused before anything else, even authentication: URLs end up in logs, histories and Referers. */
+export function refuseUrlToken(url: URL): void {
+  for (const name of url.searchParams.keys()) {
+    if ((URL_TOKEN_PARAMS as readonly string[]).includes(name.toLowerCase())) {
+      throw new ApiError(400, "invalid_input", "tokens are not accepted in the URL; send Authorization: Bearer <token>");
+    }
+  }
+}
