@@ -38,6 +38,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     return value;
   };
   const guildId = need("PRIMARY_GUILD_ID");
+  // Multi-guild mode: the simulated bot is in every guild the edge serves, and the gateway serves them all.
+  const otherGuilds = [...new Set((vars.get("ALLOWED_GUILD_IDS") ?? "").split(",").map((id) => id.trim()).filter((id) => id && id !== guildId))];
   const botToken = need("DISCORD_BOT_TOKEN");
   const hubSecret = need("HUB_SECRET");
   const stoppers: Array<() => Promise<void>> = [];
@@ -54,6 +56,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 41_250,
       identifyIntervalMs: 0,
       channels: SEED_CHANNELS,
+      guilds: otherGuilds.map((id, index) => ({
+        guildId: id,
+        guildName: `Spell Coven ${index + 2} (simulated)`,
+        channels: SEED_CHANNELS.map(({ id: _seedId, ...channel }) => channel), // fresh ids: channel ids are global
+      })),
       users: DEMO_USERS,
     });
     stoppers.push(() => sim.close());
@@ -75,6 +82,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ...childEnv,
         DISCORD_BOT_TOKEN: botToken,
         PRIMARY_GUILD_ID: guildId,
+        ...(otherGuilds.length > 0 ? { ALLOWED_GUILD_IDS: otherGuilds.join(",") } : {}),
         HUB_ENDPOINT: `${workerUrl}/internal/events`,
         HUB_SECRET: hubSecret,
         DISCORD_API_BASE: sim.restBase,
