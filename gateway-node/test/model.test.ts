@@ -36,7 +36,7 @@ const SETTINGS = {
   hubProbeIntervalMs: 50,
 };
 
-type HubFault = "down" | "5xx" | "401" | "413" | "slow";
+type HubFault = "down" | "5xx" | "401" | "413" | "slow" | "one guild's hub 5xx";
 
 interface Schedule {
   seed: number;
@@ -79,6 +79,7 @@ async function runSchedule(seed: number, layout: Layout): Promise<{ steps: numbe
     if (!fault) return;
     if (fault.kind === "down") await h.hub.start(h.hub.port);
     h.hub.failWith = undefined;
+    h.hub.failGuild = undefined;
     h.hub.maxEventsPerPost = Infinity;
     h.hub.delayMs = 0;
     schedule.log.push(`heal ${fault.kind}`);
@@ -126,15 +127,21 @@ async function runSchedule(seed: number, layout: Layout): Promise<{ steps: numbe
         world.deleteChannel(id);
         schedule.log.push(`delete ${id}${tag}`);
       } else if (roll < 0.76 && !fault) {
-        const kind = pick(random, ["down", "5xx", "401", "413", "slow"] as const);
+        // Several guilds: one guild's hub may fail alone, so the guilds of one shard fall apart in how far they got.
+        const kinds: HubFault[] = ["down", "5xx", "401", "413", "slow", ...(layout.guilds.length > 1 ? (["one guild's hub 5xx"] as const) : [])];
+        const kind = pick(random, kinds);
         if (kind === "down") await h.hub.stop();
+        if (kind === "one guild's hub 5xx") {
+          h.hub.failGuild = guild;
+          h.hub.failWith = 503;
+        }
         if (kind === "5xx") h.hub.failWith = 503;
         if (kind === "401") h.hub.failWith = 401;
         if (kind === "413") h.hub.maxEventsPerPost = 1;
         if (kind === "slow") h.hub.delayMs = 20 + Math.floor(random() * 80);
         fault = { kind, until: step + 1 + Math.floor(random() * 8) };
         faults++;
-        schedule.log.push(`hub ${kind}`);
+        schedule.log.push(`hub ${kind}${kind === "one guild's hub 5xx" ? tag : ""}`);
       } else if (roll < 0.82 && serviceUp) {
         const graceful = random() < 0.5;
         schedule.log.push(graceful ? "SIGTERM" : "SIGKILL");

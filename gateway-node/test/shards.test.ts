@@ -144,6 +144,39 @@ describe("several guilds on several shards", () => {
     expect(GUILDS.map((guild) => syncsOf(h!.hub, guild))).toEqual([1, 1, 1]);
   });
 
+  it("after a restart, does not deliver again what a guild had delivered while another guild of its shard lagged", async () => {
+    dir = mkdtempSync(join(tmpdir(), "gw-shards-"));
+    const file = join(dir, "session.json");
+    h = await threeGuilds({ deps: { sessionStore: fileSessionStore(file) } });
+    await until(() => allSynced(h!.hub), "one guild.sync per guild");
+    const second = h.sim.guild(GUILD_A).createChannel({ name: "A2", type: 2 });
+    await until(() => h!.hub.summary(GUILD_A).includes(`room.created:${second.id}`), "GUILD_A's second room");
+    // GUILD_C's hub fails: its join waits, and shard 0 can only be resumed from before it.
+    h.hub.failGuild = GUILD_C;
+    h.hub.failWith = 503;
+    h.sim.guild(GUILD_C).setVoiceState(USERS[1]!, ROOM[GUILD_C]);
+    // Meanwhile GUILD_A, on the same shard, delivers a join and a move.
+    h.sim.guild(GUILD_A).setVoiceState(USERS[0]!, ROOM[GUILD_A]);
+    h.sim.guild(GUILD_A).setVoiceState(USERS[0]!, second.id);
+    await until(() => h!.hub.summary(GUILD_A).includes(`voice.joined:${USERS[0]}@${second.id}`), "GUILD_A's move");
+    const stored = () => JSON.parse(readFileSync(file, "utf8")) as { shards: Record<string, { seq: number }>; guilds: Record<string, { seq: number }> };
+    await until(() => stored().guilds[GUILD_A]!.seq > stored().shards["0"]!.seq, "GUILD_A stored ahead of its shard");
+    await h.service.abort(); // killed: shard 0 resumes from GUILD_C's position
+    h.hub.failWith = undefined;
+    h.hub.failGuild = undefined;
+    await h.restart();
+    await until(() => h!.hub.summary(GUILD_C).includes(`voice.joined:${USERS[1]}@${ROOM[GUILD_C]}`), "GUILD_C's join after the restart");
+    await until(() => h!.service.outbox.depth === 0, "every outbox drained");
+    expect(h.sim.state().resumeCount).toBeGreaterThanOrEqual(1);
+    // GUILD_A's join and move, replayed by the RESUME, are not translated again against the later picture.
+    expect(h.hub.summary(GUILD_A).filter((s) => s.startsWith("voice."))).toEqual([
+      `voice.joined:${USERS[0]}@${ROOM[GUILD_A]}`,
+      `voice.left:${USERS[0]}@${ROOM[GUILD_A]}`,
+      `voice.joined:${USERS[0]}@${second.id}`,
+    ]);
+    expect(h.hub.idConflicts).toEqual([]);
+  });
+
   it("reports /healthz and /metrics per shard and per guild", async () => {
     h = await threeGuilds();
     await until(() => allSynced(h!.hub) && h!.service.outbox.depth === 0, "one guild.sync per guild");

@@ -20,6 +20,8 @@ export class FakeHub {
   readonly posts: Array<{ status: number; count: number; guilds: string[] }> = [];
   duplicates = 0;
   failWith: number | undefined;
+  /** When set, `failWith` hits only requests for this guild: one guild's hub failing while the others answer. */
+  failGuild: string | undefined;
   /** Decides each post's status before anything else (undefined: answer normally). */
   onPost: (() => number | undefined) | undefined;
   /** At most this many events per request, else 413 (the real hub's limit is bytes). */
@@ -69,9 +71,10 @@ export class FakeHub {
     const check = await verifyHubSignature(HUB_SECRET, String(headers["x-hub-timestamp"] ?? ""), String(headers["x-hub-signature"] ?? ""), body);
     if (!check.ok) return this.answer(401, { error: "unauthorized", message: check.reason }, 0);
     if (Buffer.byteLength(body) > MAX_INTERNAL_BODY_BYTES) return this.answer(413, { error: "payload_too_large" }, 0);
-    const forced = this.onPost?.() ?? this.failWith;
-    if (forced) return this.answer(forced, { error: "internal" }, 0);
     const parsed = InternalEventsBody.safeParse(JSON.parse(body));
+    const forGuild = this.failGuild === undefined || (parsed.success && internalEventList(parsed.data).some((event) => event.payload.guildId === this.failGuild));
+    const forced = this.onPost?.() ?? (forGuild ? this.failWith : undefined);
+    if (forced) return this.answer(forced, { error: "internal" }, 0);
     if (!parsed.success) return this.answer(400, { error: "invalid_input", message: parsed.error.message }, 0);
     const lease = "events" in parsed.data ? parsed.data.gateway : undefined;
     const events = internalEventList(parsed.data);
