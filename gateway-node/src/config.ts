@@ -44,7 +44,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): { ok: true; config: Gateway
   const result = ConfigSchema.safeParse(present);
   if (result.success) return { ok: true, config: result.data };
   const problems = result.error.issues.map((issue) => {
-    const name = issue.path.join(".");
+    // The variable, also for an issue inside a list (SHARD_IDS.1): the operator sets variables, not list items.
+    const name = String(issue.path[0]);
     return present[name] === undefined ? `${name} is required` : `${name} ${issue.message}`;
   });
   return { ok: false, message: `invalid configuration: ${[...new Set(problems)].join("; ")}` };
