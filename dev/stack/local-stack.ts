@@ -67,7 +67,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     say("sim", `Discord simulator on ${sim.url}`);
 
     const demoOrigins = [`http://127.0.0.1:${ports.DEMO_PORT}`, `http://localhost:${ports.DEMO_PORT}`];
-    const idp = await startIdentityProvider({ port: ports.IDP_PORT, redirectUris: demoOrigins.map((o) => `${o}/`) });
+    // Multi-guild mode lets a socket into a guild only when the token lists it.
+    const idp = await startIdentityProvider({ port: ports.IDP_PORT, redirectUris: demoOrigins.map((o) => `${o}/`), guilds: [guildId, ...otherGuilds] });
     stoppers.push(() => idp.close());
     say("idp", `identity provider ${idp.issuer}`);
 
