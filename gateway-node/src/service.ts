@@ -123,6 +123,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     const body = GatewayBotBody.parse(await response.json());
     const limit = body.session_start_limit;
     identifyQueue.setMaxConcurrency(limit.max_concurrency);
+    identifyQueue.noteSessionStartLimit(limit.remaining, limit.reset_after);
     return {
       url: body.url,
       shards: body.shards,

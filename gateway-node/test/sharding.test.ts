@@ -76,6 +76,16 @@ describe("IDENTIFY pacing", () => {
     expect(queue.bucketOf(3)).toBe(3);
   });
 
+  it("never grants more IDENTIFYs than session_start_limit.remaining before reset_after, across shards", async () => {
+    const clock = fakeClock();
+    const queue = new IdentifyQueue(16, 5_000, clock);
+    queue.noteSessionStartLimit(1, 60_000); // two shards both read "1 left"
+    const at: Record<number, number> = {};
+    await Promise.all([0, 1].map((shard) => queue.take(shard, () => ((at[shard] = clock.t), true))));
+    expect(at[0]).toBe(1_000);
+    expect(at[1]).toBe(61_000); // another bucket, but the budget waits for its reset
+  });
+
   it("takes nothing for an IDENTIFY that is no longer wanted once its turn comes", async () => {
     const clock = fakeClock();
     const queue = new IdentifyQueue(1, 5_000, clock);

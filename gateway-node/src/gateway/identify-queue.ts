@@ -1,12 +1,17 @@
 /**
  * Paces IDENTIFYs as Discord limits them: shards share a rate-limit bucket when `shard_id % max_concurrency`
- * agrees, and each bucket may identify once per window (5 s). Slots are handed out in order of asking, so shards
- * of one bucket take turns and shards of different buckets identify side by side.
+ * agrees, and each bucket may identify once per window (5 s), so shards of one bucket take turns and shards of
+ * different buckets identify side by side. It also counts the daily session starts down between two reports of
+ * `session_start_limit`, so shards that read `remaining: 1` at the same moment do not both spend it (the one too
+ * many resets the bot token).
  */
 export class IdentifyQueue {
   /** When each bucket may identify next. */
   private readonly nextSlot = new Map<number, number>();
   private maxConcurrency: number;
+  /** Session starts left as last reported, less those granted since; unknown (Infinity) before the first report. */
+  private remaining = Infinity;
+  private resetAt = 0;
 
   constructor(
     maxConcurrency: number,
@@ -19,6 +24,12 @@ export class IdentifyQueue {
   /** Discord's `session_start_limit.max_concurrency`, as GET /gateway/bot last reported it. */
   setMaxConcurrency(maxConcurrency: number): void {
     if (Number.isInteger(maxConcurrency) && maxConcurrency >= 1) this.maxConcurrency = maxConcurrency;
+  }
+
+  /** `session_start_limit.remaining` and `reset_after`, as GET /gateway/bot last reported them. */
+  noteSessionStartLimit(remaining: number, resetAfterMs: number): void {
+    this.remaining = remaining;
+    this.resetAt = this.clock.now() + resetAfterMs;
   }
 
   bucketOf(shardId: number): number {
@@ -37,7 +48,14 @@ export class IdentifyQueue {
         await this.clock.sleep(wait);
         continue; // another shard of the bucket may have taken the slot meanwhile
       }
+      const spentFor = this.remaining <= 0 ? this.resetAt - this.clock.now() : 0;
+      if (spentFor > 0) {
+        await this.clock.sleep(spentFor); // the day's budget is spent: identifying now would reset the token
+        continue;
+      }
+      if (this.remaining <= 0) this.remaining = Infinity; // reset_after has passed; the next report says how many
       if (!stillWanted()) return false;
+      this.remaining--;
       // A hair over the window: Discord counts from when it reads the frame, and an earlier frame may arrive late.
       if (this.windowMs > 0) this.nextSlot.set(bucket, this.clock.now() + this.windowMs + IDENTIFY_MARGIN_MS);
       return true;
