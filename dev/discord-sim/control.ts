@@ -10,6 +10,8 @@ const VoiceBody = z.object({
   selfMute: z.boolean().optional(),
   selfDeaf: z.boolean().optional(),
   username: z.string().min(1).max(32).optional(),
+  /** Another guild of the bot than the primary one. */
+  guildId: Id.optional(),
 });
 const ChannelBody = z.object({
   name: z.string().min(1).max(100),
@@ -34,6 +36,10 @@ const FaultBody = z.object({
   // Codes ws may put on the wire: 1005, 1006 and 1015 are reserved for reporting, never sent.
   code: z.number().int().min(1000).max(4999).refine((code) => code >= 3000 || SENDABLE_CLOSE_CODES.has(code), "not a close code a server may send").optional(),
   reason: z.string().max(123).optional(),
+  /** drop-tcp: only the connections of this shard's sessions. */
+  shard: z.number().int().min(0).optional(),
+  /** outage, remove-bot, restore: another guild of the bot than the primary one. */
+  guildId: Id.optional(),
 });
 const RestFaultBody = z.object({
   method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "get", "post", "put", "patch", "delete"]),
@@ -64,7 +70,8 @@ export async function handleControl(sim: DiscordSimulator, request: IncomingMess
       if (body.data.username && !sim.state().users.some((u) => u.id === body.data.userId)) {
         sim.addUser({ id: body.data.userId, username: body.data.username });
       }
-      sim.setVoiceState(body.data.userId, body.data.channelId, { selfMute: body.data.selfMute, selfDeaf: body.data.selfDeaf });
+      const target = body.data.guildId ? sim.guild(body.data.guildId) : sim;
+      target.setVoiceState(body.data.userId, body.data.channelId, { selfMute: body.data.selfMute, selfDeaf: body.data.selfDeaf });
       return ok();
     }
     if (method === "POST" && path === "/_sim/channels") {
@@ -109,7 +116,7 @@ function applyFault(sim: DiscordSimulator, fault: z.infer<typeof FaultBody>): vo
   switch (fault.action) {
     case "withhold-acks": return sim.withholdAcks(true);
     case "release-acks": return sim.withholdAcks(false);
-    case "drop-tcp": return sim.dropConnections();
+    case "drop-tcp": return sim.dropConnections(fault.shard);
     case "stall-handshakes": return sim.stallHandshakes(true);
     case "release-handshakes": return sim.stallHandshakes(false);
     case "reconnect": return sim.requestReconnect();
@@ -118,8 +125,8 @@ function applyFault(sim: DiscordSimulator, fault: z.infer<typeof FaultBody>): vo
     case "break-resume-url": return sim.breakResumeUrl(true);
     case "fix-resume-url": return sim.breakResumeUrl(false);
     case "heartbeat-request": return sim.requestHeartbeat();
-    case "outage": return sim.guildOutage();
-    case "remove-bot": return sim.removeBot();
-    case "restore": return sim.restoreGuild();
+    case "outage": return (fault.guildId ? sim.guild(fault.guildId) : sim).guildOutage();
+    case "remove-bot": return (fault.guildId ? sim.guild(fault.guildId) : sim).removeBot();
+    case "restore": return (fault.guildId ? sim.guild(fault.guildId) : sim).restoreGuild();
   }
 }

@@ -5,6 +5,7 @@ import { GatewayCloseCodes, GatewayIntentBits, GatewayOpcodes } from "discord-ap
 import { WebSocketServer, type WebSocket } from "ws";
 import type { BotToken } from "./bot-token.js";
 import type { SessionStartBudget } from "./session-start.js";
+import { shardOfGuild } from "./snowflake.js";
 import type { SimWorld } from "./world.js";
 
 const MAX_PAYLOAD_BYTES = 4096;
@@ -27,6 +28,8 @@ const INTENT_FOR: Record<string, number> = {
 
 export interface SimSession {
   id: string;
+  /** IDENTIFY's `[shard_id, num_shards]` ([0, 1] without one): which guilds' events the session receives. */
+  shard: [number, number];
   seq: number;
   intents: number;
   log: Array<{ s: number; t: string; d: unknown }>;
@@ -43,6 +46,8 @@ export interface GatewayOptions {
   heartbeatIntervalMs: number;
   resumeWindowMs: number;
   resumeUrl: () => string;
+  /** More guilds than this on one session closes it 4011 (sharding required), as Discord does past 2,500. */
+  maxGuildsPerShard: number;
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -54,6 +59,15 @@ export interface SimClose {
   /** "client" when the client closed or dropped first, "server" when it answered the simulator's close. */
   by: "client" | "server";
   at: number;
+}
+
+/** Every IDENTIFY and what came of it, so tests can check the pacing a client kept. */
+export interface SimIdentify {
+  shard: [number, number];
+  /** The rate-limit bucket Discord files it under: shard_id % max_concurrency. */
+  bucket: number;
+  at: number;
+  outcome: "ready" | "too soon" | "invalid shard" | "sharding required" | "over the session start limit" | "rejected";
 }
 
 interface Connection {
@@ -72,6 +86,7 @@ export class SimGateway {
   readonly sessions = new Map<string, SimSession>();
   readonly received: Array<{ sessionId: string | null; op: number; d: unknown; at: number }> = [];
   readonly closes: SimClose[] = [];
+  readonly identifies: SimIdentify[] = [];
   /** Every WebSocket handshake accepted, by path: /gateway (the base URL) or /gateway-resume (resume_gateway_url). */
   readonly handshakes: Array<{ path: string; at: number }> = [];
   identifyCount = 0;
@@ -84,12 +99,23 @@ export class SimGateway {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
 
   constructor(
-    private readonly world: SimWorld,
+    private readonly worlds: ReadonlyMap<string, SimWorld>,
     private readonly options: GatewayOptions,
   ) {
-    world.onDispatch((event, data) => {
-      for (const session of this.sessions.values()) if (session.alive) this.dispatch(session, event, data);
-    });
+    // A guild's events go only to the sessions of its shard.
+    for (const world of worlds.values()) {
+      world.onDispatch((event, data) => {
+        for (const session of this.sessions.values()) if (session.alive && this.carries(session, world)) this.dispatch(session, event, data);
+      });
+    }
+  }
+
+  private carries(session: SimSession, world: SimWorld): boolean {
+    return shardOfGuild(world.guildId, session.shard[1]) === session.shard[0];
+  }
+
+  private worldsOf(shard: [number, number]): SimWorld[] {
+    return [...this.worlds.values()].filter((world) => shardOfGuild(world.guildId, shard[1]) === shard[0]);
   }
 
   /** Takes an HTTP upgrade for /gateway (identify) or /gateway-resume (the session's resume URL). */
@@ -178,10 +204,21 @@ export class SimGateway {
     }
     if (intents & PRIVILEGED_INTENTS) return this.closeConnection(connection, GatewayCloseCodes.DisallowedIntents, "Disallowed intent(s).");
     const shard = parseShard(identify.shard);
-    if (!shard) return this.closeConnection(connection, GatewayCloseCodes.InvalidShard, "Invalid shard.");
     const budget = this.options.budget;
+    const record = (outcome: SimIdentify["outcome"]) =>
+      this.identifies.push({ shard: shard ?? [-1, -1], bucket: shard ? budget.bucketOf(shard[0]) : -1, at: Date.now(), outcome });
+    if (!shard) {
+      record("invalid shard");
+      return this.closeConnection(connection, GatewayCloseCodes.InvalidShard, "Invalid shard.");
+    }
+    const guilds = this.worldsOf(shard);
+    if (guilds.length > this.options.maxGuildsPerShard) {
+      record("sharding required");
+      return this.closeConnection(connection, GatewayCloseCodes.ShardingRequired, "Sharding required.");
+    }
     if (budget.exhausted()) {
       // Discord's documented penalty: every session of the app is terminated and the bot token is reset.
+      record("over the session start limit");
       this.options.log("identify over the session start limit: token reset, all sessions terminated");
       this.options.token.revoke();
       for (const session of this.sessions.values()) session.alive = false;
@@ -189,15 +226,18 @@ export class SimGateway {
     }
     if (budget.tooSoon(shard[0])) {
       // Over max_concurrency within the window: Discord answers with a non-resumable invalid session.
-      this.options.log("identify too soon", { shard: shard[0] });
+      record("too soon");
+      this.options.log("identify too soon", { shard: shard[0], bucket: budget.bucketOf(shard[0]) });
       this.send(connection.socket, { op: GatewayOpcodes.InvalidSession, d: false, s: null, t: null });
       return;
     }
     budget.spend(shard[0]);
+    record("ready");
     this.identifyCount++;
     this.forgetExpiredSessions();
     const session: SimSession = {
       id: randomBytes(16).toString("hex"),
+      shard,
       seq: 0,
       intents,
       log: [],
@@ -208,19 +248,20 @@ export class SimGateway {
     };
     this.sessions.set(session.id, session);
     connection.session = session;
-    this.options.log("identified", { sessionId: session.id, intents });
+    this.options.log("identified", { sessionId: session.id, intents, shard });
+    const owner = [...this.worlds.values()][0]!.ownerId;
     this.dispatch(session, "READY", {
       v: 10,
-      user: { id: this.world.ownerId, username: "spell-coven-sim", global_name: null, discriminator: "0", avatar: null, bot: true },
-      guilds: [{ id: this.world.guildId, unavailable: true }],
+      user: { id: owner, username: "spell-coven-sim", global_name: null, discriminator: "0", avatar: null, bot: true },
+      guilds: guilds.map((world) => ({ id: world.guildId, unavailable: true })),
       session_id: session.id,
       session_type: "normal",
       resume_gateway_url: this.options.resumeUrl(),
-      application: { id: this.world.ownerId, flags: 0 },
+      application: { id: owner, flags: 0 },
       ...(Array.isArray(identify.shard) ? { shard } : {}),
     });
     // An unavailable guild stays in READY as unavailable; its GUILD_CREATE comes when it is restored.
-    if (this.world.available) this.dispatch(session, "GUILD_CREATE", this.world.guildCreatePayload());
+    for (const world of guilds) if (world.available) this.dispatch(session, "GUILD_CREATE", world.guildCreatePayload());
   }
 
   private resume(connection: Connection, d: unknown): void {
@@ -314,8 +355,10 @@ export class SimGateway {
 
   // --- faults, applied to every open connection
 
-  dropConnections(): void {
+  /** Drops every connection's TCP, or only those of sessions on shard `shardId`. */
+  dropConnections(shardId?: number): void {
     for (const connection of this.connections) {
+      if (shardId !== undefined && connection.session?.shard[0] !== shardId) continue;
       connection.closedByServer = true;
       connection.socket.terminate();
     }

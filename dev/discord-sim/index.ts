@@ -3,12 +3,14 @@ import type { AddressInfo } from "node:net";
 import { ChannelType } from "discord-api-types/v10";
 import { BotToken } from "./bot-token.js";
 import { handleControl } from "./control.js";
-import { SimGateway, type SimClose } from "./gateway.js";
+import { SimGateway, type SimClose, type SimIdentify } from "./gateway.js";
 import { SimRest, type RestFault } from "./rest.js";
 import { DEFAULT_IDENTIFY_INTERVAL_MS, SessionStartBudget, type SessionStartLimit } from "./session-start.js";
 import { SimWorld, type ChannelObject, type SimUser } from "./world.js";
 
-export type { ChannelObject, RestFault, SessionStartLimit, SimClose, SimUser };
+export type { ChannelObject, RestFault, SessionStartLimit, SimClose, SimIdentify, SimUser };
+
+type ChannelSeed = { id?: string; name: string; type?: 0 | 2 | 4 | 13; parentId?: string | null; userLimit?: number };
 
 /** One structured log line: `{msg, ...fields}`. */
 export type SimLogEntry = { msg: string } & Record<string, unknown>;
@@ -22,7 +24,13 @@ export interface SimulatorOptions {
   heartbeatIntervalMs?: number;
   sessionStartLimit?: SessionStartLimit;
   identifyIntervalMs?: number;
-  channels?: Array<{ id?: string; name: string; type?: 0 | 2 | 4 | 13; parentId?: string | null; userLimit?: number }>;
+  channels?: ChannelSeed[];
+  /** More guilds the bot is in, besides `guildId`; users are shared by all of them. */
+  guilds?: Array<{ guildId: string; guildName?: string; channels?: ChannelSeed[] }>;
+  /** The shard count GET /gateway/bot recommends (default 1). */
+  recommendedShards?: number;
+  /** An IDENTIFY whose shard would carry more guilds than this is closed 4011, sharding required (Discord: 2,500). */
+  maxGuildsPerShard?: number;
   users?: SimUser[];
   resumeWindowMs?: number;
   /** Receives what the simulator does (identify, resume, REST writes, faults); silent when absent. */
@@ -33,7 +41,10 @@ export interface SimState {
   channels: ChannelObject[];
   users: SimUser[];
   voiceStates: Array<{ userId: string; channelId: string; selfMute: boolean; selfDeaf: boolean }>;
-  sessions: Array<{ id: string; seq: number; connected: boolean; identifiedAt: number }>;
+  sessions: Array<{ id: string; shard: [number, number]; seq: number; connected: boolean; identifiedAt: number }>;
+  /** Every IDENTIFY, its shard, rate-limit bucket and outcome ("too soon" when it broke max_concurrency pacing). */
+  identifies: SimIdentify[];
+  guilds: Array<{ id: string; available: boolean }>;
   identifyCount: number;
   resumeCount: number;
   auditLog: Array<{ method: string; path: string; reason: string | null }>;
@@ -45,7 +56,22 @@ export interface SimState {
   closes: SimClose[];
 }
 
+/** One guild of the simulated bot: its world, scripted like the primary one. */
+export interface SimGuild {
+  readonly guildId: string;
+  setVoiceState(userId: string, channelId: string | null, flags?: { selfMute?: boolean; selfDeaf?: boolean }): void;
+  createChannel(input: { name: string; type?: 0 | 2 | 13; parentId?: string | null; userLimit?: number }): ChannelObject;
+  updateChannel(channelId: string, change: { name?: string; userLimit?: number; parentId?: string | null }): ChannelObject | undefined;
+  deleteChannel(channelId: string): void;
+  guildOutage(): void;
+  removeBot(): void;
+  restoreGuild(): void;
+  state(): { channels: ChannelObject[]; voiceStates: Array<{ userId: string; channelId: string }>; available: boolean };
+}
+
 export interface DiscordSimulator {
+  /** A guild the bot is in, by id (the primary one too); throws for a guild the simulator does not hold. */
+  guild(guildId: string): SimGuild;
   readonly url: string;
   readonly restBase: string;
   readonly gatewayUrl: string;
@@ -62,7 +88,8 @@ export interface DiscordSimulator {
   restoreGuild(): void;
   state(): SimState;
   withholdAcks(on: boolean): void;
-  dropConnections(): void;
+  /** Drops the TCP of every gateway connection, or only of the sessions on shard `shardId`. */
+  dropConnections(shardId?: number): void;
   stallHandshakes(on: boolean): void;
   requestReconnect(): void;
   invalidateSession(resumable: boolean): void;
@@ -82,11 +109,16 @@ export interface DiscordSimulator {
 /** Starts the Discord simulator: REST under /api/v10, the gateway at /gateway, the control API under /_sim. */
 export async function startDiscordSimulator(options: SimulatorOptions): Promise<DiscordSimulator> {
   const host = options.host ?? "127.0.0.1";
-  const world = new SimWorld(options.guildId, options.guildName ?? "Simulated Guild");
-  for (const user of options.users ?? []) world.addUser(user);
-  for (const channel of options.channels ?? []) {
-    world.createChannel({ ...channel, type: (channel.type ?? ChannelType.GuildVoice) as ChannelType });
+  const worlds = new Map<string, SimWorld>();
+  const seeds = [{ guildId: options.guildId, guildName: options.guildName ?? "Simulated Guild", channels: options.channels }, ...(options.guilds ?? [])];
+  for (const seed of seeds) {
+    if (worlds.has(seed.guildId)) throw new Error(`guild ${seed.guildId} given twice`);
+    const world = new SimWorld(seed.guildId, seed.guildName ?? `Simulated Guild ${seed.guildId}`);
+    for (const user of options.users ?? []) world.addUser(user);
+    for (const channel of seed.channels ?? []) world.createChannel({ ...channel, type: (channel.type ?? ChannelType.GuildVoice) as ChannelType });
+    worlds.set(seed.guildId, world);
   }
+  const world = worlds.get(options.guildId)!;
   const log = (msg: string, fields: Record<string, unknown> = {}) => options.log?.({ msg, ...fields, guildId: options.guildId });
   const token = new BotToken(options.botToken);
   const budget = new SessionStartBudget(
@@ -94,15 +126,23 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
     options.identifyIntervalMs ?? DEFAULT_IDENTIFY_INTERVAL_MS,
   );
   let base = "";
-  const gateway = new SimGateway(world, {
+  const gateway = new SimGateway(worlds, {
     token,
     budget,
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 41_250,
     resumeWindowMs: options.resumeWindowMs ?? 60_000,
     resumeUrl: () => `${base.replace("http", "ws")}/gateway-resume`,
+    maxGuildsPerShard: options.maxGuildsPerShard ?? 2_500,
     log,
   });
-  const rest = new SimRest(world, { token, budget, gatewayUrl: () => `${base.replace("http", "ws")}/gateway`, log });
+  const rest = new SimRest(worlds, {
+    token,
+    budget,
+    gatewayUrl: () => `${base.replace("http", "ws")}/gateway`,
+    recommendedShards: options.recommendedShards ?? 1,
+    log,
+  });
+  const guildControls = new Map([...worlds].map(([guildId, guildWorld]) => [guildId, guildControl(guildWorld, log)]));
 
   const server = createServer((request, response) => {
     const path = new URL(request.url ?? "/", "http://sim").pathname;
@@ -127,8 +167,13 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
     url: base,
     restBase: `${base}/api/v10`,
     gatewayUrl: `${base.replace("http", "ws")}/gateway`,
+    guild(guildId) {
+      const control = guildControls.get(guildId);
+      if (!control) throw new Error(`the simulator holds no guild ${guildId}`);
+      return control;
+    },
     setVoiceState: (userId, channelId, flags) => world.setVoiceState(userId, channelId, flags),
-    addUser: (user) => world.addUser(user),
+    addUser: (user) => worlds.forEach((guildWorld) => guildWorld.addUser(user)),
     createChannel: (input) => world.createChannel({ ...input, type: (input.type ?? ChannelType.GuildVoice) as ChannelType }),
     updateChannel: (channelId, change) => world.updateChannel(channelId, change),
     deleteChannel: (channelId) => void world.deleteChannel(channelId),
@@ -148,7 +193,9 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
       channels: [...world.channels.values()],
       users: [...world.users.values()],
       voiceStates: [...world.voiceStates.values()].map(({ userId, channelId, selfMute, selfDeaf }) => ({ userId, channelId, selfMute, selfDeaf })),
-      sessions: [...gateway.sessions.values()].map((s) => ({ id: s.id, seq: s.seq, connected: s.socket !== undefined, identifiedAt: s.identifiedAt })),
+      sessions: [...gateway.sessions.values()].map((s) => ({ id: s.id, shard: s.shard, seq: s.seq, connected: s.socket !== undefined, identifiedAt: s.identifiedAt })),
+      identifies: [...gateway.identifies],
+      guilds: [...worlds.values()].map((guildWorld) => ({ id: guildWorld.guildId, available: guildWorld.available })),
       identifyCount: gateway.identifyCount,
       resumeCount: gateway.resumeCount,
       auditLog: rest.auditLog,
@@ -161,9 +208,9 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
       log("fault", { action: on ? "withhold-acks" : "release-acks" });
       gateway.acksWithheld = on;
     },
-    dropConnections: () => {
-      log("fault", { action: "drop-tcp" });
-      gateway.dropConnections();
+    dropConnections: (shardId) => {
+      log("fault", { action: "drop-tcp", ...(shardId !== undefined ? { shard: shardId } : {}) });
+      gateway.dropConnections(shardId);
     },
     stallHandshakes: (on) => {
       log("fault", { action: on ? "stall-handshakes" : "release-handshakes" });
@@ -213,4 +260,32 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
     },
   };
   return sim;
+}
+
+function guildControl(world: SimWorld, log: (msg: string, fields?: Record<string, unknown>) => void): SimGuild {
+  const fields = { guild: world.guildId };
+  return {
+    guildId: world.guildId,
+    setVoiceState: (userId, channelId, flags) => world.setVoiceState(userId, channelId, flags),
+    createChannel: (input) => world.createChannel({ ...input, type: (input.type ?? ChannelType.GuildVoice) as ChannelType }),
+    updateChannel: (channelId, change) => world.updateChannel(channelId, change),
+    deleteChannel: (channelId) => void world.deleteChannel(channelId),
+    guildOutage: () => {
+      log("guild outage", fields);
+      world.guildOutage();
+    },
+    removeBot: () => {
+      log("bot removed from the guild", fields);
+      world.removeBot();
+    },
+    restoreGuild: () => {
+      log("guild restored", fields);
+      world.restoreGuild();
+    },
+    state: () => ({
+      channels: [...world.channels.values()],
+      voiceStates: [...world.voiceStates.values()].map(({ userId, channelId }) => ({ userId, channelId })),
+      available: world.available,
+    }),
+  };
 }

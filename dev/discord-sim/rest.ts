@@ -74,11 +74,13 @@ export class SimRest {
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(
-    private readonly world: SimWorld,
+    private readonly worlds: ReadonlyMap<string, SimWorld>,
     private readonly options: {
       token: BotToken;
       budget: SessionStartBudget;
       gatewayUrl: () => string;
+      /** The shard count GET /gateway/bot recommends. */
+      recommendedShards: number;
       log: (msg: string, fields?: Record<string, unknown>) => void;
     },
   ) {}
@@ -114,21 +116,29 @@ export class SimRest {
     const reason = auditReason(request);
     switch (route.key) {
       case "GET /gateway/bot":
-        return reply(response, 200, { url: this.options.gatewayUrl(), shards: 1, session_start_limit: this.options.budget.snapshot() }, headers);
-      case "GET /guilds/:id/channels":
-        if (route.id !== this.world.guildId) return reply(response, 404, { message: "Unknown Guild", code: 10004 }, headers);
-        return reply(response, 200, [...this.world.channels.values()], headers);
+        return reply(
+          response,
+          200,
+          { url: this.options.gatewayUrl(), shards: this.options.recommendedShards, session_start_limit: this.options.budget.snapshot() },
+          headers,
+        );
+      case "GET /guilds/:id/channels": {
+        const world = this.worlds.get(route.id ?? "");
+        if (!world) return reply(response, 404, { message: "Unknown Guild", code: 10004 }, headers);
+        return reply(response, 200, [...world.channels.values()], headers);
+      }
       case "POST /guilds/:id/channels": {
-        if (route.id !== this.world.guildId) return reply(response, 404, { message: "Unknown Guild", code: 10004 }, headers);
+        const world = this.worlds.get(route.id ?? "");
+        if (!world) return reply(response, 404, { message: "Unknown Guild", code: 10004 }, headers);
         const raw = await readJson(request);
         if (raw === INVALID_JSON) return reply(response, 400, { message: "The request body contains invalid JSON.", code: 50109 }, headers);
         const body = CreateChannelBody.safeParse(raw);
         if (!body.success) return reply(response, 400, invalidFormBody(body.error), headers);
-        if (this.world.channels.size >= MAX_GUILD_CHANNELS) {
+        if (world.channels.size >= MAX_GUILD_CHANNELS) {
           return reply(response, 400, { message: `Maximum number of guild channels reached (${MAX_GUILD_CHANNELS})`, code: 30013 }, headers);
         }
         this.auditLog.push({ method, path, reason });
-        const channel = this.world.createChannel({
+        const channel = world.createChannel({
           name: body.data.name,
           type: body.data.type ?? ChannelType.GuildText,
           parentId: body.data.parent_id ?? null,
@@ -138,18 +148,22 @@ export class SimRest {
         return reply(response, 201, channel, headers);
       }
       case "GET /channels/:id": {
-        const channel = this.world.channels.get(route.id ?? "");
+        const channel = this.worldOfChannel(route.id)?.channels.get(route.id ?? "");
         if (!channel) return reply(response, 404, { message: "Unknown Channel", code: 10003 }, headers);
         return reply(response, 200, channel, headers);
       }
       case "DELETE /channels/:id": {
-        const channel = this.world.deleteChannel(route.id ?? "");
+        const channel = this.worldOfChannel(route.id)?.deleteChannel(route.id ?? "");
         if (!channel) return reply(response, 404, { message: "Unknown Channel", code: 10003 }, headers);
         this.auditLog.push({ method, path, reason });
         this.options.log("channel deleted", { channelId: channel.id, reason });
         return reply(response, 200, channel, headers);
       }
     }
+  }
+
+  private worldOfChannel(channelId: string | undefined): SimWorld | undefined {
+    return [...this.worlds.values()].find((world) => channelId !== undefined && world.channels.has(channelId));
   }
 
   private rateLimited(response: ServerResponse, headers: Record<string, string>, retryAfterS: number, body?: unknown): void {

@@ -46,17 +46,18 @@ export class SessionStartBudget {
 
   /** True when this shard's rate-limit key (shard_id % max_concurrency) identified within the window. */
   tooSoon(shardId: number): boolean {
-    const last = this.lastIdentifyAt.get(this.keyOf(shardId));
+    const last = this.lastIdentifyAt.get(this.bucketOf(shardId));
     return last !== undefined && this.clock() - last < this.identifyIntervalMs;
   }
 
   spend(shardId: number): void {
     this.refill();
     this.remaining--;
-    this.lastIdentifyAt.set(this.keyOf(shardId), this.clock());
+    this.lastIdentifyAt.set(this.bucketOf(shardId), this.clock());
   }
 
-  private keyOf(shardId: number): number {
+  /** The rate-limit key Discord files a shard's IDENTIFY under. */
+  bucketOf(shardId: number): number {
     return shardId % Math.max(1, this.limit.maxConcurrency);
   }
 

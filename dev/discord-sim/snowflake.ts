@@ -6,3 +6,8 @@ export function snowflake(now = Date.now()): string {
   increment = (increment + 1n) & 0xfffn;
   return String(((BigInt(now) - DISCORD_EPOCH) << 22n) | increment);
 }
+
+/** The shard Discord routes a guild to: `(guild_id >> 22) % num_shards`. */
+export function shardOfGuild(guildId: string, shardCount: number): number {
+  return Number((BigInt(guildId) >> 22n) % BigInt(shardCount));
+}

@@ -38,6 +38,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     return value;
   };
   const guildId = need("PRIMARY_GUILD_ID");
+  // Multi-guild mode: the simulated bot is in every guild the edge serves, and the gateway serves them all.
+  const otherGuilds = [...new Set((vars.get("ALLOWED_GUILD_IDS") ?? "").split(",").map((id) => id.trim()).filter((id) => id && id !== guildId))];
   const botToken = need("DISCORD_BOT_TOKEN");
   const hubSecret = need("HUB_SECRET");
   const stoppers: Array<() => Promise<void>> = [];
@@ -54,13 +56,19 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 41_250,
       identifyIntervalMs: 0,
       channels: SEED_CHANNELS,
+      guilds: otherGuilds.map((id, index) => ({
+        guildId: id,
+        guildName: `Spell Coven ${index + 2} (simulated)`,
+        channels: SEED_CHANNELS.map(({ id: _seedId, ...channel }) => channel), // fresh ids: channel ids are global
+      })),
       users: DEMO_USERS,
     });
     stoppers.push(() => sim.close());
     say("sim", `Discord simulator on ${sim.url}`);
 
     const demoOrigins = [`http://127.0.0.1:${ports.DEMO_PORT}`, `http://localhost:${ports.DEMO_PORT}`];
-    const idp = await startIdentityProvider({ port: ports.IDP_PORT, redirectUris: demoOrigins.map((o) => `${o}/`) });
+    // Multi-guild mode lets a socket into a guild only when the token lists it.
+    const idp = await startIdentityProvider({ port: ports.IDP_PORT, redirectUris: demoOrigins.map((o) => `${o}/`), guilds: [guildId, ...otherGuilds] });
     stoppers.push(() => idp.close());
     say("idp", `identity provider ${idp.issuer}`);
 
@@ -75,6 +83,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ...childEnv,
         DISCORD_BOT_TOKEN: botToken,
         PRIMARY_GUILD_ID: guildId,
+        ...(otherGuilds.length > 0 ? { ALLOWED_GUILD_IDS: otherGuilds.join(",") } : {}),
         HUB_ENDPOINT: `${workerUrl}/internal/events`,
         HUB_SECRET: hubSecret,
         DISCORD_API_BASE: sim.restBase,

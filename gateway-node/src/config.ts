@@ -3,9 +3,13 @@ import { z } from "zod";
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-const ConfigSchema = z.object({
+const Snowflake = z.string().regex(/^\d{17,20}$/, "must be a Discord snowflake");
+const commaList = z.string().transform((raw) => raw.split(",").map((entry) => entry.trim()).filter(Boolean));
+
+const ConfigSchema = z
+  .object({
   DISCORD_BOT_TOKEN: z.string().min(1, "required"),
-  PRIMARY_GUILD_ID: z.string().regex(/^\d{17,20}$/, "must be a Discord snowflake"),
+  PRIMARY_GUILD_ID: Snowflake,
   HUB_ENDPOINT: z.url("must be a URL such as https://edge.example.com/internal/events"),
   HUB_SECRET: z.string().min(16, "must be at least 16 characters"),
   DISCORD_API_BASE: z.url("must be a URL").default("https://discord.com/api/v10"),
@@ -13,9 +17,26 @@ const ConfigSchema = z.object({
   HEALTH_PORT: z.coerce.number().int("must be a port").min(0).max(65_535).default(8080),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   SESSION_FILE: z.string().min(1).optional(),
-});
+  /** The edge's list: every guild it serves besides PRIMARY_GUILD_ID, so one list configures both sides. */
+  ALLOWED_GUILD_IDS: commaList.pipe(z.array(z.string().regex(/^\d{17,20}$/, "must be Discord snowflakes separated by commas"))).optional(),
+  /** Discord's shard count; absent: the count GET /gateway/bot recommends. Every process of one bot must agree. */
+  SHARD_COUNT: z.coerce.number().int("must be a whole number").min(1).max(4096).optional(),
+  /** The shards this process runs (e.g. "0,1"); absent: all of them. Needs SHARD_COUNT, so processes agree. */
+  SHARD_IDS: commaList.pipe(z.array(z.string().regex(/^\d{1,4}$/, "must be shard numbers separated by commas").transform(Number))).optional(),
+})
+  .refine((config) => !config.SHARD_IDS || config.SHARD_COUNT !== undefined, { path: ["SHARD_IDS"], message: "needs SHARD_COUNT (every process must agree on it)" })
+  .refine((config) => !config.SHARD_IDS || config.SHARD_IDS.every((id) => id < config.SHARD_COUNT!), {
+    path: ["SHARD_IDS"],
+    message: "must be below SHARD_COUNT",
+  })
+  .refine((config) => !config.SHARD_IDS || config.SHARD_IDS.length > 0, { path: ["SHARD_IDS"], message: "must name at least one shard" });
 
 export type GatewayConfig = z.infer<typeof ConfigSchema>;
+
+/** Every guild this deployment serves, primary first, each once: the same set as the edge's. */
+export function servedGuildIds(config: GatewayConfig): string[] {
+  return [...new Set([config.PRIMARY_GUILD_ID, ...(config.ALLOWED_GUILD_IDS ?? [])])];
+}
 
 /** Parses the environment once; the error names every bad variable in one line, never a value. */
 export function parseConfig(env: NodeJS.ProcessEnv): { ok: true; config: GatewayConfig } | { ok: false; message: string } {
@@ -23,7 +44,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): { ok: true; config: Gateway
   const result = ConfigSchema.safeParse(present);
   if (result.success) return { ok: true, config: result.data };
   const problems = result.error.issues.map((issue) => {
-    const name = issue.path.join(".");
+    // The variable, also for an issue inside a list (SHARD_IDS.1): the operator sets variables, not list items.
+    const name = String(issue.path[0]);
     return present[name] === undefined ? `${name} is required` : `${name} ${issue.message}`;
   });
   return { ok: false, message: `invalid configuration: ${[...new Set(problems)].join("; ")}` };

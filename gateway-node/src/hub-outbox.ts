@@ -68,6 +68,8 @@ export interface HubOutboxOptions {
   /** The hub follows a newer gateway: this one must stop delivering and stand down. */
   superseded: () => void;
   log: Logger;
+  /** Where request latencies go: one histogram for the process, shared by every guild's outbox. */
+  latency?: Histogram;
 }
 
 type PostOutcome =
@@ -94,10 +96,12 @@ export class HubOutbox {
   private idleWaiters: Array<() => void> = [];
   /** `hubReachable`: the hub's last answer (to a delivery or a probe) came; false after a failure to reach it. */
   readonly stats = { delivered: 0, dropped: 0, posts: 0, failures: 0, hubReachable: true, lastSuccessAt: 0 };
-  readonly latency = new Histogram(HUB_LATENCY_BUCKETS);
+  readonly latency: Histogram;
   private syncCounter = 0;
 
-  constructor(private readonly options: HubOutboxOptions) {}
+  constructor(private readonly options: HubOutboxOptions) {
+    this.latency = options.latency ?? new Histogram(HUB_LATENCY_BUCKETS);
+  }
 
   get depth(): number {
     return this.queue.length + (this.syncPending ? 1 : 0);

@@ -1,5 +1,5 @@
-/** gateway-node: one Discord Gateway session for the guild, delivering signed events to the hub. */
-import { parseConfig } from "./config.js";
+/** gateway-node: the bot's Discord Gateway shards, delivering every served guild's signed events to its hub. */
+import { parseConfig, servedGuildIds } from "./config.js";
 import { createLogger } from "./log.js";
 import { startGatewayService } from "./service.js";
 
@@ -10,7 +10,7 @@ if (!parsed.ok) {
 }
 const log = createLogger(parsed.config.LOG_LEVEL);
 const service = await startGatewayService(parsed.config, { log });
-log("info", "gateway-node started", { guildId: parsed.config.PRIMARY_GUILD_ID, healthPort: service.healthPort });
+log("info", "gateway-node started", { guilds: servedGuildIds(parsed.config), healthPort: service.healthPort });
 
 let stopping = false;
 const shutdown = async (signal: string) => {

@@ -1,6 +1,6 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { ShardState, type GatewayShard } from "./gateway/shard.js";
-import type { HubOutbox } from "./hub-outbox.js";
+import type { GuildRelay } from "./guild-relay.js";
 
 /** A Prometheus histogram with fixed buckets (seconds). */
 export class Histogram {
@@ -32,42 +32,77 @@ export class Histogram {
 export const HUB_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
 export interface ServiceCounters {
-  dispatches: number;
-  eventsQueued: number;
-  lastAckLatencyMs: number;
   superseded: number;
   sessionFileOk: number;
+}
+
+/** What a shard counts besides its connection's own counters. */
+export interface ShardStats {
+  dispatches: number;
+  lastAckLatencyMs: number;
+}
+
+export interface MetricsSource {
+  shards: ReadonlyMap<number, GatewayShard>;
+  shardStats: ReadonlyMap<number, ShardStats>;
+  relays: GuildRelay[];
+  latency: Histogram;
+  counters: ServiceCounters;
 }
 
 const eventLoopDelay = monitorEventLoopDelay({ resolution: 20 });
 eventLoopDelay.enable();
 
-/** GET /metrics: Prometheus text, in base units (seconds, bytes), counters ending in _total. */
-export function renderMetrics(shard: GatewayShard, outbox: HubOutbox, counters: ServiceCounters): string {
+/**
+ * GET /metrics: Prometheus text, in base units (seconds, bytes), counters ending in _total. The unlabelled series
+ * are the process's totals (what a one-guild deployment watches); `gateway_shard_*{shard}` and
+ * `gateway_guild_*{guild,shard}` break them down.
+ */
+export function renderMetrics({ shards, shardStats, relays, latency, counters }: MetricsSource): string {
   const memory = process.memoryUsage();
+  const shardList = [...shards.values()];
+  const stats = (shard: GatewayShard) => shardStats.get(shard.id) ?? { dispatches: 0, lastAckLatencyMs: 0 };
+  const outboxes = relays.map((relay) => relay.outbox);
+  const total = (values: number[]) => values.reduce((sum, value) => sum + value, 0);
+  const states = Object.values(ShardState);
   const lines = [
-    "# HELP gateway_connection_state 1 for the current Discord connection state.",
+    "# HELP gateway_connection_state Shards of this process in each Discord connection state.",
     "# TYPE gateway_connection_state gauge",
-    ...Object.values(ShardState).map((state) => `gateway_connection_state{state="${state}"} ${shard.state === state ? 1 : 0}`),
-    metric("gateway_dispatches_total", "counter", "Discord dispatches received.", counters.dispatches),
-    metric("gateway_events_queued_total", "counter", "App events queued for the hub.", counters.eventsQueued),
-    metric("gateway_events_delivered_total", "counter", "Events the hub accepted.", outbox.stats.delivered),
-    metric("gateway_events_dropped_total", "counter", "Events dropped by overflow or refused as invalid (a guild.sync follows).", outbox.stats.dropped),
-    metric("gateway_outbox_depth", "gauge", "Events waiting for the hub.", outbox.depth),
-    metric("gateway_hub_failures_total", "counter", "Failed deliveries to the hub.", outbox.stats.failures),
-    outbox.latency.render("gateway_hub_request_duration_seconds", "Time from POST to the hub's answer."),
+    ...states.map((state) => `gateway_connection_state{state="${state}"} ${shardList.filter((shard) => shard.state === state).length}`),
+    metric("gateway_dispatches_total", "counter", "Discord dispatches received.", total(shardList.map((shard) => stats(shard).dispatches))),
+    metric("gateway_events_queued_total", "counter", "App events queued for the hubs.", total(relays.map((relay) => relay.eventsQueued))),
+    metric("gateway_events_delivered_total", "counter", "Events the hubs accepted.", total(outboxes.map((outbox) => outbox.stats.delivered))),
+    metric("gateway_events_dropped_total", "counter", "Events dropped by overflow or refused as invalid (a guild.sync follows).", total(outboxes.map((outbox) => outbox.stats.dropped))),
+    metric("gateway_outbox_depth", "gauge", "Events waiting for the hubs.", total(outboxes.map((outbox) => outbox.depth))),
+    metric("gateway_hub_failures_total", "counter", "Failed deliveries to the hubs.", total(outboxes.map((outbox) => outbox.stats.failures))),
+    latency.render("gateway_hub_request_duration_seconds", "Time from POST to the hub's answer."),
     metric(
       "gateway_hub_last_success_timestamp_seconds",
       "gauge",
-      "When the hub last accepted a batch (unix seconds; 0 before the first). Alert when it stops moving while the outbox is not empty.",
-      outbox.stats.lastSuccessAt / 1000,
+      "When a hub last accepted a batch (unix seconds; 0 before the first). Alert when it stops moving while the outbox is not empty.",
+      Math.max(0, ...outboxes.map((outbox) => outbox.stats.lastSuccessAt)) / 1000,
     ),
-    metric("gateway_reconnects_total", "counter", "Reconnections to Discord.", shard.reconnects),
-    metric("gateway_resumes_total", "counter", "Successful RESUMEs.", shard.resumes),
-    metric("gateway_identifies_total", "counter", "IDENTIFYs sent.", shard.identifies),
-    metric("gateway_heartbeat_ack_latency_seconds", "gauge", "Latency of the last heartbeat ACK.", counters.lastAckLatencyMs / 1000),
+    metric("gateway_reconnects_total", "counter", "Reconnections to Discord.", total(shardList.map((shard) => shard.reconnects))),
+    metric("gateway_resumes_total", "counter", "Successful RESUMEs.", total(shardList.map((shard) => shard.resumes))),
+    metric("gateway_identifies_total", "counter", "IDENTIFYs sent.", total(shardList.map((shard) => shard.identifies))),
+    metric("gateway_heartbeat_ack_latency_seconds", "gauge", "Latency of the slowest shard's last heartbeat ACK.", Math.max(0, ...shardList.map((shard) => stats(shard).lastAckLatencyMs)) / 1000),
     metric("gateway_session_file_ok", "gauge", "0 while the session file cannot be written (a restart would IDENTIFY).", counters.sessionFileOk),
     metric("gateway_superseded", "gauge", "1 when the hub follows a newer gateway process and this one stood down.", counters.superseded),
+    labelled("gateway_shard_connection_state", "gauge", "1 for each shard's current Discord connection state.", shardList.flatMap((shard) =>
+      states.map((state) => [{ shard: shard.id, state }, shard.state === state ? 1 : 0] as const),
+    )),
+    labelled("gateway_shard_dispatches_total", "counter", "Discord dispatches received, per shard.", shardList.map((shard) => [{ shard: shard.id }, stats(shard).dispatches] as const)),
+    labelled("gateway_shard_reconnects_total", "counter", "Reconnections to Discord, per shard.", shardList.map((shard) => [{ shard: shard.id }, shard.reconnects] as const)),
+    labelled("gateway_shard_resumes_total", "counter", "Successful RESUMEs, per shard.", shardList.map((shard) => [{ shard: shard.id }, shard.resumes] as const)),
+    labelled("gateway_shard_identifies_total", "counter", "IDENTIFYs sent, per shard.", shardList.map((shard) => [{ shard: shard.id }, shard.identifies] as const)),
+    labelled("gateway_shard_heartbeat_ack_latency_seconds", "gauge", "Latency of each shard's last heartbeat ACK.", shardList.map((shard) => [{ shard: shard.id }, stats(shard).lastAckLatencyMs / 1000] as const)),
+    labelled("gateway_guild_available", "gauge", "1 while Discord reports the guild available (0 in an outage, or when the bot is not in it).", relays.map((relay) => [guildLabels(relay), relay.state === "available" ? 1 : 0] as const)),
+    labelled("gateway_guild_events_queued_total", "counter", "App events queued for the guild's hub.", relays.map((relay) => [guildLabels(relay), relay.eventsQueued] as const)),
+    labelled("gateway_guild_events_delivered_total", "counter", "Events the guild's hub accepted.", relays.map((relay) => [guildLabels(relay), relay.outbox.stats.delivered] as const)),
+    labelled("gateway_guild_events_dropped_total", "counter", "Events dropped for the guild (a guild.sync follows).", relays.map((relay) => [guildLabels(relay), relay.outbox.stats.dropped] as const)),
+    labelled("gateway_guild_outbox_depth", "gauge", "Events waiting for the guild's hub.", relays.map((relay) => [guildLabels(relay), relay.outbox.depth] as const)),
+    labelled("gateway_guild_hub_failures_total", "counter", "Failed deliveries to the guild's hub.", relays.map((relay) => [guildLabels(relay), relay.outbox.stats.failures] as const)),
+    labelled("gateway_guild_hub_last_success_timestamp_seconds", "gauge", "When the guild's hub last accepted a batch (unix seconds).", relays.map((relay) => [guildLabels(relay), relay.outbox.stats.lastSuccessAt / 1000] as const)),
     metric("process_resident_memory_bytes", "gauge", "Resident set size.", memory.rss),
     metric("nodejs_heap_used_bytes", "gauge", "V8 heap in use.", memory.heapUsed),
     metric("nodejs_eventloop_lag_p99_seconds", "gauge", "99th percentile event-loop delay since start.", eventLoopDelay.percentile(99) / 1e9),
@@ -76,6 +111,14 @@ export function renderMetrics(shard: GatewayShard, outbox: HubOutbox, counters: 
   return `${lines.join("\n")}\n`;
 }
 
+const guildLabels = (relay: GuildRelay) => ({ guild: relay.guildId, shard: relay.shardId });
+
 function metric(name: string, type: "counter" | "gauge", help: string, value: number): string {
   return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}`;
+}
+
+/** One series per label set; label values here are ids and state names, never user text, so need no escaping. */
+function labelled(name: string, type: "counter" | "gauge", help: string, series: ReadonlyArray<readonly [Record<string, string | number>, number]>): string {
+  const rows = series.map(([labels, value]) => `${name}{${Object.entries(labels).map(([key, v]) => `${key}="${v}"`).join(",")}} ${value}`);
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...rows].join("\n");
 }

@@ -1,14 +1,16 @@
 import { GatewayIntentBits, type GatewayDispatchPayload } from "discord-api-types/v10";
 import WebSocket from "ws";
-import type { GatewayConfig } from "./config.js";
-import { type BackoffPolicy } from "../../protocol/backoff.js";
+import { z } from "zod";
+import { servedGuildIds, type GatewayConfig } from "./config.js";
+import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
+import { IdentifyQueue } from "./gateway/identify-queue.js";
 import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type GatewayBotInfo, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
-import { GuildView } from "./guild-view.js";
+import { planShards, type ShardPlan } from "./gateway/sharding.js";
+import { GuildRelay } from "./guild-relay.js";
 import { startHealthServer } from "./health.js";
-import { renderMetrics } from "./metrics.js";
-import { HubOutbox, syncEvents, type DeliveredEvent, type OutboxEvent } from "./hub-outbox.js";
+import { HUB_LATENCY_BUCKETS, Histogram, renderMetrics, type ShardStats } from "./metrics.js";
 import { createLogger, type Logger } from "./log.js";
-import { fileSessionStore, memorySessionStore, type SessionStore } from "./session-store.js";
+import { fileSessionStore, memorySessionStore, migrateLoaded, type SessionStore, type StoredGuild } from "./session-store.js";
 
 export const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildVoiceStates;
 
@@ -43,10 +45,23 @@ export interface GatewayServiceDeps {
   settings: Partial<Omit<ServiceSettings, "shard">> & { shard?: Partial<ShardTimings> };
 }
 
+/** Every guild's outbox at once: what the hubs are still owed. */
+export interface DeliverySummary {
+  readonly depth: number;
+  readonly stats: { delivered: number; dropped: number; failures: number; hubReachable: boolean };
+  stop(): void;
+}
+
 export interface GatewayService {
   readonly healthPort: number;
+  /** The lowest shard this process runs; only there once the shard plan is known (see `planned`). */
   readonly shard: GatewayShard;
-  readonly outbox: HubOutbox;
+  readonly shards: ReadonlyMap<number, GatewayShard>;
+  /** The served guilds on this process's shards, each with its own outbox to its own hub. */
+  readonly guilds: ReadonlyMap<string, GuildRelay>;
+  readonly outbox: DeliverySummary;
+  /** The shard count and this process's shards and guilds, once known (undefined when Discord refused the bot first). */
+  readonly planned: Promise<ShardPlan | undefined>;
   /** Resolves with the close code and reason when Discord refuses the bot for good. */
   readonly fatal: Promise<{ code: number; why: string }>;
   metricsText(): string;
@@ -55,7 +70,21 @@ export interface GatewayService {
   abort(): Promise<void>;
 }
 
-/** Wires the Discord session, the guild picture, the hub outbox, the session file and the health server. */
+const GatewayBotBody = z.object({
+  url: z.string().min(1),
+  shards: z.number().int().min(1),
+  session_start_limit: z.object({
+    remaining: z.number().int(),
+    reset_after: z.number().min(0),
+    max_concurrency: z.number().int().min(1).default(1),
+  }),
+});
+
+/**
+ * Wires the Discord shards, one relay per served guild (its picture and its outbox to its hub), the session file and
+ * the health server. The shard count comes from SHARD_COUNT or GET /gateway/bot; each guild rides the shard Discord
+ * routes it to, and this process runs the shards of SHARD_IDS (all by default).
+ */
 export async function startGatewayService(config: GatewayConfig, overrides: Partial<GatewayServiceDeps> = {}): Promise<GatewayService> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL);
   const fetchImpl = overrides.fetch ?? fetch;
@@ -64,66 +93,98 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   const now = overrides.now ?? Date.now;
   const settings = { ...SERVICE_DEFAULTS, ...overrides.settings, shard: { ...SERVICE_DEFAULTS.shard, ...overrides.settings?.shard } };
   const store = overrides.sessionStore ?? (config.SESSION_FILE ? fileSessionStore(config.SESSION_FILE) : memorySessionStore());
-  const guildId = config.PRIMARY_GUILD_ID;
+  const served = servedGuildIds(config);
 
-  const stored = store.load();
-  let view = stored ? GuildView.from(guildId, stored.view) : new GuildView(guildId);
-  // The picture as the hub has accepted it, kept from the events it accepted: what a restarted process resumes from.
-  const committedView = stored ? GuildView.from(guildId, stored.view) : new GuildView(guildId);
-  const counters = { dispatches: 0, eventsQueued: 0, lastAckLatencyMs: 0, superseded: 0, sessionFileOk: 1 };
-  /** Whether the bot is in the guild, as Discord last said: READY's guild list, GUILD_CREATE and GUILD_DELETE. */
-  let guildState: "unknown" | "available" | "unavailable" | "not a member" | "removed" = "unknown";
-  // This process's claim on the guild's hub: a later start wins, so a rolling deploy's old process stands down.
+  const stored = migrateLoaded(store.load(), config.PRIMARY_GUILD_ID);
+  const counters = { superseded: 0, sessionFileOk: 1 };
+  // This process's claim on its guilds' hubs: a later start wins, so a rolling deploy's old process stands down.
   const lease = { epoch: now(), instance: random().toString(36).slice(2, 12) || "gateway" };
+  const latency = new Histogram(HUB_LATENCY_BUCKETS);
+  const identifyQueue = new IdentifyQueue(1, settings.shard.identifySpacingMs, { now, sleep });
+  const shards = new Map<number, GatewayShard>();
+  const shardStats = new Map<number, ShardStats>();
+  const relays = new Map<string, GuildRelay>();
+  const relaysByShard = new Map<number, GuildRelay[]>();
+  /** Each shard's resumable session as last written: kept while one of its guilds still owes an older session. */
+  const storedSessions = new Map<number, GatewaySession>();
+  let plan: ShardPlan | undefined;
+  let stopped = false;
 
-  const outbox = new HubOutbox({
-    endpoint: config.HUB_ENDPOINT,
-    secret: config.HUB_SECRET,
-    maxEvents: settings.outboxMaxEvents,
-    batchSize: settings.outboxBatchSize,
-    backoff: settings.hubBackoff,
-    fetch: fetchImpl,
-    random,
-    sleep,
-    log,
-    // A picture taken while the view still waits for a GUILD_CREATE is not the guild's: it settles nothing.
-    currentSync: () => ({ payload: view.sync(), sessionId: shard.session?.sessionId, seq: shard.session?.seq, settles: !view.awaitingGuild }),
-    delivered: (events) => events.forEach(applyDelivered),
-    committed: (sessionId, seq) => commit(sessionId, seq),
-    lease,
-    superseded: () => standDown(),
-  });
+  let resolveFatal!: (value: { code: number; why: string }) => void;
+  const fatal = new Promise<{ code: number; why: string }>((resolve) => (resolveFatal = resolve));
 
-  /** Another gateway process serves the guild now: leave Discord and stay idle (exiting would restart and fight it). */
+  const fetchGatewayBot = async (): Promise<GatewayBotInfo> => {
+    const response = await fetchImpl(`${config.DISCORD_API_BASE}/gateway/bot`, {
+      headers: { Authorization: `Bot ${config.DISCORD_BOT_TOKEN}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (response.status === 401) throw new InvalidTokenError("GET /gateway/bot answered 401");
+    if (!response.ok) throw new Error(`GET /gateway/bot answered ${response.status}`);
+    const body = GatewayBotBody.parse(await response.json());
+    const limit = body.session_start_limit;
+    identifyQueue.setMaxConcurrency(limit.max_concurrency);
+    identifyQueue.noteSessionStartLimit(limit.remaining, limit.reset_after);
+    return {
+      url: body.url,
+      shards: body.shards,
+      sessionStartLimit: { remaining: limit.remaining, resetAfterMs: limit.reset_after, maxConcurrency: limit.max_concurrency },
+    };
+  };
+
+  /** SHARD_COUNT, or the count Discord recommends (asked until it answers; a rejected token is fatal). */
+  async function shardCount(): Promise<number | undefined> {
+    if (config.SHARD_COUNT !== undefined) return config.SHARD_COUNT;
+    for (let attempt = 0; !stopped; attempt++) {
+      try {
+        return (await fetchGatewayBot()).shards;
+      } catch (error) {
+        if (error instanceof InvalidTokenError) {
+          log("error", "Discord refused the bot", { code: 4004, why: "the bot token is invalid (Discord REST answered 401)" });
+          resolveFatal({ code: 4004, why: "the bot token is invalid (Discord REST answered 401)" });
+          return undefined;
+        }
+        log("warn", "could not fetch the recommended shard count; retrying", { error: error instanceof Error ? error.message : String(error) });
+        await sleep(backoffDelay(attempt, settings.shard.backoff, random));
+      }
+    }
+    return undefined;
+  }
+
+  /** Another gateway process serves the guilds now: leave Discord and stay idle (exiting would restart and fight it). */
   function standDown(): void {
+    if (counters.superseded) return;
     counters.superseded = 1;
-    void shard.shutdown();
+    for (const relay of relays.values()) relay.outbox.stop();
+    for (const shard of shards.values()) void shard.shutdown();
   }
 
-  /**
-   * Since when the hub is owed a fresh picture: a new session's READY or an outage's GUILD_DELETE arms it, and only a
-   * whole picture taken after that settles it (an older sync still in flight does not). Saved with the session, so a
-   * restart in between syncs again.
-   */
-  let syncOwedSince = stored?.view.syncDue ? { sessionId: stored.sessionId, seq: stored.seq } : undefined;
-
-  function applyDelivered({ event, origin, settles }: DeliveredEvent): void {
-    committedView.apply(event);
-    if (event.event !== "guild.sync" || !settles || !origin || !syncOwedSince) return;
-    const part = event.payload.part;
-    const whole = !part || part.index === part.count - 1;
-    if (whole && origin.sessionId === syncOwedSince.sessionId && origin.seq > syncOwedSince.seq) syncOwedSince = undefined;
-  }
-
-  let lastCommit = stored ? { sessionId: stored.sessionId, seq: stored.seq } : undefined;
-  function commit(sessionId: string, seq: number): void {
+  /** A shard resumes from its slowest guild: every dispatch up to there is delivered for all of them. */
+  function resumablePosition(shardId: number, shard: GatewayShard): GatewaySession | undefined {
     const session = shard.session;
-    if (!session || session.sessionId !== sessionId) return; // an older session's tail
-    if (lastCommit?.sessionId === sessionId && seq <= lastCommit.seq) return; // never move back
-    lastCommit = { sessionId, seq };
+    if (!session) return undefined;
+    let seq = session.seq;
+    for (const relay of relaysByShard.get(shardId) ?? []) {
+      const position = relay.committedPosition;
+      if (position?.sessionId !== session.sessionId) return undefined; // a guild still owes an older session
+      seq = Math.min(seq, position.seq);
+    }
+    return { sessionId: session.sessionId, seq, resumeGatewayUrl: session.resumeGatewayUrl };
+  }
+
+  /** Writes every shard's session and every guild's accepted picture: called when a guild's delivery moves on. */
+  function persist(): void {
+    if (!plan) return;
+    for (const [id, shard] of shards) {
+      const position = resumablePosition(id, shard);
+      if (position) storedSessions.set(id, position);
+    }
+    const guilds: Record<string, StoredGuild> = {};
+    for (const [guildId, relay] of relays) {
+      const entry = relay.stored() ?? stored?.guilds[guildId];
+      if (entry) guilds[guildId] = entry;
+    }
     try {
-      const view = { ...committedView.export(), syncDue: syncOwedSince !== undefined };
-      store.save({ sessionId, seq, resumeGatewayUrl: session.resumeGatewayUrl, view });
+      store.save({ version: 2, shardCount: plan.count, shards: Object.fromEntries(storedSessions), guilds });
       if (!counters.sessionFileOk) log("info", "the session file is writable again");
       counters.sessionFileOk = 1;
     } catch (error) {
@@ -133,104 +194,156 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     }
   }
 
-  const fetchGatewayBot = async (): Promise<GatewayBotInfo> => {
-    const response = await fetchImpl(`${config.DISCORD_API_BASE}/gateway/bot`, {
-      headers: { Authorization: `Bot ${config.DISCORD_BOT_TOKEN}` },
-      signal: AbortSignal.timeout(10_000),
-    });
-    if (response.status === 401) throw new InvalidTokenError("GET /gateway/bot answered 401");
-    if (!response.ok) throw new Error(`GET /gateway/bot answered ${response.status}`);
-    const body = (await response.json()) as { url: string; session_start_limit: { remaining: number; reset_after: number } };
-    return { url: body.url, sessionStartLimit: { remaining: body.session_start_limit.remaining, resetAfterMs: body.session_start_limit.reset_after } };
-  };
-
-  let resolveFatal!: (value: { code: number; why: string }) => void;
-  const fatal = new Promise<{ code: number; why: string }>((resolve) => (resolveFatal = resolve));
-
-  const onDispatch = (payload: GatewayDispatchPayload, session: GatewaySession) => {
-    counters.dispatches++;
-    trackGuild(payload);
-    if (payload.t === "READY") {
-      // A fresh session: its GUILD_CREATE becomes one guild.sync. Until the hub accepts that sync, a restart must
-      // sync again, so the committed picture (still the hub's) carries the promise.
-      view = new GuildView(guildId);
-      view.expectSync();
-      syncOwedSince = { sessionId: session.sessionId, seq: payload.s };
+  function startShards(planned: ShardPlan): void {
+    plan = planned;
+    const sameCount = stored?.shardCount === planned.count;
+    if (stored && !sameCount) log("info", "the shard count changed since the session file was written; identifying anew", { stored: stored.shardCount, count: planned.count });
+    for (const id of planned.ids) {
+      const session = sameCount ? stored?.shards[String(id)] : undefined;
+      if (session) storedSessions.set(id, session);
     }
-    if (payload.t === "GUILD_DELETE" && payload.d.id === guildId && payload.d.unavailable) {
-      // An outage: the GUILD_CREATE that ends it must sync, also after a restart in between.
-      syncOwedSince = { sessionId: session.sessionId, seq: payload.s };
+    for (const [guildId, shardId] of planned.guilds) {
+      const relay = new GuildRelay({
+        guildId,
+        shardId,
+        configuredAs: guildId === config.PRIMARY_GUILD_ID ? "PRIMARY_GUILD_ID" : "ALLOWED_GUILD_IDS",
+        stored: stored?.guilds[guildId],
+        resumingSessionId: storedSessions.get(shardId)?.sessionId,
+        session: () => shards.get(shardId)?.session,
+        committed: persist,
+        log,
+        outbox: {
+          endpoint: config.HUB_ENDPOINT,
+          secret: config.HUB_SECRET,
+          maxEvents: settings.outboxMaxEvents,
+          batchSize: settings.outboxBatchSize,
+          backoff: settings.hubBackoff,
+          fetch: fetchImpl,
+          random,
+          sleep,
+          log: (level, msg, fields) => log(level, msg, { guildId, ...fields }),
+          lease,
+          superseded: standDown,
+          latency,
+        },
+      });
+      relays.set(guildId, relay);
+      relaysByShard.set(shardId, [...(relaysByShard.get(shardId) ?? []), relay]);
     }
-    const translation = view.translate(payload);
-    const events: OutboxEvent[] =
-      translation.kind === "sync"
-        ? syncEvents(translation.sync, `${session.sessionId}:${payload.s}`)
-        : translation.events.map((event, index, all) => ({ ...event, id: all.length === 1 ? `${session.sessionId}:${payload.s}` : `${session.sessionId}:${payload.s}:${index}` }));
-    counters.eventsQueued += events.length;
-    outbox.enqueue(events, session.sessionId, payload.s);
-  };
+    const missing = served.filter((guildId) => !planned.guilds.has(guildId));
+    log("info", "shard plan", { shardCount: planned.count, shards: planned.ids, guilds: Object.fromEntries(planned.guilds), onOtherProcesses: missing });
+    if (planned.guilds.size === 0) log("warn", "none of the served guilds is on this process's shards (SHARD_IDS): it delivers nothing", { shards: planned.ids });
 
-  function trackGuild(payload: GatewayDispatchPayload): void {
-    const before = guildState;
-    if (payload.t === "READY") guildState = payload.d.guilds.some((g) => g.id === guildId) ? "unavailable" : "not a member";
-    else if (payload.t === "GUILD_CREATE" && payload.d.id === guildId) guildState = "available";
-    else if (payload.t === "GUILD_DELETE" && payload.d.id === guildId) guildState = payload.d.unavailable ? "unavailable" : "removed";
-    if (guildState === before) return;
-    if (guildState === "not a member" || guildState === "removed") {
-      log("error", "the bot is not in PRIMARY_GUILD_ID: invite it to the guild (or fix the id)", { guildId, state: guildState });
-    } else {
-      log("info", "guild state", { guildId, state: guildState });
+    for (const id of planned.ids) {
+      const stats: ShardStats = { dispatches: 0, lastAckLatencyMs: 0 };
+      shardStats.set(id, stats);
+      const shardLog: Logger = (level, msg, fields) => log(level, msg, { shard: id, ...fields });
+      const onShard = relaysByShard.get(id) ?? [];
+      const session = storedSessions.get(id);
+      if (session) shardLog("info", "resuming the stored Discord session", { sessionId: session.sessionId, seq: session.seq });
+      const shard = new GatewayShard(
+        { token: config.DISCORD_BOT_TOKEN, intents: INTENTS, shard: [id, planned.count], gatewayUrlOverride: config.DISCORD_GATEWAY_URL, session },
+        {
+          dispatch: (payload: GatewayDispatchPayload, current: GatewaySession) => {
+            stats.dispatches++;
+            for (const relay of onShard) relay.onDispatch(payload, current);
+          },
+          state: (state) => shardLog("info", "gateway state", { state }),
+          fatal: (code, why) => resolveFatal({ code, why }),
+          ackLatency: (ms) => void (stats.lastAckLatencyMs = ms),
+        },
+        { createSocket: overrides.createSocket ?? ((url) => new WebSocket(url)), fetchGatewayBot, identifyQueue, random, sleep, now },
+        settings.shard,
+        shardLog,
+      );
+      shards.set(id, shard);
     }
+    for (const shard of shards.values()) shard.start();
   }
 
-  const shard: GatewayShard = new GatewayShard(
-    { token: config.DISCORD_BOT_TOKEN, intents: INTENTS, gatewayUrlOverride: config.DISCORD_GATEWAY_URL, session: stored },
-    {
-      dispatch: onDispatch,
-      state: (state) => log("info", "gateway state", { state }),
-      fatal: (code, why) => resolveFatal({ code, why }),
-      ackLatency: (ms) => void (counters.lastAckLatencyMs = ms),
-    },
-    { createSocket: overrides.createSocket ?? ((url) => new WebSocket(url)), fetchGatewayBot, random, sleep, now },
-    settings.shard,
-    log,
-  );
-
   const healthy = () => {
-    const ready = shard.state === ShardState.Ready;
-    const hubOk = outbox.stats.hubReachable;
-    const inGuild = guildState !== "not a member" && guildState !== "removed";
-    if (counters.superseded) return { healthy: false, body: { discord: shard.state, hub: "superseded: a newer gateway serves the guild" } };
-    const sessionFile = counters.sessionFileOk ? "ok" : "failing";
-    const body = { discord: shard.state, guild: guildState, hub: hubOk ? "reachable" : "failing", outboxDepth: outbox.depth, sessionFile };
-    return { healthy: ready && hubOk && inGuild, body };
+    if (counters.superseded) return { healthy: false, body: { discord: firstShard()?.state ?? "idle", hub: "superseded: a newer gateway serves the guild" } };
+    const all = [...shards.values()];
+    const lagging = all.find((shard) => shard.state !== ShardState.Ready);
+    const guildList = [...relays.values()];
+    const primary = relays.get(config.PRIMARY_GUILD_ID) ?? guildList[0];
+    const hubOk = guildList.every((relay) => relay.outbox.stats.hubReachable);
+    const body = {
+      discord: all.length === 0 ? "starting" : (lagging ?? all[0]!).state,
+      guild: primary?.state ?? "none on this process",
+      hub: hubOk ? "reachable" : "failing",
+      outboxDepth: summary.depth,
+      sessionFile: counters.sessionFileOk ? "ok" : "failing",
+      shards: Object.fromEntries(all.map((shard) => [shard.id, { state: shard.state, guilds: relaysByShard.get(shard.id)?.length ?? 0 }])),
+      guilds: Object.fromEntries(
+        guildList.map((relay) => [
+          relay.guildId,
+          { shard: relay.shardId, state: relay.state, hub: relay.outbox.stats.hubReachable ? "reachable" : "failing", outboxDepth: relay.outbox.depth },
+        ]),
+      ),
+    };
+    return { healthy: all.length > 0 && !lagging && hubOk && guildList.every((relay) => relay.member), body };
   };
-  const metricsText = () => renderMetrics(shard, outbox, counters);
+
+  const summary: DeliverySummary = {
+    get depth() {
+      return sum([...relays.values()].map((relay) => relay.outbox.depth));
+    },
+    get stats() {
+      const list = [...relays.values()].map((relay) => relay.outbox.stats);
+      return {
+        delivered: sum(list.map((s) => s.delivered)),
+        dropped: sum(list.map((s) => s.dropped)),
+        failures: sum(list.map((s) => s.failures)),
+        hubReachable: list.every((s) => s.hubReachable),
+      };
+    },
+    stop: () => relays.forEach((relay) => relay.outbox.stop()),
+  };
+
+  const firstShard = () => shards.get(Math.min(...shards.keys()));
+  const metricsText = () => renderMetrics({ shards, shardStats, relays: [...relays.values()], latency, counters });
   const health = await startHealthServer(config.HEALTH_PORT, healthy, metricsText);
-  if (stored) log("info", "resuming the stored Discord session", { sessionId: stored.sessionId, seq: stored.seq });
-  shard.start();
-  const prober = setInterval(() => void outbox.probe(), settings.hubProbeIntervalMs);
+  const planned = shardCount().then((count) => {
+    if (count === undefined || stopped) return undefined;
+    const result = planShards(count, config.SHARD_IDS, served);
+    startShards(result);
+    return result;
+  });
+  const prober = setInterval(() => relays.forEach((relay) => void relay.outbox.probe()), settings.hubProbeIntervalMs);
   prober.unref();
 
   return {
     healthPort: health.port,
-    shard,
-    outbox,
+    get shard() {
+      const shard = firstShard();
+      if (!shard) throw new Error("no shard yet: the shard count is not known (await `planned`)");
+      return shard;
+    },
+    shards,
+    guilds: relays,
+    outbox: summary,
+    planned,
     fatal,
     metricsText,
     async stop() {
+      stopped = true;
       clearInterval(prober);
-      await shard.shutdown(); // stop reading dispatches; close with 4000 so the session stays resumable
-      const flushed = await outbox.flush(settings.flushTimeoutMs);
-      outbox.stop();
+      // Stop reading dispatches; close with 4000 so every session stays resumable.
+      await Promise.all([...shards.values()].map((shard) => shard.shutdown()));
+      const flushed = await Promise.all([...relays.values()].map((relay) => relay.outbox.flush(settings.flushTimeoutMs)));
+      summary.stop();
       await health.close();
-      return { flushed };
+      return { flushed: flushed.every(Boolean) };
     },
     async abort() {
+      stopped = true;
       clearInterval(prober);
-      shard.destroy();
-      outbox.stop();
+      for (const shard of shards.values()) shard.destroy();
+      summary.stop();
       await health.close();
     },
   };
 }
+
+const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);

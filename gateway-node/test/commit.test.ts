@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { fileSessionStore, memorySessionStore, type SessionStore } from "../src/session-store.js";
-import { startHarness, until, ROOM_A, ROOM_B, USERS, type Harness } from "./support/harness.js";
+import { startHarness, storedShardSession, until, ROOM_A, ROOM_B, USERS, type Harness } from "./support/harness.js";
 
 /** What the session file says, and how a crash looks: no close frame, no flush. */
 let h: Harness;
@@ -17,7 +17,7 @@ afterEach(async () => {
 function fileStore(): { store: SessionStore; read: () => { sessionId: string; seq: number } } {
   dir = mkdtempSync(join(tmpdir(), "gw-commit-"));
   const file = join(dir, "session.json");
-  return { store: fileSessionStore(file), read: () => JSON.parse(readFileSync(file, "utf8")) as { sessionId: string; seq: number } };
+  return { store: fileSessionStore(file), read: () => storedShardSession(file) };
 }
 
 function crash(): void {

@@ -18,6 +18,16 @@ const SCHEDULES = Number(process.env.GATEWAY_MODEL_SCHEDULES ?? 120);
 const STEPS = Number(process.env.GATEWAY_MODEL_STEPS ?? 40);
 
 const USERS = Array.from({ length: 6 }, (_, i) => String(230000000000000001n + BigInt(i)));
+const MULTI_SCHEDULES = Number(process.env.GATEWAY_MODEL_MULTI_SCHEDULES ?? 40);
+
+/** Where the schedule runs: the one-guild deployment, or three guilds on two shards ((id >> 22) % 2 = 0, 1, 0). */
+interface Layout {
+  name: string;
+  guilds: string[];
+  shards: number;
+}
+const ONE_GUILD: Layout = { name: "one guild", guilds: ["100000000000000001"], shards: 1 };
+const THREE_GUILDS: Layout = { name: "three guilds on two shards", guilds: ["1258291200000000000", "1258291200004194304", "1258291200008388608"], shards: 2 };
 const SETTINGS = {
   ...FAST,
   outboxMaxEvents: 8, // small, so overflows happen
@@ -26,39 +36,50 @@ const SETTINGS = {
   hubProbeIntervalMs: 50,
 };
 
-type HubFault = "down" | "5xx" | "401" | "413" | "slow";
+type HubFault = "down" | "5xx" | "401" | "413" | "slow" | "one guild's hub 5xx";
 
 interface Schedule {
   seed: number;
+  layout: Layout;
   log: string[];
-  /** Each user's channels in Discord's order (joins and moves only). */
+  /** Each guild's users' channels in Discord's order (joins and moves only), keyed `guild/user`. */
   history: Map<string, string[]>;
 }
 
-async function runSchedule(seed: number): Promise<{ steps: number; faults: number; events: number }> {
+async function runSchedule(seed: number, layout: Layout): Promise<{ steps: number; faults: number; events: number }> {
   const random = seededRandom(seed); // the schedule; the gateway's own jitter draws from another stream
   const jitter = seededRandom(seed ^ 0x5bd1e995);
   const store = memorySessionStore(); // survives "process" restarts, like SESSION_FILE
+  const [primary, ...others] = layout.guilds as [string, ...string[]];
   const h: Harness = await startHarness({
-    sim: { users: USERS.map((id, i) => ({ id, username: `model${i}` })) },
+    sim: {
+      users: USERS.map((id, i) => ({ id, username: `model${i}` })),
+      guildId: primary,
+      guilds: others.map((guildId) => ({ guildId, channels: [{ name: "Pod", type: 2 as const, userLimit: 4 }] })),
+      recommendedShards: layout.shards,
+    },
+    config: { PRIMARY_GUILD_ID: primary, ...(others.length > 0 ? { ALLOWED_GUILD_IDS: others } : {}) },
     deps: { sessionStore: store, settings: SETTINGS, random: jitter, ...(process.env.GATEWAY_MODEL_DEBUG ? { log: debugLog } : {}) },
   });
-  const schedule: Schedule = { seed, log: [], history: new Map(USERS.map((u) => [u, []])) };
+  const schedule: Schedule = { seed, layout, log: [], history: new Map(layout.guilds.flatMap((g) => USERS.map((u) => [`${g}/${u}`, []]))) };
   let fault: { kind: HubFault; until: number } | undefined;
   let serviceUp = true;
   let faults = 0;
 
-  const voiceRooms = () => h.sim.state().channels.filter((c) => c.type === 2).map((c) => c.id);
-  const stages = () => h.sim.state().channels.filter((c) => c.type === 13).map((c) => c.id);
-  const whereIs = (user: string) => h.sim.state().voiceStates.find((s) => s.userId === user)?.channelId ?? null;
-  const record = (user: string, channel: string | null) => {
-    if (channel && voiceRooms().includes(channel)) schedule.history.get(user)!.push(channel);
+  // One guild draws nothing to choose it, so the one-guild schedules stay what their seeds always were.
+  const pickGuild = () => (layout.guilds.length === 1 ? primary : pick(random, layout.guilds));
+  const voiceRooms = (guild: string) => h.sim.guild(guild).state().channels.filter((c) => c.type === 2).map((c) => c.id);
+  const stages = (guild: string) => h.sim.guild(guild).state().channels.filter((c) => c.type === 13).map((c) => c.id);
+  const whereIs = (guild: string, user: string) => h.sim.guild(guild).state().voiceStates.find((s) => s.userId === user)?.channelId ?? null;
+  const record = (guild: string, user: string, channel: string | null) => {
+    if (channel && voiceRooms(guild).includes(channel)) schedule.history.get(`${guild}/${user}`)!.push(channel);
   };
 
   const healHub = async () => {
     if (!fault) return;
     if (fault.kind === "down") await h.hub.start(h.hub.port);
     h.hub.failWith = undefined;
+    h.hub.failGuild = undefined;
     h.hub.maxEventsPerPost = Infinity;
     h.hub.delayMs = 0;
     schedule.log.push(`heal ${fault.kind}`);
@@ -74,44 +95,53 @@ async function runSchedule(seed: number): Promise<{ steps: number; faults: numbe
     for (let step = 0; step < STEPS; step++) {
       if (fault && step >= fault.until) await healHub();
       const roll = random();
+      const guild = pickGuild();
+      const world = h.sim.guild(guild);
+      const tag = layout.guilds.length === 1 ? "" : ` [${guild}]`;
       if (roll < 0.4) {
         const user = pick(random, USERS);
-        const target = pick(random, [null, ...voiceRooms(), ...stages()]);
-        if (target === whereIs(user)) {
-          h.sim.setVoiceState(user, target, { selfMute: random() < 0.5 });
-          schedule.log.push(`toggle ${user}`);
+        const target = pick(random, [null, ...voiceRooms(guild), ...stages(guild)]);
+        if (target === whereIs(guild, user)) {
+          world.setVoiceState(user, target, { selfMute: random() < 0.5 });
+          schedule.log.push(`toggle ${user}${tag}`);
         } else {
-          h.sim.setVoiceState(user, target);
-          record(user, target);
-          schedule.log.push(`voice ${user} → ${target ?? "none"}`);
+          world.setVoiceState(user, target);
+          record(guild, user, target);
+          schedule.log.push(`voice ${user} → ${target ?? "none"}${tag}`);
         }
       } else if (roll < 0.5) {
         const user = pick(random, USERS);
-        const here = whereIs(user);
-        if (here) h.sim.setVoiceState(user, here, { selfMute: random() < 0.5, selfDeaf: random() < 0.5 });
-        schedule.log.push(`mute ${user}`);
+        const here = whereIs(guild, user);
+        if (here) world.setVoiceState(user, here, { selfMute: random() < 0.5, selfDeaf: random() < 0.5 });
+        schedule.log.push(`mute ${user}${tag}`);
       } else if (roll < 0.57) {
         const stage = random() < 0.2;
-        const channel = h.sim.createChannel({ name: `room ${step}`, type: stage ? 13 : 2, userLimit: Math.floor(random() * 10) });
-        schedule.log.push(`create ${stage ? "stage" : "room"} ${channel.id}`);
-      } else if (roll < 0.62 && voiceRooms().length > 0) {
-        const id = pick(random, voiceRooms());
-        h.sim.updateChannel(id, random() < 0.5 ? { name: `renamed ${step}` } : { userLimit: Math.floor(random() * 10) });
-        schedule.log.push(`update ${id}`);
-      } else if (roll < 0.66 && voiceRooms().length > 1) {
-        const id = pick(random, voiceRooms());
-        h.sim.deleteChannel(id);
-        schedule.log.push(`delete ${id}`);
+        const channel = world.createChannel({ name: `room ${step}`, type: stage ? 13 : 2, userLimit: Math.floor(random() * 10) });
+        schedule.log.push(`create ${stage ? "stage" : "room"} ${channel.id}${tag}`);
+      } else if (roll < 0.62 && voiceRooms(guild).length > 0) {
+        const id = pick(random, voiceRooms(guild));
+        world.updateChannel(id, random() < 0.5 ? { name: `renamed ${step}` } : { userLimit: Math.floor(random() * 10) });
+        schedule.log.push(`update ${id}${tag}`);
+      } else if (roll < 0.66 && voiceRooms(guild).length > 1) {
+        const id = pick(random, voiceRooms(guild));
+        world.deleteChannel(id);
+        schedule.log.push(`delete ${id}${tag}`);
       } else if (roll < 0.76 && !fault) {
-        const kind = pick(random, ["down", "5xx", "401", "413", "slow"] as const);
+        // Several guilds: one guild's hub may fail alone, so the guilds of one shard fall apart in how far they got.
+        const kinds: HubFault[] = ["down", "5xx", "401", "413", "slow", ...(layout.guilds.length > 1 ? (["one guild's hub 5xx"] as const) : [])];
+        const kind = pick(random, kinds);
         if (kind === "down") await h.hub.stop();
+        if (kind === "one guild's hub 5xx") {
+          h.hub.failGuild = guild;
+          h.hub.failWith = 503;
+        }
         if (kind === "5xx") h.hub.failWith = 503;
         if (kind === "401") h.hub.failWith = 401;
         if (kind === "413") h.hub.maxEventsPerPost = 1;
         if (kind === "slow") h.hub.delayMs = 20 + Math.floor(random() * 80);
         fault = { kind, until: step + 1 + Math.floor(random() * 8) };
         faults++;
-        schedule.log.push(`hub ${kind}`);
+        schedule.log.push(`hub ${kind}${kind === "one guild's hub 5xx" ? tag : ""}`);
       } else if (roll < 0.82 && serviceUp) {
         const graceful = random() < 0.5;
         schedule.log.push(graceful ? "SIGTERM" : "SIGKILL");
@@ -123,34 +153,40 @@ async function runSchedule(seed: number): Promise<{ steps: number; faults: numbe
         schedule.log.push("restart");
         await restart();
       } else if (roll < 0.94) {
-        const available = h.sim.state().guildAvailable;
-        if (available) h.sim.guildOutage();
-        else h.sim.restoreGuild();
-        schedule.log.push(available ? "guild outage" : "guild restored");
+        const available = world.state().available;
+        if (available) world.guildOutage();
+        else world.restoreGuild();
+        schedule.log.push(`${available ? "guild outage" : "guild restored"}${tag}`);
+      } else if (layout.shards > 1 && serviceUp) {
+        // One shard's TCP drops: it resumes alone while the others go on.
+        const shard = Math.floor(random() * layout.shards);
+        h.sim.dropConnections(shard);
+        faults++;
+        schedule.log.push(`drop shard ${shard}`);
       }
       if (process.env.GATEWAY_MODEL_DEBUG) console.log(`step ${step}: ${schedule.log.at(-1)} (Discord seq ${h.sim.state().sessions.at(-1)?.seq})`);
       await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 12)));
     }
 
     await healHub();
-    h.sim.restoreGuild();
+    for (const guild of layout.guilds) h.sim.guild(guild).restoreGuild();
     if (!serviceUp) await restart();
     schedule.log.push("calm");
-    const truth = () => discordTruth(h.sim);
-    await until(
-      () => h.service.outbox.depth === 0 && pictureDiff(hubPicture(h.hub.accepted), truth()).length === 0,
-      "the hub to equal Discord",
-      10_000,
-    ).catch(() => undefined);
-    const diff = pictureDiff(hubPicture(h.hub.accepted), truth());
-    expect(diff, explain(schedule, "the hub's picture differs from Discord's")).toEqual([]);
+    // Each guild's hub holds only that guild's events: its picture is built from them alone.
+    const diffs = () =>
+      layout.guilds.flatMap((guild) =>
+        pictureDiff(hubPicture(h.hub.accepted.filter((e) => e.payload.guildId === guild)), discordTruth(h.sim.guild(guild))).map((line) => `${guild}: ${line}`),
+      );
+    await until(() => h.service.outbox.depth === 0 && diffs().length === 0, "the hubs to equal Discord", 10_000).catch(() => undefined);
+    expect(diffs(), explain(schedule, "a hub's picture differs from Discord's")).toEqual([]);
     expect(h.hub.idConflicts, explain(schedule, "event ids reused for different events")).toEqual([]);
-    for (const [user, moves] of schedule.history) {
+    for (const [key, moves] of schedule.history) {
+      const [guild, user] = key.split("/") as [string, string];
       // At-least-once: a join repeated under a new id after a restart is allowed; one out of order is not.
       const delivered = h.hub.accepted
-        .flatMap((e) => (e.event === "voice.joined" && e.payload.userId === user ? [e.payload.channelId] : []))
+        .flatMap((e) => (e.event === "voice.joined" && e.payload.guildId === guild && e.payload.userId === user ? [e.payload.channelId] : []))
         .filter((channel, i, all) => channel !== all[i - 1]);
-      expect(isSubsequence(delivered, moves), explain(schedule, `${user}'s joins out of Discord's order: ${delivered.join(",")} vs ${moves.join(",")}`)).toBe(true);
+      expect(isSubsequence(delivered, moves), explain(schedule, `${key}'s joins out of Discord's order: ${delivered.join(",")} vs ${moves.join(",")}`)).toBe(true);
     }
     return { steps: STEPS, faults, events: h.hub.accepted.length };
   } finally {
@@ -164,7 +200,8 @@ function debugLog(level: string, msg: string, fields: Record<string, unknown> = 
 }
 
 function explain(schedule: Schedule, what: string): string {
-  return `seed ${schedule.seed}: ${what} (replay: GATEWAY_MODEL_SEED=${schedule.seed} GATEWAY_MODEL_SCHEDULES=1)\n  ${schedule.log.join("\n  ")}`;
+  const count = schedule.layout === ONE_GUILD ? "GATEWAY_MODEL_SCHEDULES" : "GATEWAY_MODEL_MULTI_SCHEDULES";
+  return `${schedule.layout.name}, seed ${schedule.seed}: ${what} (replay: GATEWAY_MODEL_SEED=${schedule.seed} ${count}=1)\n  ${schedule.log.join("\n  ")}`;
 }
 
 /** Whether `part` appears in `whole` in order (not necessarily adjacent): a sync may skip states, never reorder them. */
@@ -174,17 +211,21 @@ function isSubsequence(part: string[], whole: string[]): boolean {
   return i === part.length;
 }
 
+async function runSchedules(layout: Layout, count: number): Promise<void> {
+  const totals = { schedules: 0, steps: 0, faults: 0, events: 0 };
+  const started = Date.now();
+  for (let seed = FIRST_SEED; seed < FIRST_SEED + count; seed++) {
+    const result = await runSchedule(seed, layout);
+    totals.schedules++;
+    totals.steps += result.steps;
+    totals.faults += result.faults;
+    totals.events += result.events;
+  }
+  console.log(`gateway model (${layout.name}): seeds ${FIRST_SEED}..${FIRST_SEED + count - 1}, ${JSON.stringify(totals)}, ${Date.now() - started} ms`);
+}
+
 describe("gateway-node against a model of Discord and the hub", () => {
-  it(`keeps the hub equal to Discord through ${SCHEDULES} seeded schedules of ${STEPS} steps`, async () => {
-    const totals = { schedules: 0, steps: 0, faults: 0, events: 0 };
-    const started = Date.now();
-    for (let seed = FIRST_SEED; seed < FIRST_SEED + SCHEDULES; seed++) {
-      const result = await runSchedule(seed);
-      totals.schedules++;
-      totals.steps += result.steps;
-      totals.faults += result.faults;
-      totals.events += result.events;
-    }
-    console.log(`gateway model: seeds ${FIRST_SEED}..${FIRST_SEED + SCHEDULES - 1}, ${JSON.stringify(totals)}, ${Date.now() - started} ms`);
-  }, 900_000);
+  it(`keeps the hub equal to Discord through ${SCHEDULES} seeded schedules of ${STEPS} steps`, () => runSchedules(ONE_GUILD, SCHEDULES), 900_000);
+
+  it(`keeps every guild's hub equal to Discord, three guilds on two shards, through ${MULTI_SCHEDULES} seeded schedules`, () => runSchedules(THREE_GUILDS, MULTI_SCHEDULES), 900_000);
 });

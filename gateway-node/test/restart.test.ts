@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { fileSessionStore } from "../src/session-store.js";
-import { startHarness, until, ROOM_A, ROOM_B, USERS, type Harness } from "./support/harness.js";
+import { startHarness, storedShardSession, until, ROOM_A, ROOM_B, USERS, type Harness } from "./support/harness.js";
 
 let h: Harness;
 let dir: string;
@@ -20,7 +20,7 @@ describe("restarting with SESSION_FILE", () => {
     await until(() => h.hub.accepted.length === 1, "guild.sync");
     h.sim.setVoiceState(USERS[0]!, ROOM_A);
     await until(() => h.hub.accepted.length === 2, "the first join");
-    const read = () => JSON.parse(readFileSync(file, "utf8")) as { seq: number; sessionId: string };
+    const read = () => storedShardSession(file);
     // The commit is written just after the hub's answer: wait until it covers everything the session has seen.
     const stored = await until(() => read().seq === h.sim.state().sessions[0]!.seq && read(), "the join's seq to be stored");
     expect(stored.sessionId).toBe(h.sim.state().sessions[0]!.id);
@@ -56,7 +56,7 @@ describe("restarting with SESSION_FILE", () => {
     const file = join(dir, "session.json");
     h = await startHarness({ deps: { sessionStore: fileSessionStore(file) } });
     await until(() => h.hub.accepted.length === 1, "guild.sync");
-    const storedSeq = () => (JSON.parse(readFileSync(file, "utf8")) as { seq: number }).seq;
+    const storedSeq = () => storedShardSession(file).seq;
     // The commit is written just after the hub's answer: wait until it covers everything the session has seen.
     const seqAfterSync = await until(() => storedSeq() === h.sim.state().sessions[0]!.seq && storedSeq(), "the sync's seq to be stored");
     h.hub.failWith = 503;

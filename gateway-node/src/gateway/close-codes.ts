@@ -8,8 +8,8 @@ export type CloseAction = "resume" | "new-session" | "fatal";
  */
 const CLOSE_ACTIONS: Partial<Record<number, { action: CloseAction; why: string }>> = {
   [GatewayCloseCodes.AuthenticationFailed]: { action: "fatal", why: "the bot token is invalid" },
-  [GatewayCloseCodes.InvalidShard]: { action: "fatal", why: "invalid shard" },
-  [GatewayCloseCodes.ShardingRequired]: { action: "fatal", why: "sharding required" },
+  [GatewayCloseCodes.InvalidShard]: { action: "fatal", why: "invalid shard: check SHARD_COUNT and SHARD_IDS" },
+  [GatewayCloseCodes.ShardingRequired]: { action: "fatal", why: "sharding required: raise SHARD_COUNT, or unset it to use the count Discord recommends" },
   [GatewayCloseCodes.InvalidAPIVersion]: { action: "fatal", why: "invalid API version" },
   [GatewayCloseCodes.InvalidIntents]: { action: "fatal", why: "invalid intents" },
   [GatewayCloseCodes.DisallowedIntents]: { action: "fatal", why: "disallowed intents: enable them in the developer portal" },

@@ -3,6 +3,7 @@ import WebSocket from "ws";
 import type { Logger } from "../log.js";
 import { backoffDelay, type BackoffPolicy } from "../../../protocol/backoff.js";
 import { closeAction } from "./close-codes.js";
+import type { IdentifyQueue } from "./identify-queue.js";
 
 export enum ShardState {
   Idle = "idle",
@@ -23,10 +24,13 @@ export interface GatewaySession {
 
 export interface GatewayBotInfo {
   url: string;
-  sessionStartLimit: { remaining: number; resetAfterMs: number };
+  /** The shard count Discord recommends. */
+  shards: number;
+  sessionStartLimit: { remaining: number; resetAfterMs: number; maxConcurrency: number };
 }
 
 export interface ShardTimings {
+  /** Discord's IDENTIFY window per rate-limit bucket (5 s). */
   identifySpacingMs: number;
   connectTimeoutMs: number;
   helloTimeoutMs: number;
@@ -51,6 +55,8 @@ export const SHARD_DEFAULTS = {
 export interface ShardDeps {
   createSocket: (url: string) => WebSocket;
   fetchGatewayBot: () => Promise<GatewayBotInfo>;
+  /** Shared by every shard of the process: IDENTIFYs paced per max_concurrency bucket. */
+  identifyQueue: IdentifyQueue;
   random: () => number;
   sleep: (ms: number) => Promise<void>;
   now: () => number;
@@ -90,18 +96,21 @@ export class GatewayShard {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private ackReceived = true;
   private lastHeartbeatAt = 0;
-  private lastIdentifyAt = -Infinity;
   private attempt = 0;
   private resumeFailures = 0;
 
   constructor(
-    private readonly options: { token: string; intents: number; gatewayUrlOverride?: string; session?: GatewaySession },
+    private readonly options: { token: string; intents: number; shard: [id: number, count: number]; gatewayUrlOverride?: string; session?: GatewaySession },
     private readonly handlers: ShardHandlers,
     private readonly deps: ShardDeps,
     private readonly timings: ShardTimings,
     private readonly log: Logger,
   ) {
     this.session = options.session && { ...options.session }; // its own copy: the seq advances with every dispatch
+  }
+
+  get id(): number {
+    return this.options.shard[0];
   }
 
   start(): void {
@@ -254,17 +263,14 @@ export class GatewayShard {
     if (waiting === this.connection) void this.connect();
   }
 
-  /** IDENTIFY on `connection`, once the spacing allows; dropped if that connection is no longer current by then. */
+  /** IDENTIFY on `connection`, once its bucket allows; dropped if that connection is no longer current by then. */
   private async identify(connection: number): Promise<void> {
     this.setState(ShardState.Identifying);
-    // Discord allows one IDENTIFY per 5 s and a daily budget; running out resets the bot token.
-    const wait = this.lastIdentifyAt + this.timings.identifySpacingMs - this.deps.now();
-    if (wait > 0) await this.deps.sleep(wait);
-    if (connection !== this.connection) return; // a newer connection identifies for itself
+    // The daily budget first: running out resets the bot token, so never identify past it.
     const info = await this.deps.fetchGatewayBot().catch(() => undefined);
     if (connection !== this.connection) return;
     if (info && info.sessionStartLimit.remaining <= 0) {
-      this.log("warn", "session start limit exhausted; waiting for it to reset", { resetAfterMs: info.sessionStartLimit.resetAfterMs });
+      this.log("warn", "session start limit exhausted; waiting for it to reset", { shard: this.id, resetAfterMs: info.sessionStartLimit.resetAfterMs });
       this.teardownSocket();
       this.setState(ShardState.WaitingToReconnect);
       const waiting = this.connection;
@@ -272,12 +278,18 @@ export class GatewayShard {
       if (waiting === this.connection) void this.connect();
       return;
     }
-    if (this.socket?.readyState !== WebSocket.OPEN) return;
-    this.lastIdentifyAt = this.deps.now();
+    // Then the bucket's turn: one IDENTIFY per max_concurrency bucket per window, across every shard of the process.
+    const current = () => connection === this.connection && this.socket?.readyState === WebSocket.OPEN;
+    if (!(await this.deps.identifyQueue.take(this.id, current))) return; // a newer connection identifies for itself
     this.identifies++;
     this.send({
       op: GatewayOpcodes.Identify,
-      d: { token: this.options.token, intents: this.options.intents, properties: { os: process.platform, browser: "spell-coven-realtime", device: "spell-coven-realtime" } },
+      d: {
+        token: this.options.token,
+        intents: this.options.intents,
+        shard: this.options.shard,
+        properties: { os: process.platform, browser: "spell-coven-realtime", device: "spell-coven-realtime" },
+      },
     });
     this.expectReady();
   }

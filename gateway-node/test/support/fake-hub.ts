@@ -16,9 +16,12 @@ export const HUB_SECRET = "gateway-test-hub-secret-0123456789";
  */
 export class FakeHub {
   readonly accepted: IdentifiedInternalEvent[] = [];
-  readonly posts: Array<{ status: number; count: number }> = [];
+  /** Every request, with the guilds its events were for (the real edge hands each guild's events to that guild's hub). */
+  readonly posts: Array<{ status: number; count: number; guilds: string[] }> = [];
   duplicates = 0;
   failWith: number | undefined;
+  /** When set, `failWith` hits only requests for this guild: one guild's hub failing while the others answer. */
+  failGuild: string | undefined;
   /** Decides each post's status before anything else (undefined: answer normally). */
   onPost: (() => number | undefined) | undefined;
   /** At most this many events per request, else 413 (the real hub's limit is bytes). */
@@ -30,8 +33,8 @@ export class FakeHub {
   /** Ids that arrived again with different content: a translation that is not stable across restarts. */
   readonly idConflicts: string[] = [];
   private readonly contentById = new Map<string, string>();
-  /** The newest gateway epoch seen; older ones are refused 409, as the real hub does. */
-  leaseEpoch = -1;
+  /** The newest gateway epoch seen per guild; older ones are refused 409, as each guild's hub does. */
+  readonly leaseEpochs = new Map<string, number>();
   private readonly seen = new Set<string>();
   private server: Server | undefined;
   port = 0;
@@ -68,14 +71,16 @@ export class FakeHub {
     const check = await verifyHubSignature(HUB_SECRET, String(headers["x-hub-timestamp"] ?? ""), String(headers["x-hub-signature"] ?? ""), body);
     if (!check.ok) return this.answer(401, { error: "unauthorized", message: check.reason }, 0);
     if (Buffer.byteLength(body) > MAX_INTERNAL_BODY_BYTES) return this.answer(413, { error: "payload_too_large" }, 0);
-    const forced = this.onPost?.() ?? this.failWith;
-    if (forced) return this.answer(forced, { error: "internal" }, 0);
     const parsed = InternalEventsBody.safeParse(JSON.parse(body));
+    const forGuild = this.failGuild === undefined || (parsed.success && internalEventList(parsed.data).some((event) => event.payload.guildId === this.failGuild));
+    const forced = this.onPost?.() ?? (forGuild ? this.failWith : undefined);
+    if (forced) return this.answer(forced, { error: "internal" }, 0);
     if (!parsed.success) return this.answer(400, { error: "invalid_input", message: parsed.error.message }, 0);
     const lease = "events" in parsed.data ? parsed.data.gateway : undefined;
-    if (lease && lease.epoch < this.leaseEpoch) return this.answer(409, { error: "superseded" }, 0);
-    if (lease) this.leaseEpoch = lease.epoch;
     const events = internalEventList(parsed.data);
+    const guilds = [...new Set(events.map((event) => event.payload.guildId))];
+    if (lease && guilds.some((guild) => lease.epoch < (this.leaseEpochs.get(guild) ?? -1))) return this.answer(409, { error: "superseded" }, 0, guilds);
+    if (lease) for (const guild of guilds) this.leaseEpochs.set(guild, lease.epoch);
     if (events.length > this.maxEventsPerPost) return this.answer(413, { error: "payload_too_large" }, 0);
     if (events.some((event) => this.rejectIf?.(event))) return this.answer(400, { error: "invalid_input" }, 0);
     let duplicates = 0;
@@ -92,17 +97,17 @@ export class FakeHub {
       this.accepted.push(event);
     }
     this.duplicates += duplicates;
-    return this.answer(200, { ok: true, accepted: events.length - duplicates, duplicates }, events.length);
+    return this.answer(200, { ok: true, accepted: events.length - duplicates, duplicates }, events.length, guilds);
   }
 
-  private answer(status: number, body: unknown, count: number): { status: number; body: unknown } {
-    this.posts.push({ status, count });
+  private answer(status: number, body: unknown, count: number, guilds: string[] = []): { status: number; body: unknown } {
+    this.posts.push({ status, count, guilds });
     return { status, body };
   }
 
-  /** App events in order, as `event:user@channel` strings, for compact assertions. */
-  summary(): string[] {
-    return this.accepted.map((e) => {
+  /** App events in order, as `event:user@channel` strings, for compact assertions; only one guild's when given. */
+  summary(guildId?: string): string[] {
+    return this.accepted.filter((e) => guildId === undefined || e.payload.guildId === guildId).map((e) => {
       if (e.event === "guild.sync") return `guild.sync:${e.payload.voiceStates.length}`;
       const p = e.payload as { channelId: string; userId?: string };
       return `${e.event}:${p.userId ? `${p.userId}@` : ""}${p.channelId}`;

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from "node:fs";
 import { startDiscordSimulator, type DiscordSimulator, type SimulatorOptions } from "../../../dev/discord-sim/index.js";
 import type { GatewayConfig } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
@@ -85,3 +86,11 @@ export async function startHarness(
 }
 
 export { until } from "../../../test-support/until.js";
+
+/** A shard's session as SESSION_FILE holds it (`{sessionId: "", seq: -1}` before one is written). */
+export function storedShardSession(file: string, shard = 0): { sessionId: string; seq: number; resumeGatewayUrl: string } {
+  const none = { sessionId: "", seq: -1, resumeGatewayUrl: "" };
+  if (!existsSync(file)) return none;
+  const state = JSON.parse(readFileSync(file, "utf8")) as { shards?: Record<string, { sessionId: string; seq: number; resumeGatewayUrl: string }> };
+  return state.shards?.[String(shard)] ?? none;
+}

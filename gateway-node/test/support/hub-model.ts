@@ -1,5 +1,5 @@
 import type { IdentifiedInternalEvent } from "../../../protocol/index.js";
-import type { DiscordSimulator } from "../../../dev/discord-sim/index.js";
+import type { SimGuild } from "../../../dev/discord-sim/index.js";
 
 export interface Picture {
   rooms: Map<string, { name: string; userLimit: number; parentId: string | null }>;
@@ -50,8 +50,8 @@ export function hubPicture(accepted: IdentifiedInternalEvent[]): Picture {
   return picture;
 }
 
-/** Discord's truth as the hub should see it: voice channels (not stage or text) and who is in them. */
-export function discordTruth(sim: DiscordSimulator): Picture {
+/** One guild's truth as its hub should see it: voice channels (not stage or text) and who is in them. */
+export function discordTruth(sim: Pick<SimGuild, "state">): Picture {
   const rooms: Picture["rooms"] = new Map();
   for (const channel of sim.state().channels) {
     if (channel.type !== 2) continue;

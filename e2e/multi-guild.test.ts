@@ -1,0 +1,126 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { startDiscordSimulator, type DiscordSimulator } from "../dev/discord-sim/index.js";
+import { freePort } from "../dev/stack/ports.js";
+import { startProcess, type ManagedProcess } from "../dev/stack/processes.js";
+import { startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
+import type { ServerMessage } from "../protocol/index.js";
+import { until } from "../test-support/until.js";
+import { ROOT } from "./support/paths.js";
+
+// Three guilds on two shards ((id >> 22) % 2): A and C on shard 0, B on shard 1.
+const GUILD_A = "1258291200000000000";
+const GUILD_B = "1258291200004194304";
+const GUILD_C = "1258291200008388608";
+const GUILDS = [GUILD_A, GUILD_B, GUILD_C] as const;
+const ROOM = { [GUILD_A]: "120000000000000001", [GUILD_B]: "120000000000000002", [GUILD_C]: "120000000000000003" } as const;
+const USERS = ["210000000000000001", "210000000000000002", "210000000000000003"];
+const TOKEN = "multi-guild-bot-token";
+const SECRET = "multi-guild-hub-secret-0123456789abcdef";
+
+let sim: DiscordSimulator;
+let worker: WranglerDev;
+let gateway: ManagedProcess;
+let healthPort: number;
+let state: string;
+let signingKey: CryptoKey;
+
+beforeAll(async () => {
+  state = mkdtempSync(join(tmpdir(), "scr-multi-guild-"));
+  const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
+  signingKey = privateKey;
+  sim = await startDiscordSimulator({
+    botToken: TOKEN,
+    guildId: GUILD_A,
+    heartbeatIntervalMs: 1_000,
+    identifyIntervalMs: 0,
+    recommendedShards: 2,
+    channels: [{ id: ROOM[GUILD_A], name: "A", type: 2, userLimit: 4 }],
+    guilds: [
+      { guildId: GUILD_B, channels: [{ id: ROOM[GUILD_B], name: "B", type: 2, userLimit: 4 }] },
+      { guildId: GUILD_C, channels: [{ id: ROOM[GUILD_C], name: "C", type: 2, userLimit: 4 }] },
+    ],
+    users: USERS.map((id, i) => ({ id, username: `player${i}` })),
+  });
+  worker = await startWranglerDev({
+    root: ROOT,
+    port: await freePort(),
+    persistTo: join(state, "do"),
+    vars: {
+      PRIMARY_GUILD_ID: GUILD_A, ALLOWED_GUILD_IDS: `${GUILD_B},${GUILD_C}`, DISCORD_BOT_TOKEN: TOKEN, HUB_SECRET: SECRET,
+      JWT_ISSUER: "multi-guild", JWT_AUDIENCE: "spell-coven-realtime",
+      JWT_PUBLIC_JWK: JSON.stringify({ ...(await exportJWK(publicKey)), alg: "RS256" }), DISCORD_API_BASE: sim.restBase,
+    },
+  });
+  healthPort = await freePort();
+  gateway = startProcess("gateway", join(ROOT, "node_modules/.bin/tsx"), ["gateway-node/src/main.ts"], {
+    ...process.env,
+    DISCORD_BOT_TOKEN: TOKEN, PRIMARY_GUILD_ID: GUILD_A, ALLOWED_GUILD_IDS: `${GUILD_B},${GUILD_C}`,
+    HUB_ENDPOINT: `${worker.url}/internal/events`, HUB_SECRET: SECRET, DISCORD_API_BASE: sim.restBase,
+    HEALTH_PORT: String(healthPort), LOG_LEVEL: "warn", SESSION_FILE: join(state, "session.json"),
+  }, ROOT);
+});
+
+afterAll(async () => {
+  await gateway?.stop();
+  await worker?.stop();
+  await sim?.close();
+  rmSync(state, { recursive: true, force: true });
+});
+
+async function token(): Promise<string> {
+  return new SignJWT({ name: "Multi Guild", guilds: [...GUILDS] }).setProtectedHeader({ alg: "RS256" }).setSubject("200000000000000001")
+    .setIssuer("multi-guild").setAudience("spell-coven-realtime").setExpirationTime("10m").sign(signingKey);
+}
+
+/** A browser socket on one guild's hub, recording its events. */
+async function subscribe(guildId: string) {
+  const messages: ServerMessage[] = [];
+  const ws = new WebSocket(`${worker.url.replace("http", "ws")}/ws?guildId=${guildId}`);
+  ws.on("message", (data) => messages.push(JSON.parse(String(data)) as ServerMessage));
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  ws.send(JSON.stringify({ type: "auth", token: await token() }));
+  await until(() => messages.find((m) => m.type === "snapshot"), `${guildId}'s snapshot`);
+  const events = () =>
+    messages
+      .filter((m): m is Extract<ServerMessage, { type: "event" }> => m.type === "event")
+      .map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}@${e.payload.channelId}:${e.payload.guildId}`);
+  return { ws, events };
+}
+
+describe("one gateway, three guilds on two shards, through the Worker", () => {
+  it("brings each guild's voice activity to that guild's sockets only, also across one shard's reconnect and one guild's outage", async () => {
+    await until(async () => ((await fetch(`http://127.0.0.1:${healthPort}/healthz`)).ok ? true : undefined), "gateway-node healthy", 30_000);
+    const clients = Object.fromEntries(await Promise.all(GUILDS.map(async (guild) => [guild, await subscribe(guild)] as const)));
+    GUILDS.forEach((guild, i) => sim.guild(guild).setVoiceState(USERS[i]!, ROOM[guild]));
+    for (const [i, guild] of GUILDS.entries()) {
+      await until(() => clients[guild]!.events().length >= 1 || undefined, `${guild}'s join`);
+      expect(clients[guild]!.events()).toEqual([`voice.joined:${USERS[i]}@${ROOM[guild]}:${guild}`]);
+    }
+
+    sim.dropConnections(1); // shard 1 (GUILD_B) resumes alone
+    sim.guild(GUILD_B).setVoiceState(USERS[1]!, null);
+    sim.guild(GUILD_C).guildOutage(); // GUILD_C is unavailable: its change reaches the hub through the resync
+    sim.guild(GUILD_C).setVoiceState(USERS[0]!, ROOM[GUILD_C]);
+    sim.guild(GUILD_C).restoreGuild();
+    await until(() => clients[GUILD_B]!.events().length >= 2 || undefined, "GUILD_B's leave after its shard resumed", 20_000);
+    await until(() => clients[GUILD_C]!.events().length >= 2 || undefined, "GUILD_C's resync", 20_000);
+    expect(clients[GUILD_B]!.events().at(-1)).toBe(`voice.left:${USERS[1]}@${ROOM[GUILD_B]}:${GUILD_B}`);
+    expect(clients[GUILD_C]!.events().at(-1)).toBe(`voice.joined:${USERS[0]}@${ROOM[GUILD_C]}:${GUILD_C}`);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // room for a stray event to arrive
+    expect(clients[GUILD_A]!.events()).toEqual([`voice.joined:${USERS[0]}@${ROOM[GUILD_A]}:${GUILD_A}`]);
+    expect(sim.state().resumeCount).toBe(1);
+    expect(sim.state().identifies.map((i) => i.shard).sort()).toEqual([[0, 2], [1, 2]]);
+
+    const health = (await (await fetch(`http://127.0.0.1:${healthPort}/healthz`)).json()) as { guilds: Record<string, { shard: number; state: string }> };
+    expect(Object.fromEntries(Object.entries(health.guilds).map(([id, g]) => [id, g.shard]))).toEqual({ [GUILD_A]: 0, [GUILD_B]: 1, [GUILD_C]: 0 });
+    for (const client of Object.values(clients)) client.ws.close();
+  });
+});
