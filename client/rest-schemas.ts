@@ -3,8 +3,8 @@
  * them. client/test/schemas.test.ts checks they accept and reject what protocol/'s schemas do.
  */
 import { ERROR_CODES } from "../protocol/codes.js";
-import { Room, Snowflake, int } from "./schemas.js";
-import { array, literal, object, optional, string } from "./validate.js";
+import { Room, Snowflake } from "./schemas.js";
+import { array, int, literal, object, optional, string } from "./validate.js";
 
 export const CreateRoomResponse = object({ channelId: Snowflake, name: string(), guildId: Snowflake });
 export const EndRoomResponse = object({ ok: literal(true) });

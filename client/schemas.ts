@@ -7,7 +7,6 @@ import { anyObject, array, int, literal, nullable, object, optional, string, uni
 
 /** protocol's Snowflake: 17–20 digits that fit in 64 bits. */
 export const Snowflake = when<string>((id) => typeof id === "string" && /^\d{17,20}$/.test(id) && (id.length < 20 || id <= "18446744073709551615"));
-export { int };
 
 const memberShape = {
   userId: Snowflake,
