@@ -1,5 +1,5 @@
 // Builds the package into client/dist: ESM JavaScript (esbuild; the ../protocol sources the SDK uses are bundled,
-// zod and react stay imports of the app's copies) and declarations (tsc, dist/types). `npm run build:client`.
+// react stays an import of the app's copy) and declarations (tsc, dist/types). `npm run build:client`.
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
@@ -19,7 +19,7 @@ await build({
   format: "esm",
   platform: "neutral",
   target: "es2022",
-  external: ["zod", "zod/*", "react"],
+  external: ["react"],
   sourcemap: true,
   logLevel: "warning",
 });

@@ -1,12 +1,13 @@
-// Runtime imports from ../protocol only from its zod-free modules: the browser bundle gets zod/mini, not zod.
+// Runtime imports from ../protocol only from its zod-free modules: the browser bundle carries no zod.
 import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
-import type { EventEnvelope } from "../protocol/index.js";
 import { parseJson } from "../protocol/json.js";
 import { callListener } from "./listeners.js";
 import { PresenceStore } from "./presence.js";
 import { CloseCode } from "../protocol/codes.js";
 import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
 import type { Transport } from "./sse.js";
+import type { EventEnvelope } from "./types.js";
+import { invalid } from "./validate.js";
 
 /**
  * - `connecting` / `resuming`: working on a connection (resuming once a snapshot has arrived);
@@ -265,9 +266,8 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       const data = String(event.data);
       if (data === "pong") return;
       const json = parseJson(data);
-      const parsed = ServerMessage.safeParse(json);
-      if (!parsed.success) return onUnknown(json);
-      const message = parsed.data;
+      const message = ServerMessage(json);
+      if (message === invalid) return onUnknown(json);
       if (message.type === "ack") {
         liveSince ??= Date.now();
         refusedTokens = 0;
@@ -293,14 +293,14 @@ export function connect(options: ConnectOptions): RealtimeConnection {
 
     /** A message ServerMessage does not describe: a newer hub's event (apply its seq), or something malformed. */
     const onUnknown = (json: unknown) => {
-      const envelope = AnyEventEnvelope.safeParse(json);
-      if (!envelope.success) return setStatus(state.status, "ignored a malformed message", state.retryAt);
-      if (knownEvents.has(envelope.data.event)) {
+      const envelope = AnyEventEnvelope(json);
+      if (envelope === invalid) return setStatus(state.status, "ignored a malformed message", state.retryAt);
+      if (knownEvents.has(envelope.event)) {
         // A known event that does not validate cannot be applied; skipping it would leave the rooms wrong.
         needSnapshot = true;
-        return end(undefined, `unreadable ${envelope.data.event} at seq ${envelope.data.seq}: resyncing`);
+        return end(undefined, `unreadable ${envelope.event} at seq ${envelope.seq}: resyncing`);
       }
-      if (presence.skip(envelope.data.seq) === "gap") end(undefined, "sequence gap");
+      if (presence.skip(envelope.seq) === "gap") end(undefined, "sequence gap");
     };
 
     ws.onclose = (event) => end(event.code, event.reason);

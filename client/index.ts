@@ -13,4 +13,4 @@ export {
   type WebSocketLike,
 } from "./connect.js";
 export { PresenceStore, presenceDiff, type PresenceDiff, type PresenceSnapshot, type ApplyResult } from "./presence.js";
-export type { EventEnvelope, Member, Room } from "../protocol/index.js";
+export type { EventEnvelope, Member, Room } from "./types.js";

@@ -1,4 +1,4 @@
-import type { EventEnvelope, Member, Room, SnapshotMessage } from "../protocol/index.js";
+import type { EventEnvelope, Member, Room, SnapshotMessage } from "./types.js";
 import { callListener } from "./listeners.js";
 
 export interface PresenceSnapshot {

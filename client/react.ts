@@ -1,5 +1,5 @@
 import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from "react";
-import type { EventEnvelope, Room } from "../protocol/index.js";
+import type { EventEnvelope, Room } from "./types.js";
 import { connect, type ConnectionState, type ConnectionStatus, type ConnectOptions, type RealtimeConnection } from "./connect.js";
 import { PresenceStore, type PresenceDiff, type PresenceSnapshot } from "./presence.js";
 

@@ -1,7 +1,7 @@
-import type * as z from "zod/mini";
 import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
-import type * as protocol from "../protocol/index.js";
 import { CreateRoomResponse, EndRoomResponse, ErrorBody, RoomsResponse } from "./rest-schemas.js";
+import type * as protocol from "./types.js";
+import { invalid, type Validator } from "./validate.js";
 
 /** A failed API call, with the service's error code and, for 429/503, when to retry. */
 export class RealtimeApiError extends Error {
@@ -47,7 +47,7 @@ export const REST_DEFAULTS = {
 export function createRealtimeApi(options: RealtimeApiOptions) {
   const settings = { ...REST_DEFAULTS, ...options };
   const call = async <T>(
-    schema: z.ZodMiniType<T>,
+    schema: Validator<T>,
     method: string,
     path: string,
     { signal }: CallOptions,
@@ -63,17 +63,21 @@ export function createRealtimeApi(options: RealtimeApiOptions) {
     });
     const json: unknown = await response.json().catch(() => undefined);
     if (!response.ok) {
-      const error = ErrorBody.safeParse(json);
+      const error = ErrorBody(json);
+      const body = error === invalid ? undefined : error;
       const retryAfter = Number(response.headers.get("Retry-After"));
       throw new RealtimeApiError(
         response.status,
-        error.success ? error.data.error : "unknown",
-        error.success ? error.data.message : `HTTP ${response.status}`,
+        body?.error ?? "unknown",
+        body?.message ?? `HTTP ${response.status}`,
         Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
-        error.success ? error.data.issues : undefined,
+        body?.issues,
       );
     }
-    return schema.parse(json);
+    const data = schema(json);
+    // Not a TypeError: a response the service should not have sent is final, not retried like a network error.
+    if (data === invalid) throw new Error(`${method} ${path}: the response does not match the protocol`);
+    return data;
   };
 
   /** How long to wait before trying again after `error`, or undefined when another try cannot help. */

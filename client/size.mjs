@@ -1,20 +1,27 @@
-// Bundles each browser SDK entry (with the protocol sources it uses; react stays the app's) minified for the
-// browser and prints its size, minified and gzipped: `npm run size:client`. The main entry must stay under 10 KB
-// gzipped. Pass --metafile to list what dominates each.
+// Bundles each browser SDK entry, and all of them together (what an app importing every entry ships), minified for
+// the browser with the protocol code they use (react stays the app's), and prints their sizes minified and
+// gzipped: `npm run size:client`. Fails (exit 1) over budget: the main entry and the whole SDK must each stay
+// within 10 KB gzipped. Pass --metafile to list what dominates each.
 import { build } from "esbuild";
 import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 
-const entries = [
-  ["client bundle", "index.ts"],
-  ["client/rest entry", "rest.ts"],
-  ["client/react entry", "react.ts"],
-  ["client/sse entry", "sse-entry.ts"],
+const here = fileURLToPath(new URL(".", import.meta.url));
+const KB = 1024;
+/** [label, entry source, gzipped budget in bytes or undefined]. */
+const bundles = [
+  ["client bundle", { path: "index.ts" }, 10 * KB],
+  ["client/rest entry", { path: "rest.ts" }],
+  ["client/react entry", { path: "react.ts" }],
+  ["client/sse entry", { path: "sse-entry.ts" }],
+  // sse-entry re-exports everything index does, with the SSE-capable connect.
+  ["whole SDK (all entries)", { contents: ['export * from "./sse-entry.ts";', 'export * from "./rest.ts";', 'export * from "./react.ts";'].join("\n") }, 10 * KB],
 ];
-const kb = (bytes) => (bytes / 1024).toFixed(1);
-for (const [label, file] of entries) {
+const kb = (bytes) => (bytes / KB).toFixed(1);
+const overBudget = [];
+for (const [label, source, budget] of bundles) {
   const result = await build({
-    entryPoints: [fileURLToPath(new URL(file, import.meta.url))],
+    ...(source.path ? { entryPoints: [fileURLToPath(new URL(source.path, import.meta.url))] } : { stdin: { contents: source.contents, resolveDir: here, sourcefile: "whole-sdk.ts", loader: "ts" } }),
     bundle: true,
     format: "esm",
     platform: "browser",
@@ -25,7 +32,10 @@ for (const [label, file] of entries) {
     logLevel: "warning",
   });
   const code = result.outputFiles[0].contents;
-  console.log(`${label}: ${kb(code.length)} KB minified, ${kb(gzipSync(code).length)} KB gzipped`);
+  const gzipped = gzipSync(code).length;
+  const limit = budget === undefined ? "" : ` (budget ${kb(budget)} KB)`;
+  console.log(`${label}: ${kb(code.length)} KB minified, ${kb(gzipped)} KB gzipped${limit}`);
+  if (budget !== undefined && gzipped > budget) overBudget.push(`${label}: ${gzipped} bytes gzipped, budget ${budget}`);
   if (process.argv.includes("--metafile")) {
     const inputs = Object.values(result.metafile.outputs)[0].inputs;
     const byPackage = new Map();
@@ -35,4 +45,8 @@ for (const [label, file] of entries) {
     }
     for (const [key, bytes] of [...byPackage].sort((a, b) => b[1] - a[1])) console.log(`  ${kb(bytes).padStart(7)} KB  ${key}`);
   }
+}
+if (overBudget.length > 0) {
+  console.error(`over the size budget:\n  ${overBudget.join("\n  ")}`);
+  process.exit(1);
 }

@@ -26,8 +26,8 @@ beforeAll(() => {
   expect(packed!.files.map((file) => file.path)).toEqual(expect.arrayContaining(["package.json", "dist/index.js", "dist/react.js", "dist/rest.js", "dist/sse.js", "dist/types/client/index.d.ts", "dist/types/client/sse-entry.d.ts"]));
   expect(packed!.files.some((file) => file.path.endsWith(".ts") && !file.path.endsWith(".d.ts"))).toBe(false);
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
-  // zod (the package's dependency), react (its optional peer, for the ./react import) and React's types come from the npm cache
-  // when they are there, else from the registry.
+  // react (the package's optional peer, for the ./react import) and React's types come from the npm cache when they
+  // are there, else from the registry.
   run("npm", ["install", join(scratch, packed!.filename), `react@${reactVersion}`, `@types/react@${reactTypesVersion}`, "--no-audit", "--no-fund", "--prefer-offline", "--no-package-lock"], scratch);
 }, 120_000);
 

@@ -119,4 +119,17 @@ describe("endRoom and listRooms", () => {
     await expect(createRealtimeApi({ ...quick, fetch }).listRooms()).resolves.toEqual(rooms);
     expect(requests).toHaveLength(2);
   });
+
+  it("rejects a response that does not match the protocol, without retrying, and drops fields it does not know", async () => {
+    const { fetch, requests } = scripted(json(200, { guildId: created.guildId, seq: -1, rooms: [] }), json(200, { ...created, secret: "x" }));
+    const api = createRealtimeApi({ ...quick, fetch });
+    await expect(api.listRooms()).rejects.toThrow("GET /rooms: the response does not match the protocol");
+    expect(requests).toHaveLength(1);
+    await expect(api.createRoom({ name: "Friday" })).resolves.toStrictEqual(created);
+  });
+
+  it("reads a malformed error body as code unknown", async () => {
+    const { fetch } = scripted(json(403, { error: "teapot", message: "no" }));
+    await expect(createRealtimeApi({ ...quick, fetch }).endRoom("110000000000000001")).rejects.toMatchObject({ status: 403, code: "unknown", message: "HTTP 403" });
+  });
 });
