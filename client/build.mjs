@@ -11,10 +11,10 @@ rmSync(dist, { recursive: true, force: true });
 
 await build({
   absWorkingDir: here,
-  entryPoints: { index: "index.ts", rest: "rest.ts", react: "react.ts", sse: "sse-entry.ts" },
+  entryPoints: { index: "index.ts", rest: "rest.ts", react: "react.ts" },
   outdir: "dist",
   bundle: true,
-  // rest.js, react.js and sse.js share code with index.js through chunks instead of second copies.
+  // rest.js and react.js share code with index.js through chunks instead of second copies.
   splitting: true,
   format: "esm",
   platform: "neutral",

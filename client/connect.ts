@@ -5,7 +5,7 @@ import { callListener } from "./listeners.js";
 import { PresenceStore } from "./presence.js";
 import { CloseCode } from "../protocol/codes.js";
 import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
-import type { Transport } from "./sse.js";
+import { socketFactory, type Transport } from "./sse.js";
 import type { EventEnvelope } from "./types.js";
 import { invalid } from "./validate.js";
 
@@ -69,7 +69,10 @@ export interface ConnectOptions {
   /** Defaults to the global `window` and `document` where they exist; `false` listens to neither. */
   browser?: BrowserSignals | false;
   WebSocket?: WebSocketConstructor;
-  /** "sse" and "auto" (SSE once a WebSocket fails without opening) need `connect` from the `/sse` entry. */
+  /**
+   * "websocket" (the default), "sse" (server-sent events over fetch streaming, the token in a header) or "auto"
+   * (WebSockets until one closes without ever opening, then SSE for the rest of this connection's life).
+   */
   transport?: Transport;
   backoff?: BackoffPolicy;
   /** Send a fresh token this long before the current one expires. */
@@ -118,10 +121,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function connect(options: ConnectOptions): RealtimeConnection {
   const settings = { ...CONNECT_DEFAULTS, ...options };
-  if ((options.transport ?? "websocket") !== "websocket") {
-    throw new Error(`transport "${options.transport}" needs connect from "@spell-coven/realtime-client/sse"`);
-  }
-  const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket;
+  const Socket = socketFactory(options.transport ?? "websocket", options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket);
   const random = options.random ?? Math.random;
   let rooms = options.rooms;
   const presence = new PresenceStore(rooms === undefined);
@@ -182,7 +182,12 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     stopped = true;
     setStatus(status, detail, undefined, reason);
   };
-  const sendRooms = (ws: WebSocketLike) => ws.send(JSON.stringify({ type: "rooms", ...(rooms ? { rooms } : {}) }));
+  /** The filter the current socket last told the hub, by its auth or a rooms message. */
+  let sentRooms: string[] | undefined;
+  const sendRooms = (ws: WebSocketLike) => {
+    sentRooms = rooms;
+    ws.send(JSON.stringify({ type: "rooms", ...(rooms ? { rooms } : {}) }));
+  };
 
   /** Decides what follows a connection's end: retry (with backoff) or stop. */
   const afterEnd = (code: number | undefined, reason: string, liveSince: number | undefined) => {
@@ -217,7 +222,6 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     authenticated = false;
     let liveSince: number | undefined;
     let heard = 0; // messages received, pongs included
-    let authRooms: string[] | undefined;
 
     /** Ends this connection once: by the socket's close event (code) or by giving up on it (no code). */
     const end = (code: number | undefined, reason: string) => {
@@ -248,7 +252,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       }
       if (socket !== ws) return;
       const since = presence.hasSnapshot && !needSnapshot ? { since: presence.seq } : {};
-      authRooms = rooms;
+      sentRooms = rooms;
       ws.send(JSON.stringify({ type: "auth", token, ...since, ...(rooms ? { rooms } : {}) }));
       scheduleRefresh(ws, token);
       const ping = () => {
@@ -273,8 +277,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         refusedTokens = 0;
         authenticated = true;
         // setRooms() while this socket was authenticating: its auth carried the previous filter.
-        if (authRooms !== rooms) sendRooms(ws);
-        authRooms = rooms;
+        if (sentRooms !== rooms) sendRooms(ws);
         setStatus("live");
       } else if (message.type === "snapshot") {
         needSnapshot = false;

@@ -19,7 +19,8 @@ export function eventsUrl(socketUrl: string): string {
   return url.toString();
 }
 
-interface StreamAuth {
+/** The client → hub messages the stream acts on: "auth" (start, or restart with a fresh token) and "rooms". */
+interface StreamMessage {
   type?: unknown;
   token?: unknown;
   since?: unknown;
@@ -38,6 +39,8 @@ export class SseSocket implements WebSocketLike {
   /** The last event id seen: where a restarted stream resumes. */
   private lastId: number | undefined;
   private lastHeard = Date.now();
+  /** The latest token: a filter change restarts the stream with it. */
+  private token: string | undefined;
 
   constructor(url: string) {
     this.url = eventsUrl(url);
@@ -56,12 +59,20 @@ export class SseSocket implements WebSocketLike {
       if (Date.now() - this.lastHeard <= QUIET_LIMIT_MS) setTimeout(() => this.deliver("pong"));
       return;
     }
-    const auth = parseJson(data) as StreamAuth | undefined;
-    if (auth?.type !== "auth" || typeof auth.token !== "string") return;
-    if (Array.isArray(auth.rooms)) this.rooms = auth.rooms.map(String);
-    const since = typeof auth.since === "number" ? auth.since : undefined;
+    const message = parseJson(data) as StreamMessage | undefined;
+    if (message?.type === "rooms" && this.token !== undefined) {
+      // A stream's filter is in its URL: start a new one. Like the hub's answer to a socket's "rooms" message, it
+      // opens with a fresh snapshot, since a replay cannot bring the members of rooms newly watched.
+      this.rooms = Array.isArray(message.rooms) ? message.rooms.map(String) : undefined;
+      this.lastId = undefined;
+      return void this.start(this.token);
+    }
+    if (message?.type !== "auth" || typeof message.token !== "string") return;
+    if (Array.isArray(message.rooms)) this.rooms = message.rooms.map(String);
+    const since = typeof message.since === "number" ? message.since : undefined;
     this.lastId ??= since;
-    void this.start(auth.token);
+    this.token = message.token;
+    void this.start(message.token);
   }
 
   close(code = 1000, reason = ""): void {

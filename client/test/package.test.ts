@@ -23,7 +23,7 @@ beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), "realtime-client-pkg-"));
   run(process.execPath, [join(clientDir, "build.mjs")], root);
   const [packed] = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", scratch], clientDir)) as { filename: string; files: { path: string }[] }[];
-  expect(packed!.files.map((file) => file.path)).toEqual(expect.arrayContaining(["package.json", "dist/index.js", "dist/react.js", "dist/rest.js", "dist/sse.js", "dist/types/client/index.d.ts", "dist/types/client/sse-entry.d.ts"]));
+  expect(packed!.files.map((file) => file.path)).toEqual(expect.arrayContaining(["package.json", "dist/index.js", "dist/react.js", "dist/rest.js", "dist/types/client/index.d.ts"]));
   expect(packed!.files.some((file) => file.path.endsWith(".ts") && !file.path.endsWith(".d.ts"))).toBe(false);
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
   // react (the package's optional peer, for the ./react import) and React's types come from the npm cache when they
@@ -39,18 +39,17 @@ describe("the packed @spell-coven/realtime-client", () => {
   it("type-checks an app importing the SDK and the React hook (moduleResolution bundler)", () => {
     writeFileSync(
       join(scratch, "app.ts"),
-      `import { connect, type ConnectionState, type ConnectionStatus, type PresenceDiff, type RealtimeConnection } from "@spell-coven/realtime-client";
+      `import { connect, type ConnectionState, type Transport, type ConnectionStatus, type PresenceDiff, type RealtimeConnection } from "@spell-coven/realtime-client";
 import { createRealtimeApi, RealtimeApiError } from "@spell-coven/realtime-client/rest";
 import { RealtimeProvider, useConnectionState, useRoom, useRooms, useSpellCovenPresence } from "@spell-coven/realtime-client/react";
-import { connect as connectAny, type Transport } from "@spell-coven/realtime-client/sse";
 
 const live: RealtimeConnection = connect({ url: "wss://realtime.example.com/ws", getToken: async () => "token", rooms: ["123456789012345678"] });
 const status: ConnectionStatus = live.status;
 const state: ConnectionState = live.state;
 const transport: Transport = "auto";
-const streamed: RealtimeConnection = connectAny({ url: "wss://realtime.example.com/ws", getToken: async () => "token", transport });
+const streamed: RealtimeConnection = connect({ url: "wss://realtime.example.com/ws", getToken: async () => "token", transport });
 // @ts-expect-error an unknown transport
-void connectAny({ url: "wss://realtime.example.com/ws", getToken: async () => "token", transport: "longpoll" });
+void connect({ url: "wss://realtime.example.com/ws", getToken: async () => "token", transport: "longpoll" });
 const members: string[] = live.presence.getSnapshot().rooms.flatMap((room) => room.members.map((member) => member.userId));
 const off: () => void = live.on("voice.joined", (payload) => console.log(payload.userId, payload.username));
 // @ts-expect-error room.deleted has no userId
@@ -89,14 +88,13 @@ export { status, state, members, off, created, hook, hooks, streamed, RealtimeAp
         `const sdk = await import("@spell-coven/realtime-client");
 const rest = await import("@spell-coven/realtime-client/rest");
 const react = await import("@spell-coven/realtime-client/react");
-const sse = await import("@spell-coven/realtime-client/sse");
-console.log(JSON.stringify({ sdk: Object.keys(sdk).sort(), rest: Object.keys(rest).sort(), react: Object.keys(react).sort(), sse: Object.keys(sse).sort(),
+console.log(JSON.stringify({ sdk: Object.keys(sdk).sort(), rest: Object.keys(rest).sort(), react: Object.keys(react).sort(),
   types: [typeof sdk.connect, typeof rest.createRealtimeApi, typeof react.RealtimeProvider] }));`,
       ],
       scratch,
     );
-    const result = JSON.parse(output) as { sdk: string[]; rest: string[]; react: string[]; sse: string[]; types: string[] };
-    expect(result.sdk).toEqual(["CONNECT_DEFAULTS", "PresenceStore", "connect", "presenceDiff", "tokenExpiry"]);
+    const result = JSON.parse(output) as { sdk: string[]; rest: string[]; react: string[]; types: string[] };
+    expect(result.sdk).toEqual(["CONNECT_DEFAULTS", "PresenceStore", "SseSocket", "connect", "eventsUrl", "presenceDiff", "socketFactory", "tokenExpiry"]);
     expect(result.rest).toEqual(["REST_DEFAULTS", "RealtimeApiError", "createRealtimeApi"]);
     expect(result.react).toEqual([
       "RealtimeProvider",
@@ -107,7 +105,6 @@ console.log(JSON.stringify({ sdk: Object.keys(sdk).sort(), rest: Object.keys(res
       "useRooms",
       "useSpellCovenPresence",
     ]);
-    expect(result.sse).toEqual([...result.sdk, "SseSocket", "eventsUrl", "socketFactory"].sort());
     expect(result.types).toEqual(["function", "function", "function"]);
   });
 });

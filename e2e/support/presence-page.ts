@@ -1,5 +1,5 @@
-// A bare page for the browser tests: the SDK's `/sse` entry with transport "auto", rendering live presence.
-import { connect } from "../../client/sse-entry.js";
+// A bare page for the browser tests: the SDK with transport "auto", rendering live presence.
+import { connect } from "../../client/index.js";
 
 declare global {
   interface Window {
