@@ -24,8 +24,9 @@ const SECRET = "multi-guild-hub-secret-0123456789abcdef";
 
 let sim: DiscordSimulator;
 let worker: WranglerDev;
-let gateway: ManagedProcess;
-let healthPort: number;
+/** Two gateway processes, one shard each, as one bot split over two machines would run. */
+const gateways: ManagedProcess[] = [];
+const healthPorts: number[] = [];
 let state: string;
 let signingKey: CryptoKey;
 
@@ -56,17 +57,20 @@ beforeAll(async () => {
       JWT_PUBLIC_JWK: JSON.stringify({ ...(await exportJWK(publicKey)), alg: "RS256" }), DISCORD_API_BASE: sim.restBase,
     },
   });
-  healthPort = await freePort();
-  gateway = startProcess("gateway", join(ROOT, "node_modules/.bin/tsx"), ["gateway-node/src/main.ts"], {
-    ...process.env,
-    DISCORD_BOT_TOKEN: TOKEN, PRIMARY_GUILD_ID: GUILD_A, ALLOWED_GUILD_IDS: `${GUILD_B},${GUILD_C}`,
-    HUB_ENDPOINT: `${worker.url}/internal/events`, HUB_SECRET: SECRET, DISCORD_API_BASE: sim.restBase,
-    HEALTH_PORT: String(healthPort), LOG_LEVEL: "warn", SESSION_FILE: join(state, "session.json"),
-  }, ROOT);
+  for (const shard of [0, 1]) {
+    healthPorts[shard] = await freePort();
+    gateways.push(startProcess(`gateway-${shard}`, join(ROOT, "node_modules/.bin/tsx"), ["gateway-node/src/main.ts"], {
+      ...process.env,
+      DISCORD_BOT_TOKEN: TOKEN, PRIMARY_GUILD_ID: GUILD_A, ALLOWED_GUILD_IDS: `${GUILD_B},${GUILD_C}`,
+      SHARD_COUNT: "2", SHARD_IDS: String(shard),
+      HUB_ENDPOINT: `${worker.url}/internal/events`, HUB_SECRET: SECRET, DISCORD_API_BASE: sim.restBase,
+      HEALTH_PORT: String(healthPorts[shard]), LOG_LEVEL: "warn", SESSION_FILE: join(state, `session-${shard}.json`),
+    }, ROOT));
+  }
 });
 
 afterAll(async () => {
-  await gateway?.stop();
+  await Promise.all(gateways.map((gateway) => gateway.stop()));
   await worker?.stop();
   await sim?.close();
   rmSync(state, { recursive: true, force: true });
@@ -95,9 +99,11 @@ async function subscribe(guildId: string) {
   return { ws, events };
 }
 
-describe("one gateway, three guilds on two shards, through the Worker", () => {
+describe("two gateway processes, one shard each, three guilds, through the Worker", () => {
   it("brings each guild's voice activity to that guild's sockets only, also across one shard's reconnect and one guild's outage", async () => {
-    await until(async () => ((await fetch(`http://127.0.0.1:${healthPort}/healthz`)).ok ? true : undefined), "gateway-node healthy", 30_000);
+    for (const port of healthPorts) {
+      await until(async () => ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok ? true : undefined), `gateway-node on ${port} healthy`, 30_000);
+    }
     const clients = Object.fromEntries(await Promise.all(GUILDS.map(async (guild) => [guild, await subscribe(guild)] as const)));
     GUILDS.forEach((guild, i) => sim.guild(guild).setVoiceState(USERS[i]!, ROOM[guild]));
     for (const [i, guild] of GUILDS.entries()) {
@@ -119,8 +125,12 @@ describe("one gateway, three guilds on two shards, through the Worker", () => {
     expect(sim.state().resumeCount).toBe(1);
     expect(sim.state().identifies.map((i) => i.shard).sort()).toEqual([[0, 2], [1, 2]]);
 
-    const health = (await (await fetch(`http://127.0.0.1:${healthPort}/healthz`)).json()) as { guilds: Record<string, { shard: number; state: string }> };
-    expect(Object.fromEntries(Object.entries(health.guilds).map(([id, g]) => [id, g.shard]))).toEqual({ [GUILD_A]: 0, [GUILD_B]: 1, [GUILD_C]: 0 });
+    const served = async (port: number) => {
+      const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { guilds: Record<string, { shard: number }> };
+      return Object.fromEntries(Object.entries(health.guilds).map(([id, g]) => [id, g.shard]));
+    };
+    expect(await served(healthPorts[0]!)).toEqual({ [GUILD_A]: 0, [GUILD_C]: 0 });
+    expect(await served(healthPorts[1]!)).toEqual({ [GUILD_B]: 1 });
     for (const client of Object.values(clients)) client.ws.close();
   });
 });
