@@ -139,6 +139,13 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   let browserOffline = false;
   /** Set when a replay cannot make the state exact (an unreadable known event, a changed room filter): a snapshot heals. */
   let needSnapshot = false;
+  /** The filter the current socket was last given (by its auth or a rooms message). */
+  let sentRooms: string[] | undefined;
+  /**
+   * Snapshots still to come from the current socket for earlier filters: only the one answering the newest filter
+   * makes the state exact for it (and a later replay, which follows the newest filter, safe).
+   */
+  let unansweredFilters = 0;
   const timers = new Set<ReturnType<typeof setTimeout>>();
 
   /** Updates the state; `onStatus` hears of a new status, or of a detail, as before the state API. */
@@ -181,7 +188,11 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     stopped = true;
     setStatus(status, detail, undefined, reason);
   };
-  const sendRooms = (ws: WebSocketLike) => ws.send(JSON.stringify({ type: "rooms", ...(rooms ? { rooms } : {}) }));
+  const sendRooms = (ws: WebSocketLike) => {
+    ws.send(JSON.stringify({ type: "rooms", ...(rooms ? { rooms } : {}) }));
+    sentRooms = rooms;
+    unansweredFilters++;
+  };
 
   /** Decides what follows a connection's end: retry (with backoff) or stop. */
   const afterEnd = (code: number | undefined, reason: string, liveSince: number | undefined) => {
@@ -214,9 +225,9 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     const ws = new Socket(options.url);
     socket = ws;
     authenticated = false;
+    unansweredFilters = 0;
     let liveSince: number | undefined;
     let heard = 0; // messages received, pongs included
-    let authRooms: string[] | undefined;
 
     /** Ends this connection once: by the socket's close event (code) or by giving up on it (no code). */
     const end = (code: number | undefined, reason: string) => {
@@ -247,7 +258,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       }
       if (socket !== ws) return;
       const since = presence.hasSnapshot && !needSnapshot ? { since: presence.seq } : {};
-      authRooms = rooms;
+      sentRooms = rooms;
       ws.send(JSON.stringify({ type: "auth", token, ...since, ...(rooms ? { rooms } : {}) }));
       scheduleRefresh(ws, token);
       const ping = () => {
@@ -272,13 +283,19 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         liveSince ??= Date.now();
         refusedTokens = 0;
         authenticated = true;
-        // setRooms() while this socket was authenticating: its auth carried the previous filter.
-        if (authRooms !== rooms) sendRooms(ws);
-        authRooms = rooms;
+        if (sentRooms !== rooms) {
+          // setRooms() while this socket was authenticating: its auth carried the previous filter, and the hub's
+          // answer to that auth may be a snapshot for it. Counted as unanswered, so it cannot pass for the answer
+          // to the new filter (if the auth was answered by a replay instead, the next resume asks for a snapshot).
+          unansweredFilters++;
+          sendRooms(ws);
+        }
         setStatus("live");
       } else if (message.type === "snapshot") {
-        needSnapshot = false;
-        presence.detectGaps = rooms === undefined;
+        if (unansweredFilters > 0) unansweredFilters--;
+        // Until the newest filter's answer, events follow an older filter: no gap detection, no replay.
+        if (unansweredFilters === 0) needSnapshot = false;
+        presence.detectGaps = unansweredFilters === 0 && rooms === undefined;
         presence.applySnapshot(message);
       } else if (presence.applyEvent(message) === "gap") {
         // Missed something: reconnect and let the hub replay from our seq (or send a snapshot).
