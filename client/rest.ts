@@ -107,9 +107,11 @@ export function createRealtimeApi(options: RealtimeApiOptions) {
       } catch (error) {
         const delay = retryDelay(error, attempt);
         if (delay === undefined || attempt >= settings.attempts || signal?.aborted) throw error;
-        await new Promise((resolve, reject) => {
-          const timer = setTimeout(resolve, delay);
-          signal?.addEventListener("abort", () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+        await new Promise<void>((resolve, reject) => {
+          const onAbort = () => (clearTimeout(timer), reject(signal!.reason));
+          // Removed after the wait: an app-wide signal would otherwise collect one listener per retry.
+          const timer = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), delay);
+          signal?.addEventListener("abort", onAbort, { once: true });
         });
       }
     }

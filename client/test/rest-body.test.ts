@@ -80,3 +80,19 @@ describe("a response body that stalls", () => {
     expect(server.keys).toHaveLength(1);
   });
 });
+
+describe("an app-wide AbortSignal", () => {
+  it("keeps no listener from the waits between tries once the call has settled", async () => {
+    const { getEventListeners } = await import("node:events");
+    let calls = 0;
+    const fetch = (async () =>
+      ++calls < 3 ? new Response(JSON.stringify({ error: "internal", message: "busy" }), { status: 503 }) : new Response(JSON.stringify(created), { status: 201 })) as typeof globalThis.fetch;
+    const api = createRealtimeApi({ ...quick, baseUrl: "https://realtime.test", fetch });
+    const appWide = new AbortController();
+    for (let i = 0; i < 5; i++) {
+      calls = 0;
+      await expect(api.createRoom({ name: "Friday" }, { signal: appWide.signal })).resolves.toEqual(created);
+    }
+    expect(getEventListeners(appWide.signal, "abort")).toHaveLength(0);
+  });
+});
