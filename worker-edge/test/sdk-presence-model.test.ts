@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import type { Room, RoomsResponse } from "../../protocol/index.js";
 import { connect, type RealtimeConnection, type WebSocketLike } from "../../client/connect.js";
+import { connect as connectWithSse } from "../../client/sse-entry.js";
 import { authed, edgeFetch, newChannelId, newUserId, postInternal } from "./support/edge.js";
 import { joined, left, roomCreated, roomDeleted } from "./support/events.js";
 import { mintToken } from "./support/tokens.js";
@@ -72,6 +73,39 @@ class EdgeSocket implements WebSocketLike {
   }
 }
 
+/**
+ * The SDK's SSE transport calls the global fetch: this one sends its requests to the Worker in this isolate, and
+ * `cut()` errors every open stream like a dropped connection (an abort by the SDK does the same to its own).
+ */
+class EdgeStreams {
+  private readonly open = new Set<TransformStreamDefaultController<Uint8Array>>();
+
+  readonly fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const url = new URL(String(input));
+    const { signal, ...rest } = init ?? {};
+    const response = await edgeFetch(url.pathname + url.search, rest);
+    if (!response.body) return response;
+    let controller!: TransformStreamDefaultController<Uint8Array>;
+    const relay = new TransformStream<Uint8Array, Uint8Array>({ start: (c) => void (controller = c) });
+    this.open.add(controller);
+    const drop = (reason: unknown) => {
+      this.open.delete(controller);
+      controller.error(reason);
+    };
+    signal?.addEventListener("abort", () => drop(signal.reason));
+    // An error on our side cancels the Worker's stream, as a client going away does.
+    void response.body.pipeTo(relay.writable).catch(() => this.open.delete(controller));
+    return new Response(relay.readable, { status: response.status, headers: response.headers });
+  };
+
+  cut(): void {
+    for (const controller of [...this.open]) {
+      this.open.delete(controller);
+      controller.error(new TypeError("network connection lost"));
+    }
+  }
+}
+
 const byId = (rooms: Room[]) =>
   [...rooms]
     // A room.created without a parent omits parentId where a snapshot says null: the same room either way.
@@ -91,7 +125,7 @@ const until = async (check: () => boolean | Promise<boolean>, what: string, time
   }
 };
 
-async function runSchedule(seed: number, steps: number): Promise<void> {
+async function runSchedule(seed: number, steps: number, transport: "websocket" | "sse"): Promise<void> {
   const random = generator(seed);
   const pick = <T>(list: T[]): T => list[Math.floor(random() * list.length)]!;
   const viewer = newUserId();
@@ -101,14 +135,12 @@ async function runSchedule(seed: number, steps: number): Promise<void> {
   const where = new Map<string, string>();
   let filter: string[] | undefined;
   const hubRooms = async () => (await (await edgeFetch("/rooms", authed(token))).json()) as RoomsResponse;
-  const client: RealtimeConnection = connect({
-    url: "https://edge.test/ws",
-    getToken: () => mintToken({ sub: viewer }),
-    WebSocket: EdgeSocket,
-    browser: false,
-    backoff: { minMs: 1, maxMs: 20, factor: 2 },
-    random,
-  });
+  const streams = new EdgeStreams();
+  const realFetch = globalThis.fetch;
+  if (transport === "sse") globalThis.fetch = streams.fetch as typeof fetch;
+  const options = { url: "https://edge.test/ws", getToken: () => mintToken({ sub: viewer }), browser: false as const, backoff: { minMs: 1, maxMs: 20, factor: 2 }, random };
+  const client: RealtimeConnection = transport === "sse" ? connectWithSse({ ...options, transport }) : connect({ ...options, WebSocket: EdgeSocket });
+  const cut = () => (transport === "sse" ? streams.cut() : EdgeSocket.live.forEach((socket) => socket.cut()));
   const log: string[] = [];
   try {
     for (let step = 0; step < steps; step++) {
@@ -149,11 +181,11 @@ async function runSchedule(seed: number, steps: number): Promise<void> {
           }
           await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 3)));
           log.push("cut");
-          for (const socket of EdgeSocket.live) socket.cut();
+          cut();
         }
       } else if (roll < 0.92) {
         log.push("cut");
-        for (const socket of EdgeSocket.live) socket.cut();
+        cut();
       } else {
         // Let the client catch up, then check the invariant mid-schedule.
         log.push("check");
@@ -167,6 +199,7 @@ async function runSchedule(seed: number, steps: number): Promise<void> {
     throw new Error(`seed ${seed}: ${(error as Error).message}\nschedule:\n${log.join("\n")}`);
   } finally {
     client.close();
+    globalThis.fetch = realFetch;
   }
 
   /** Waits for the client to be live and to have seen a barrier event (room events always arrive), then compares. */
@@ -199,9 +232,11 @@ async function runSchedule(seed: number, steps: number): Promise<void> {
 const seeds = Array.from({ length: 12 }, (_, i) => i + 1);
 
 describe("the SDK's presence against the hub under a random schedule", () => {
-  for (const seed of seeds) {
-    it(`matches GET /rooms (seed ${seed})`, { timeout: 60_000 }, async () => {
-      await runSchedule(seed, 120);
-    });
+  for (const transport of ["websocket", "sse"] as const) {
+    for (const seed of seeds) {
+      it(`matches GET /rooms over ${transport} (seed ${seed})`, { timeout: 60_000 }, async () => {
+        await runSchedule(seed, 120, transport);
+      });
+    }
   }
 });
