@@ -4,6 +4,7 @@ import type { EventEnvelope } from "../protocol/index.js";
 import { parseJson } from "../protocol/json.js";
 import { callListener } from "./listeners.js";
 import { PresenceStore } from "./presence.js";
+import { checkRoomFilter } from "./room-filter.js";
 import { CloseCode } from "../protocol/codes.js";
 import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
 import type { Transport } from "./sse.js";
@@ -59,7 +60,7 @@ export interface ConnectOptions {
   url: string;
   /** Returns a valid app JWT; called on every (re)connect and before the current token expires. */
   getToken: () => Promise<string>;
-  /** Receive voice events only for these rooms (room events always arrive); change with `setRooms()`. */
+  /** Receive voice events only for these rooms (at most 50 snowflakes; room events always arrive); change with `setRooms()`. */
   rooms?: string[];
   onEvent?: (event: EventEnvelope) => void;
   onStatus?: (status: ConnectionStatus, detail?: string) => void;
@@ -91,7 +92,10 @@ export interface RealtimeConnection {
   subscribe(listener: (state: ConnectionState) => void): () => void;
   /** Calls `listener` for each event named `event` (`"*"`: every event); returns the unsubscribe. */
   on<E extends EventEnvelope["event"] | "*">(event: E, listener: EventListener<E extends "*" ? EventEnvelope["event"] : E>): () => void;
-  /** Changes the room filter on the live connection (`undefined`: every room); the hub answers with a fresh snapshot. */
+  /**
+   * Changes the room filter on the live connection (`undefined`: every room); the hub answers with a fresh snapshot.
+   * Throws a RangeError for more than 50 rooms or an id that is not a snowflake (the hub would refuse it).
+   */
   setRooms(rooms: string[] | undefined): void;
   close(): void;
   /** Starts over at once with a fresh token: after `unauthorized` (the user signed in again), `failed` or `close()`. */
@@ -120,6 +124,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   if ((options.transport ?? "websocket") !== "websocket") {
     throw new Error(`transport "${options.transport}" needs connect from "@spell-coven/realtime-client/sse"`);
   }
+  checkRoomFilter(options.rooms);
   const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket;
   const random = options.random ?? Math.random;
   let rooms = options.rooms;
@@ -406,6 +411,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       return () => listeners.delete(untyped);
     },
     setRooms(next) {
+      checkRoomFilter(next);
       if (next?.join() === rooms?.join()) return;
       rooms = next && [...next];
       // Until the hub's answering snapshot, events follow the old filter (no gap detection) and the rooms newly

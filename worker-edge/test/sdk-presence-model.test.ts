@@ -4,9 +4,10 @@
 // filter emptied as documented. A failure names its seed and prints the schedule.
 import { describe, expect, it } from "vitest";
 import type { Room, RoomsResponse } from "../../protocol/index.js";
-import { connect, type RealtimeConnection, type WebSocketLike } from "../../client/connect.js";
+import { connect, type RealtimeConnection } from "../../client/connect.js";
 import { connect as connectWithSse } from "../../client/sse-entry.js";
 import { authed, edgeFetch, newChannelId, newUserId, postInternal } from "./support/edge.js";
+import { EdgeSocket } from "./support/sdk-socket.js";
 import { joined, left, roomCreated, roomDeleted } from "./support/events.js";
 import { mintToken } from "./support/tokens.js";
 
@@ -20,57 +21,6 @@ function generator(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** The SDK's WebSocketLike over a socket to the Worker in this isolate; `cut()` drops it like a network would. */
-class EdgeSocket implements WebSocketLike {
-  static readonly live = new Set<EdgeSocket>();
-  readyState = 0;
-  onopen: ((event: unknown) => void) | null = null;
-  onmessage: ((event: { data: unknown }) => void) | null = null;
-  onclose: ((event: { code: number; reason: string }) => void) | null = null;
-  onerror: ((event: unknown) => void) | null = null;
-  private ws: WebSocket | undefined;
-
-  constructor(url: string) {
-    EdgeSocket.live.add(this);
-    void edgeFetch(new URL(url).pathname + new URL(url).search, { headers: { Upgrade: "websocket" } }).then((response) => {
-      const ws = response.webSocket;
-      if (!ws) return this.closed(1006, `upgrade refused: ${response.status}`);
-      ws.accept();
-      if (this.readyState === 3) return ws.close(1000, "abandoned before open");
-      this.ws = ws;
-      this.readyState = 1;
-      ws.addEventListener("message", (event) => this.readyState === 1 && this.onmessage?.({ data: event.data }));
-      ws.addEventListener("close", (event) => this.closed(event.code, event.reason));
-      this.onopen?.({});
-    });
-  }
-
-  send(data: string): void {
-    if (this.readyState === 1) this.ws!.send(data);
-  }
-
-  close(code?: number, reason?: string): void {
-    if (this.readyState === 3) return;
-    this.readyState = 3;
-    EdgeSocket.live.delete(this);
-    this.ws?.close(code, reason);
-  }
-
-  /** The network drops: the hub sees a close, the client a 1006 without a close frame. */
-  cut(): void {
-    if (this.readyState !== 1) return;
-    this.ws!.close(1000, "cut");
-    this.closed(1006, "");
-  }
-
-  private closed(code: number, reason: string): void {
-    if (this.readyState === 3) return;
-    this.readyState = 3;
-    EdgeSocket.live.delete(this);
-    this.onclose?.({ code, reason });
-  }
 }
 
 /**
