@@ -66,7 +66,15 @@ export class PresenceStore {
   }
 
   applySnapshot(message: Pick<SnapshotMessage, "seq" | "payload">): void {
-    this.rooms = new Map(message.payload.rooms.map((room) => [room.channelId, { ...room, members: [...room.members] }]));
+    // A room the snapshot did not change keeps its object, so what renders it (useRoom) does not render again.
+    const known = this.rooms;
+    this.rooms = new Map(
+      message.payload.rooms.map((room) => {
+        const fresh = { ...room, members: [...room.members] };
+        const previous = known.get(room.channelId);
+        return [room.channelId, previous && JSON.stringify(previous) === JSON.stringify(fresh) ? previous : fresh];
+      }),
+    );
     this.synced = true;
     this.publish(message.seq);
   }
