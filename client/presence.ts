@@ -88,7 +88,9 @@ export class PresenceStore {
       case "room.updated": {
         // A created for a room already known changes nothing; an update keeps the members.
         if (room && envelope.event === "room.created") break;
-        const { channelId, name, userLimit, parentId } = envelope.payload;
+        const { channelId, name, userLimit } = envelope.payload;
+        // A room.created without a parent omits parentId; the hub's snapshots say null: keep one shape.
+        const parentId = envelope.payload.parentId ?? null;
         // A room's creator never changes: keep the one known if this update (from an older hub) does not say.
         const creatorId = envelope.payload.creatorId ?? room?.creatorId;
         this.rooms.set(channelId, { channelId, name, userLimit, parentId, ...(creatorId ? { creatorId } : {}), members: room?.members ?? [] });

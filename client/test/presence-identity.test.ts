@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { EventEnvelope } from "../../protocol/index.js";
 import { PresenceStore } from "../presence.js";
 
 const A = "110000000000000001";
@@ -20,5 +21,17 @@ describe("PresenceStore snapshots and room identity", () => {
     expect(afterA).toBe(beforeA);
     expect(afterB).not.toBe(beforeB);
     expect(afterB!.name).toBe("B2");
+  });
+
+  it("gives a room from room.created the shape the hub's snapshot gives it (parentId null, not absent)", () => {
+    const store = new PresenceStore();
+    store.applySnapshot({ seq: 1, payload: { rooms: [] } });
+    const created = { v: 1, type: "event", event: "room.created", payload: { guildId: "100000000000000001", channelId: A, name: "A", userLimit: 4 }, ts: 0, seq: 2 };
+    store.applyEvent(created as EventEnvelope);
+    const fromEvent = store.getSnapshot().rooms[0];
+    expect(fromEvent).toEqual({ channelId: A, name: "A", userLimit: 4, parentId: null, members: [] });
+    // The hub's next snapshot of the same room changes nothing: same object, nothing re-renders.
+    store.applySnapshot({ seq: 3, payload: { rooms: [{ channelId: A, name: "A", userLimit: 4, parentId: null, members: [] }] } });
+    expect(store.getSnapshot().rooms[0]).toBe(fromEvent);
   });
 });

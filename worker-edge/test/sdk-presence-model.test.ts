@@ -58,8 +58,7 @@ class EdgeStreams {
 
 const byId = (rooms: Room[]) =>
   [...rooms]
-    // A room.created without a parent omits parentId where a snapshot says null: the same room either way.
-    .map((room) => ({ ...room, parentId: room.parentId ?? null, members: room.members.map((m) => m.userId).sort() }))
+    .map((room) => ({ ...room, members: room.members.map((m) => m.userId).sort() }))
     .sort((a, b) => a.channelId.localeCompare(b.channelId));
 
 /** What the documented contract says the client holds: the hub's rooms, members only in the rooms it filters on. */
