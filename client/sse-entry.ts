@@ -9,6 +9,6 @@ export { SseSocket, eventsUrl, socketFactory, type Transport } from "./sse.js";
 /** `connect` with `transport`: "websocket", "sse" (fetch streaming, the token in a header) or "auto" (the default here). */
 export function connect(options: ConnectOptions): RealtimeConnection {
   const { transport = "auto", ...rest } = options;
-  const native = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  const native = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
   return connectWith({ ...rest, WebSocket: socketFactory(transport, native) });
 }

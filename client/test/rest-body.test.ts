@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -83,7 +84,6 @@ describe("a response body that stalls", () => {
 
 describe("an app-wide AbortSignal", () => {
   it("keeps no listener from the waits between tries once the call has settled", async () => {
-    const { getEventListeners } = await import("node:events");
     let calls = 0;
     const fetch = (async () =>
       ++calls < 3 ? new Response(JSON.stringify({ error: "internal", message: "busy" }), { status: 503 }) : new Response(JSON.stringify(created), { status: 201 })) as typeof globalThis.fetch;
@@ -93,6 +93,6 @@ describe("an app-wide AbortSignal", () => {
       calls = 0;
       await expect(api.createRoom({ name: "Friday" }, { signal: appWide.signal })).resolves.toEqual(created);
     }
-    expect(getEventListeners(appWide.signal, "abort")).toHaveLength(0);
+    expect(EventEmitter.getEventListeners(appWide.signal, "abort")).toHaveLength(0);
   });
 });

@@ -2,7 +2,7 @@
 // creates and deletes, joins, leaves and moves, room filter changes and connection cuts (with resumes). After
 // each step batch the client's rooms must equal the hub's GET /rooms, with the members of rooms outside the
 // filter emptied as documented. A failure names its seed and prints the schedule.
-import { describe, expect, it } from "vitest";
+import { describe, it } from "vitest";
 import type { Room, RoomsResponse } from "../../protocol/index.js";
 import { connect, type RealtimeConnection } from "../../client/connect.js";
 import { connect as connectWithSse } from "../../client/sse-entry.js";
