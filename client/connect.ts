@@ -297,10 +297,10 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         }
         setStatus("live");
       } else if (message.type === "snapshot") {
-        if (unansweredFilters > 0) unansweredFilters--;
+        if (unansweredFilters) unansweredFilters--;
         // Until the newest filter's answer, events follow an older filter: no gap detection, no replay.
-        if (unansweredFilters === 0) needSnapshot = false;
-        presence.detectGaps = unansweredFilters === 0 && rooms === undefined;
+        needSnapshot &&= unansweredFilters > 0;
+        presence.detectGaps = !unansweredFilters && rooms === undefined;
         presence.applySnapshot(message);
       } else if (presence.applyEvent(message) === "gap") {
         // Missed something: reconnect and let the hub replay from our seq (or send a snapshot).
