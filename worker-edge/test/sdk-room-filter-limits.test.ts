@@ -40,3 +40,24 @@ describe("a room filter the hub would refuse", () => {
     expect(EdgeSocket.opened).toBe(opened);
   });
 });
+
+describe("room filter changes faster than the hub allows", () => {
+  // Known defect, not fixed: the hub takes a burst of 5 filter changes per socket, then one per 2 s, and closes
+  // the socket 4429 past that; the SDK sends every setRooms() at once, so an app (or a RealtimeProvider whose
+  // `rooms` prop follows, say, the rooms on screen) that changes the filter 6 times in 2 s loses its socket and,
+  // with the default backoff, waits 15–30 s before reconnecting. The fix is to pace the changes in the SDK
+  // (coalesce to the newest filter, sent when the hub's budget allows); it does not fit the main entry's 10 KB
+  // budget without other trimming. This test fails until then.
+  it.fails("keeps the socket when the app changes the filter 8 times in a row", async () => {
+    const rooms = Array.from({ length: 8 }, newChannelId);
+    client = connect({ ...options(), rooms: [] });
+    await expect.poll(() => client!.status).toBe("live");
+    const opened = EdgeSocket.opened;
+    const closes: string[] = [];
+    client.subscribe((state) => state.detail?.startsWith("closed") && closes.push(state.detail));
+    for (const room of rooms) client.setRooms([room]);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(closes).toEqual([]);
+    expect(EdgeSocket.opened).toBe(opened);
+  });
+});
