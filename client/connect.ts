@@ -333,13 +333,18 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   const scheduleRefresh = (ws: WebSocketLike, token: string) => {
     const expiresAt = tokenExpiry(token);
     if (expiresAt === undefined) return;
-    at(Math.max(Date.now() + 1_000, expiresAt - settings.refreshBeforeExpiryMs), async () => {
+    const now = Date.now();
+    const due = expiresAt - settings.refreshBeforeExpiryMs;
+    // A token already within refreshBeforeExpiryMs of its expiry is refreshed halfway there: at once (every
+    // second, with short-lived tokens) would go past the hub's re-auth rate (4429).
+    at(Math.max(now + 1_000, due > now ? due : (now + expiresAt) / 2), async () => {
       if (socket !== ws) return;
       try {
         const fresh = await options.getToken();
         if (socket !== ws) return;
-        ws.send(JSON.stringify({ type: "auth", token: fresh }));
-        scheduleRefresh(ws, fresh);
+        // A cached token (no later expiry) would change nothing for the hub: not sent, asked for again later.
+        if ((tokenExpiry(fresh) ?? Infinity) > expiresAt) ws.send(JSON.stringify({ type: "auth", token: (token = fresh) }));
+        scheduleRefresh(ws, token);
       } catch {
         // The hub closes with 4401 at expiry; the reconnect asks for a token again.
       }

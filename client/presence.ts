@@ -72,7 +72,7 @@ export class PresenceStore {
       message.payload.rooms.map((room) => {
         const fresh = { ...room, members: [...room.members] };
         const previous = known.get(room.channelId);
-        return [room.channelId, previous && JSON.stringify(previous) === JSON.stringify(fresh) ? previous : fresh];
+        return [room.channelId, JSON.stringify(previous) === JSON.stringify(fresh) ? previous! : fresh];
       }),
     );
     this.synced = true;
