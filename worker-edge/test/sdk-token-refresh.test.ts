@@ -15,8 +15,8 @@ afterEach(() => {
 });
 
 describe("token refresh with a getToken that caches", () => {
-  it("does not resend the same token: the socket stays live until that token expires", { timeout: 15_000 }, async () => {
-    const cached = await mintToken({ sub: newUserId(), expiresIn: 40 });
+  it("does not resend the same token: one auth on the socket, which stays live", { timeout: 15_000 }, async () => {
+    const cached = await mintToken({ sub: newUserId(), expiresIn: 10 });
     let calls = 0;
     const closes: string[] = [];
     client = connect({
@@ -28,10 +28,13 @@ describe("token refresh with a getToken that caches", () => {
     });
     await expect.poll(() => client!.status).toBe("live");
     const opened = EdgeSocket.opened;
+    const [socket] = [...EdgeSocket.live];
     await new Promise((resolve) => setTimeout(resolve, 6_000));
     expect(closes).toEqual([]);
     expect(client.status).toBe("live");
     expect(EdgeSocket.opened).toBe(opened);
+    expect(calls, "the refresh asked for a token").toBeGreaterThan(1);
+    expect(socket!.sent.filter((data) => data.includes('"auth"')), "the same token sent once").toHaveLength(1);
   });
 });
 

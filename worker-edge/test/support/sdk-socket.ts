@@ -11,6 +11,8 @@ export class EdgeSocket implements WebSocketLike {
   onmessage: ((event: { data: unknown }) => void) | null = null;
   onclose: ((event: { code: number; reason: string }) => void) | null = null;
   onerror: ((event: unknown) => void) | null = null;
+  /** What the SDK sent on this socket, in order. */
+  readonly sent: string[] = [];
   private ws: WebSocket | undefined;
 
   constructor(url: string) {
@@ -30,6 +32,7 @@ export class EdgeSocket implements WebSocketLike {
   }
 
   send(data: string): void {
+    this.sent.push(data);
     if (this.readyState === 1) this.ws!.send(data);
   }
 
