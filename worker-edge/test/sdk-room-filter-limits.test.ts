@@ -1,5 +1,5 @@
 // The hub refuses a room filter of more than 50 rooms, or with an id that is not a snowflake, by closing the
-// socket 4400; the SDK used to send it anyway and, as it carries the same filter on every reconnect, retried
+// socket 4409; the SDK used to send it anyway and, as it carries the same filter on every reconnect, retried
 // forever without ever being live. It now refuses such a filter where the app passes it.
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, type RealtimeConnection } from "../../client/connect.js";
