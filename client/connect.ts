@@ -3,7 +3,9 @@ import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
 import { parseJson } from "../protocol/json.js";
 import { callListener } from "./listeners.js";
 import { PresenceStore } from "./presence.js";
+import { checkRoomFilter } from "./room-filter.js";
 import { CloseCode } from "../protocol/codes.js";
+import { SocketLimits } from "../protocol/limits.js";
 import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
 import { socketFactory, type Transport } from "./sse.js";
 import type { EventEnvelope } from "./types.js";
@@ -60,7 +62,7 @@ export interface ConnectOptions {
   url: string;
   /** Returns a valid app JWT; called on every (re)connect and before the current token expires. */
   getToken: () => Promise<string>;
-  /** Receive voice events only for these rooms (room events always arrive); change with `setRooms()`. */
+  /** Receive voice events only for these rooms (at most 50 snowflakes; room events always arrive); change with `setRooms()`. */
   rooms?: string[];
   onEvent?: (event: EventEnvelope) => void;
   onStatus?: (status: ConnectionStatus, detail?: string) => void;
@@ -95,7 +97,10 @@ export interface RealtimeConnection {
   subscribe(listener: (state: ConnectionState) => void): () => void;
   /** Calls `listener` for each event named `event` (`"*"`: every event); returns the unsubscribe. */
   on<E extends EventEnvelope["event"] | "*">(event: E, listener: EventListener<E extends "*" ? EventEnvelope["event"] : E>): () => void;
-  /** Changes the room filter on the live connection (`undefined`: every room); the hub answers with a fresh snapshot. */
+  /**
+   * Changes the room filter on the live connection (`undefined`: every room); the hub answers with a fresh snapshot.
+   * Throws a RangeError for more than 50 rooms or an id that is not a snowflake (the hub would refuse it).
+   */
   setRooms(rooms: string[] | undefined): void;
   close(): void;
   /** Starts over at once with a fresh token: after `unauthorized` (the user signed in again), `failed` or `close()`. */
@@ -121,7 +126,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function connect(options: ConnectOptions): RealtimeConnection {
   const settings = { ...CONNECT_DEFAULTS, ...options };
-  const Socket = socketFactory(options.transport ?? "websocket", options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket);
+  checkRoomFilter(options.rooms);
+  const Socket = socketFactory(options.transport ?? "websocket", options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket);
   const random = options.random ?? Math.random;
   let rooms = options.rooms;
   const presence = new PresenceStore(rooms === undefined);
@@ -140,6 +146,16 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   let browserOffline = false;
   /** Set when a replay cannot make the state exact (an unreadable known event, a changed room filter): a snapshot heals. */
   let needSnapshot = false;
+  /** The filter the current socket was last given (by its auth or a rooms message). */
+  let sentRooms: string[] | undefined;
+  /**
+   * Snapshots still to come from the current socket for earlier filters: only the one answering the newest filter
+   * makes the state exact for it (and a later replay, which follows the newest filter, safe).
+   */
+  let unansweredFilters = 0;
+  /** The hub's budget for this socket's filter changes, mirrored so a change waits for it rather than costing a 4429. */
+  let filterBudget = { tokens: 0, at: 0 };
+  let filterSendPending = false;
   const timers = new Set<ReturnType<typeof setTimeout>>();
 
   /** Updates the state; `onStatus` hears of a new status, or of a detail, as before the state API. */
@@ -182,11 +198,27 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     stopped = true;
     setStatus(status, detail, undefined, reason);
   };
-  /** The filter the current socket last told the hub, by its auth or a rooms message. */
-  let sentRooms: string[] | undefined;
   const sendRooms = (ws: WebSocketLike) => {
-    sentRooms = rooms;
     ws.send(JSON.stringify({ type: "rooms", ...(rooms ? { rooms } : {}) }));
+    sentRooms = rooms;
+    unansweredFilters++;
+  };
+  /** Sends the newest filter now if the hub's budget allows, else once it does; changes meanwhile coalesce. */
+  const paceRooms = (ws: WebSocketLike) => {
+    if (filterSendPending) return;
+    const now = Date.now();
+    // A quarter more than the hub's interval: network jitter must not make two changes arrive closer than it.
+    const interval = SocketLimits.roomsIntervalMs * 1.25;
+    const tokens = Math.min(SocketLimits.roomsBurst, filterBudget.tokens + (now - filterBudget.at) / interval);
+    if (tokens >= 1) {
+      filterBudget = { tokens: tokens - 1, at: now };
+      return sendRooms(ws);
+    }
+    filterSendPending = true;
+    later((1 - tokens) * interval, () => {
+      filterSendPending = false;
+      if (socket === ws && sentRooms !== rooms) paceRooms(ws);
+    });
   };
 
   /** Decides what follows a connection's end: retry (with backoff) or stop. */
@@ -220,6 +252,9 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     const ws = new Socket(options.url);
     socket = ws;
     authenticated = false;
+    unansweredFilters = 0;
+    filterBudget = { tokens: SocketLimits.roomsBurst, at: Date.now() };
+    filterSendPending = false;
     let liveSince: number | undefined;
     let heard = 0; // messages received, pongs included
 
@@ -276,12 +311,21 @@ export function connect(options: ConnectOptions): RealtimeConnection {
         liveSince ??= Date.now();
         refusedTokens = 0;
         authenticated = true;
-        // setRooms() while this socket was authenticating: its auth carried the previous filter.
-        if (sentRooms !== rooms) sendRooms(ws);
+        if (sentRooms !== rooms) {
+          // setRooms() while this socket was authenticating: its auth carried the previous filter, and the hub's
+          // answer to that auth may be a snapshot for it. Counted as unanswered, so it cannot pass for the answer
+          // to the new filter (if the auth was answered by a replay instead, the next resume asks for a snapshot).
+          unansweredFilters++;
+          paceRooms(ws);
+        }
         setStatus("live");
       } else if (message.type === "snapshot") {
-        needSnapshot = false;
-        presence.detectGaps = rooms === undefined;
+        if (unansweredFilters) unansweredFilters--;
+        // Until the newest filter's answer (or while it still waits to be sent), events follow an older filter:
+        // no gap detection, no replay.
+        const olderFilter = unansweredFilters > 0 || sentRooms !== rooms;
+        needSnapshot &&= olderFilter;
+        presence.detectGaps = !olderFilter && rooms === undefined;
         presence.applySnapshot(message);
       } else if (presence.applyEvent(message) === "gap") {
         // Missed something: reconnect and let the hub replay from our seq (or send a snapshot).
@@ -314,13 +358,18 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   const scheduleRefresh = (ws: WebSocketLike, token: string) => {
     const expiresAt = tokenExpiry(token);
     if (expiresAt === undefined) return;
-    at(Math.max(Date.now() + 1_000, expiresAt - settings.refreshBeforeExpiryMs), async () => {
+    const now = Date.now();
+    const due = expiresAt - settings.refreshBeforeExpiryMs;
+    // A token already within refreshBeforeExpiryMs of its expiry is refreshed halfway there: at once (every
+    // second, with short-lived tokens) would go past the hub's re-auth rate (4429).
+    at(Math.max(now + 1_000, due > now ? due : (now + expiresAt) / 2), async () => {
       if (socket !== ws) return;
       try {
         const fresh = await options.getToken();
         if (socket !== ws) return;
-        ws.send(JSON.stringify({ type: "auth", token: fresh }));
-        scheduleRefresh(ws, fresh);
+        // A cached token (no later expiry) would change nothing for the hub: not sent, asked for again later.
+        if ((tokenExpiry(fresh) ?? Infinity) > expiresAt) ws.send(JSON.stringify({ type: "auth", token: (token = fresh) }));
+        scheduleRefresh(ws, token);
       } catch {
         // The hub closes with 4401 at expiry; the reconnect asks for a token again.
       }
@@ -392,13 +441,14 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       return () => listeners.delete(untyped);
     },
     setRooms(next) {
+      checkRoomFilter(next);
       if (next?.join() === rooms?.join()) return;
       rooms = next && [...next];
       // Until the hub's answering snapshot, events follow the old filter (no gap detection) and the rooms newly
       // subscribed have no members here: a resume meanwhile must ask for a snapshot, not a replay.
       presence.detectGaps = false;
       needSnapshot = true;
-      if (socket && authenticated) sendRooms(socket);
+      if (socket && authenticated) paceRooms(socket);
     },
     close() {
       stopped = true;

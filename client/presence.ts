@@ -66,7 +66,15 @@ export class PresenceStore {
   }
 
   applySnapshot(message: Pick<SnapshotMessage, "seq" | "payload">): void {
-    this.rooms = new Map(message.payload.rooms.map((room) => [room.channelId, { ...room, members: [...room.members] }]));
+    // A room the snapshot did not change keeps its object, so what renders it (useRoom) does not render again.
+    const known = this.rooms;
+    this.rooms = new Map(
+      message.payload.rooms.map((room) => {
+        const fresh = { ...room, members: [...room.members] };
+        const previous = known.get(room.channelId);
+        return [room.channelId, JSON.stringify(previous) === JSON.stringify(fresh) ? previous! : fresh];
+      }),
+    );
     this.synced = true;
     this.publish(message.seq);
   }
@@ -80,7 +88,9 @@ export class PresenceStore {
       case "room.updated": {
         // A created for a room already known changes nothing; an update keeps the members.
         if (room && envelope.event === "room.created") break;
-        const { channelId, name, userLimit, parentId } = envelope.payload;
+        const { channelId, name, userLimit } = envelope.payload;
+        // A room.created without a parent omits parentId; the hub's snapshots say null: keep one shape.
+        const parentId = envelope.payload.parentId ?? null;
         // A room's creator never changes: keep the one known if this update (from an older hub) does not say.
         const creatorId = envelope.payload.creatorId ?? room?.creatorId;
         this.rooms.set(channelId, { channelId, name, userLimit, parentId, ...(creatorId ? { creatorId } : {}), members: room?.members ?? [] });

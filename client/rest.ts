@@ -55,13 +55,19 @@ export function createRealtimeApi(options: RealtimeApiOptions) {
     headers: Record<string, string> = {},
   ): Promise<T> => {
     const limit = AbortSignal.timeout(settings.timeoutMs);
+    const ended = signal ? AbortSignal.any([signal, limit]) : limit;
     const response = await (options.fetch ?? fetch)(`${options.baseUrl.replace(/\/$/, "")}${path}`, {
       method,
       headers: { Authorization: `Bearer ${await options.getToken()}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: signal ? AbortSignal.any([signal, limit]) : limit,
+      signal: ended,
     });
-    const json: unknown = await response.json().catch(() => undefined);
+    const json: unknown = await response.json().catch((error: unknown) => {
+      // A body cut short by the timeout or the caller's abort is that failure (retried or final), not an empty body.
+      if (ended.aborted) throw ended.reason;
+      if (error instanceof TypeError) throw error; // the network failed mid-body: retried like any network error
+      return undefined;
+    });
     if (!response.ok) {
       const error = ErrorBody(json);
       const body = error === invalid ? undefined : error;
@@ -105,9 +111,11 @@ export function createRealtimeApi(options: RealtimeApiOptions) {
       } catch (error) {
         const delay = retryDelay(error, attempt);
         if (delay === undefined || attempt >= settings.attempts || signal?.aborted) throw error;
-        await new Promise((resolve, reject) => {
-          const timer = setTimeout(resolve, delay);
-          signal?.addEventListener("abort", () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+        await new Promise<void>((resolve, reject) => {
+          const onAbort = () => (clearTimeout(timer), reject(signal!.reason));
+          // Removed after the wait: an app-wide signal would otherwise collect one listener per retry.
+          const timer = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), delay);
+          signal?.addEventListener("abort", onAbort, { once: true });
         });
       }
     }

@@ -1,6 +1,6 @@
 // The server-sent events transport (the `/sse` entry), as a WebSocketLike so connect() drives it like a socket: the first `auth`
 // message starts a `fetch` stream (the token goes in a header, never the URL), a later one (a token refresh)
-// restarts it from the last id, a refusal or the stream's `event: error` becomes the close code a socket gets.
+// restarts it from the last id, a room filter change restarts it for a fresh snapshot, a refusal or the stream's `event: error` becomes the close code a socket gets.
 import { closeCodeForStatus, SSE_ERROR_EVENT, SSE_HEARTBEAT_MS, SseHeader } from "../protocol/sse.js";
 import { parseJson } from "../protocol/json.js";
 import type { WebSocketConstructor, WebSocketLike } from "./connect.js";
@@ -19,8 +19,7 @@ export function eventsUrl(socketUrl: string): string {
   return url.toString();
 }
 
-/** The client → hub messages the stream acts on: "auth" (start, or restart with a fresh token) and "rooms". */
-interface StreamMessage {
+interface StreamAuth {
   type?: unknown;
   token?: unknown;
   since?: unknown;
@@ -38,9 +37,9 @@ export class SseSocket implements WebSocketLike {
   private rooms: string[] | undefined;
   /** The last event id seen: where a restarted stream resumes. */
   private lastId: number | undefined;
-  private lastHeard = Date.now();
-  /** The latest token: a filter change restarts the stream with it. */
+  /** The token of the current stream: a room filter change restarts the stream with it. */
   private token: string | undefined;
+  private lastHeard = Date.now();
 
   constructor(url: string) {
     this.url = eventsUrl(url);
@@ -59,20 +58,24 @@ export class SseSocket implements WebSocketLike {
       if (Date.now() - this.lastHeard <= QUIET_LIMIT_MS) setTimeout(() => this.deliver("pong"));
       return;
     }
-    const message = parseJson(data) as StreamMessage | undefined;
-    if (message?.type === "rooms" && this.token !== undefined) {
-      // A stream's filter is in its URL: start a new one. Like the hub's answer to a socket's "rooms" message, it
-      // opens with a fresh snapshot, since a replay cannot bring the members of rooms newly watched.
-      this.rooms = Array.isArray(message.rooms) ? message.rooms.map(String) : undefined;
-      this.lastId = undefined;
-      return void this.start(this.token);
-    }
-    if (message?.type !== "auth" || typeof message.token !== "string") return;
-    if (Array.isArray(message.rooms)) this.rooms = message.rooms.map(String);
-    const since = typeof message.since === "number" ? message.since : undefined;
+    const auth = parseJson(data) as StreamAuth | undefined;
+    if (auth?.type === "rooms" && this.token !== undefined) return this.changeRooms(auth.rooms);
+    if (auth?.type !== "auth" || typeof auth.token !== "string") return;
+    this.token = auth.token;
+    if (Array.isArray(auth.rooms)) this.rooms = auth.rooms.map(String);
+    const since = typeof auth.since === "number" ? auth.since : undefined;
     this.lastId ??= since;
-    this.token = message.token;
-    void this.start(message.token);
+    void this.start(auth.token);
+  }
+
+  /**
+   * A stream cannot carry the socket's `rooms` message: the filter goes into a new request, without Last-Event-ID,
+   * so that the edge answers with a snapshot (as the hub does after a filter change) that fills the rooms added.
+   */
+  private changeRooms(rooms: unknown): void {
+    this.rooms = Array.isArray(rooms) ? rooms.map(String) : undefined;
+    this.lastId = undefined;
+    void this.start(this.token!);
   }
 
   close(code = 1000, reason = ""): void {

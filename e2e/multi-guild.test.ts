@@ -59,7 +59,7 @@ beforeAll(async () => {
   });
   for (const shard of [0, 1]) {
     healthPorts[shard] = await freePort();
-    gateways.push(startProcess(`gateway-${shard}`, join(ROOT, "node_modules/.bin/tsx"), ["gateway-node/src/main.ts"], {
+    gateways.push(startProcess("gateway", join(ROOT, "node_modules/.bin/tsx"), ["gateway-node/src/main.ts"], {
       ...process.env,
       DISCORD_BOT_TOKEN: TOKEN, PRIMARY_GUILD_ID: GUILD_A, ALLOWED_GUILD_IDS: `${GUILD_B},${GUILD_C}`,
       SHARD_COUNT: "2", SHARD_IDS: String(shard),

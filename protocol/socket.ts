@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
 import { AppEvent, Room } from "./events.js";
+import { MAX_FILTER_ROOMS } from "./limits.js";
 
 /** Largest client → hub message accepted; anything bigger is closed with 1009. */
 export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
@@ -8,22 +9,10 @@ export const AUTH_TIMEOUT_MS = 5_000;
 
 export { CloseCode } from "./codes.js";
 
-/** What one guild's hub admits; over a limit the socket is closed 4429 (tooMany). */
-export const SocketLimits = {
-  /** Unauthenticated sockets waiting for their first message, per guild. */
-  pendingSockets: 1_000,
-  /** Authenticated sockets of one user, per guild (tabs, devices). */
-  socketsPerUser: 10,
-  /** Re-auths on a live socket: a burst, then one per interval. */
-  reauthBurst: 3,
-  reauthIntervalMs: 10_000,
-  /** Room filter changes on a live socket: a burst, then one per interval (each sends a snapshot). */
-  roomsBurst: 5,
-  roomsIntervalMs: 2_000,
-} as const;
+export { SocketLimits, MAX_FILTER_ROOMS } from "./limits.js";
 
-/** At most this many rooms in a filter: it lives in the socket's hibernation attachment (2 KB budget). */
-const RoomFilter = z.array(Snowflake).max(50);
+/** At most MAX_FILTER_ROOMS rooms in a filter: it lives in the socket's hibernation attachment (2 KB budget). */
+const RoomFilter = z.array(Snowflake).max(MAX_FILTER_ROOMS);
 
 export const ClientAuth = z
   .object({

@@ -130,7 +130,7 @@ describe("PresenceStore.onChange", () => {
     store.applyEvent(ev(15, "room.deleted", { channelId: B }));
     const none = { joined: [], left: [], moved: [], created: [], deleted: [] };
     expect(diffs).toEqual([
-      { ...none, created: [{ ...roomB, parentId: undefined, members: [] }] },
+      { ...none, created: [{ ...roomB, parentId: null, members: [] }] },
       { ...none, joined: [{ channelId: B, member: { userId: V } }] },
       { ...none, moved: [{ from: A, to: B, member: { userId: U } }] },
       { ...none, left: [{ channelId: B, member: { userId: V } }] },

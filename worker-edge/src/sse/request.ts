@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Snowflake, URL_TOKEN_PARAMS } from "../../../protocol/index.js";
+import { MAX_FILTER_ROOMS, Snowflake, URL_TOKEN_PARAMS } from "../../../protocol/index.js";
 import { ApiError, invalidInput } from "../errors.js";
 
 /** What a stream request asks for, parsed like the socket's auth message (`since`, `rooms`). */
@@ -11,7 +11,7 @@ export interface StreamRequest {
 // Seqs are per guild and grow by one per event: 15 digits is far beyond any guild's lifetime.
 const Seq = z.string().regex(/^\d{1,15}$/, "must be a non-negative integer").transform(Number);
 // The same bound as the socket's `rooms`: the subscription lives in the hub socket's attachment.
-const Rooms = z.array(Snowflake).max(50);
+const Rooms = z.array(Snowflake).max(MAX_FILTER_ROOMS);
 
 /**
  * Reads `Last-Event-ID` (what a reconnecting EventSource sends) or `?since=`, and `?rooms=` (comma-separated,
