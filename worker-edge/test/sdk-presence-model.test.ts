@@ -161,8 +161,9 @@ async function runSchedule(seed: number, steps: number, transport: "websocket" |
       throw new Error(`${(error as Error).message} (status ${client.status}, seq ${client.presence.seq}, ${client.state.detail ?? ""})`);
     }
     const hub = await hubRooms();
-    // Rooms newly filtered fill in with the hub's answering snapshot: give it the same chance as the barrier.
-    await until(() => JSON.stringify(byId(client.presence.getSnapshot().rooms)) === JSON.stringify(expected(hub, filter)), "the rooms to match", 1_000).catch(() => undefined);
+    // Rooms newly filtered fill in with the hub's answering snapshot, and the SDK paces filter changes to the
+    // hub's budget (one per 2.5 s past a burst of 5): give the newest filter that long to be sent and answered.
+    await until(() => JSON.stringify(byId(client.presence.getSnapshot().rooms)) === JSON.stringify(expected(hub, filter)), "the rooms to match", 4_000).catch(() => undefined);
     const mine = byId(client.presence.getSnapshot().rooms);
     const theirs = expected(hub, filter);
     if (JSON.stringify(mine) !== JSON.stringify(theirs)) {
