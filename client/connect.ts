@@ -310,12 +310,14 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       if (message.type === "ack") {
         liveSince ??= Date.now();
         refusedTokens = 0;
+        const firstAck = !authenticated;
         authenticated = true;
         if (sentRooms !== rooms) {
           // setRooms() while this socket was authenticating: its auth carried the previous filter, and the hub's
           // answer to that auth may be a snapshot for it. Counted as unanswered, so it cannot pass for the answer
           // to the new filter (if the auth was answered by a replay instead, the next resume asks for a snapshot).
-          unansweredFilters++;
+          // A token refresh's ack (a change still waiting for the hub's budget) is answered by no snapshot.
+          if (firstAck) unansweredFilters++;
           paceRooms(ws);
         }
         setStatus("live");
