@@ -27,6 +27,8 @@ let tokenSpec: TokenSpec | undefined;
 let key: JoseKey | Uint8Array | undefined;
 const tokens = new Map<number, string>();
 let sockets: Sock[] = [];
+/** Why connects failed in the last pool, by reason. */
+const failures = new Map<string, number>();
 
 function send(message: FromClient): void {
   process.send?.(message);
@@ -111,13 +113,16 @@ function connect(sock: Sock, url: string, batch: boolean): Promise<void> {
 async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<number> {
   let next = 0;
   let failed = 0;
+  failures.clear();
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {
       const item = items[next++]!;
       try {
         await work(item);
-      } catch {
+      } catch (error) {
         failed++;
+        const reason = error instanceof Error ? error.message : String(error);
+        failures.set(reason, (failures.get(reason) ?? 0) + 1);
       }
     }
   });
@@ -132,7 +137,7 @@ async function open(url: string, specs: SocketSpec[], batch: boolean, concurrenc
   const failed = await pool(fresh, concurrency, (sock) => connect(sock, url, batch));
   const ms = nowMs() - start;
   sockets.push(...fresh.filter((sock) => sock.ws?.readyState === WebSocket.OPEN));
-  return { opened: specs.length - failed, failed, ms, minSeq: Math.min(...fresh.map((s) => s.lastSeq)) };
+  return { opened: specs.length - failed, failed, reasons: Object.fromEntries(failures), ms, minSeq: Math.min(...fresh.map((s) => s.lastSeq)) };
 }
 
 function wants(sock: Sock, event: SentEvent): boolean {

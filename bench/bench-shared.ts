@@ -36,6 +36,8 @@ export type ToClient =
 export interface OpenReport {
   opened: number;
   failed: number;
+  /** Why sockets failed, by reason (e.g. "closed 4408"). */
+  reasons: Record<string, number>;
   /** First connect → last auth.ok + snapshot in this process. */
   ms: number;
   /** The lowest seq any socket's snapshot announced. */

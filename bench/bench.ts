@@ -532,8 +532,9 @@ async function openSockets(h: Harness, target: Target, dealt: SocketSpec[][]): P
     h.clients.map((c, p) => c.ask({ type: "open", url: wsUrl(target), sockets: dealt[p] ?? [], batch: batchFrames, concurrency: pendingPerClient(h) }, "opened").then((m) => m.report)),
   );
   const failed = sum(reports, (r) => r.failed);
-  if (failed > 0) throw new Error(`${target.name}: ${failed} sockets failed to connect and authenticate`);
-  return { opened: sum(reports, (r) => r.opened), failed, ms: nowMs() - start, minSeq: Math.min(...reports.map((r) => r.minSeq)) };
+  const reasons = reports.flatMap((r) => Object.entries(r.reasons).map(([why, n]) => `${n}x ${why}`));
+  if (failed > 0) throw new Error(`${target.name}: ${failed} sockets failed to connect and authenticate: ${reasons.join(", ")}`);
+  return { opened: sum(reports, (r) => r.opened), failed, reasons: {}, ms: nowMs() - start, minSeq: Math.min(...reports.map((r) => r.minSeq)) };
 }
 
 async function closeSockets(h: Harness): Promise<void> {

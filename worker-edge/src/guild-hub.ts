@@ -22,11 +22,12 @@ import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
 import { errorFields, log } from "./log.js";
 import { closeOverdueSockets, dueIdleRooms, isDue, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
+import { Audience } from "./hub/audience.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
 import { CreateRoomPolicy, takeToken } from "./hub/rate-limit.js";
 import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
-import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type SocketAttachment } from "./hub/sockets.js";
+import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type LiveAttachment, type SocketAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 
 const DEFAULT_ROOM_NAME = "Spell Coven room";
@@ -39,6 +40,7 @@ const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000
 export class GuildHub extends DurableObject<Env> {
   private readonly store: HubStore;
   private readonly census: SocketCensus;
+  private readonly audience: Audience;
   /** Creates in flight per user+idempotency key, so racing duplicates share one Discord call. */
   private readonly creating = new Map<string, Promise<HubResult<CreateRoomResponse>>>();
 
@@ -46,6 +48,7 @@ export class GuildHub extends DurableObject<Env> {
     super(ctx, env);
     this.store = new HubStore(ctx.storage.sql);
     this.census = new SocketCensus(() => ctx.getWebSockets());
+    this.audience = new Audience(() => ctx.getWebSockets());
     // Answered by the runtime itself, so a heartbeat never wakes a hibernated hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -80,12 +83,14 @@ export class GuildHub extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.census.forget(ws);
+    this.audience.forget(ws);
     closeSocket(ws, code, reason); // completes the closing handshake
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     log("warn", "GuildHub webSocketError", { guildId: this.guildId, ...errorFields(error) });
     this.census.forget(ws);
+    this.audience.forget(ws);
     closeSocket(ws, 1011);
   }
 
@@ -242,12 +247,14 @@ export class GuildHub extends DurableObject<Env> {
       return this.reject(ws, CloseCode.tooMany, "too many connections for this user");
     }
     const rooms = auth.rooms ?? (previous?.phase === "live" ? previous.rooms : undefined);
-    const live: SocketAttachment = {
+    const batch = auth.batch ?? (previous?.phase === "live" ? previous.batch : undefined);
+    const live: LiveAttachment = {
       phase: "live",
       conn: previous?.conn ?? connectionId(),
       userId: user.userId,
       expiresAt: user.expiresAt * 1000,
       rooms,
+      ...(batch ? { batch } : {}),
       reauth: reauth?.bucket ?? { tokens: ReauthPolicy.capacity, at: now },
     };
     this.setSocket(ws, live);
@@ -263,11 +270,13 @@ export class GuildHub extends DurableObject<Env> {
   private setSocket(ws: WebSocket, attachment: SocketAttachment): void {
     setAttachment(ws, attachment);
     this.census.record(ws, attachment);
+    this.audience.record(ws, attachment);
   }
 
   /** Closes a socket for a reason the client can act on, and logs why (never the token). */
   private reject(ws: WebSocket, code: number, reason: string): void {
     log("info", "GuildHub closed socket", { guildId: this.guildId, conn: attachmentOf(ws)?.conn, code, reason });
+    this.audience.forget(ws);
     closeSocket(ws, code, reason);
   }
 
@@ -282,11 +291,10 @@ export class GuildHub extends DurableObject<Env> {
       return { event, message };
     });
     this.store.prune(now);
-    const sockets = this.ctx.getWebSockets();
-    const shed = broadcast(sockets, outgoing, now);
+    const shed = broadcast(this.audience, outgoing, now);
     // One line per publish: what an operator charts and pages on (Workers Logs can query these fields; the
     // runtime's own metrics give its duration, as clocks do not advance during a synchronous loop in workerd).
-    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: sockets.length, shed });
+    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: this.audience.size, shed });
   }
 
   // --- deadlines: one alarm multiplexes auth timeouts, token expiries and idle rooms
@@ -304,7 +312,7 @@ export class GuildHub extends DurableObject<Env> {
   private async onDeadlines(firedAt: number): Promise<void> {
     closeOverdueSockets(this.ctx.getWebSockets(), Date.now());
     await this.endIdleRooms();
-    this.store.prune(Date.now());
+    this.store.prune(Date.now(), true);
     // Recomputed after every await: sockets accepted and rooms emptied meanwhile have deadlines too.
     const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets()), nextIdleDeadline(this.store, this.idleTtlMs));
     await this.scheduleAlarm(next, firedAt);
