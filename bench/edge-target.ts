@@ -42,6 +42,9 @@ export async function startEdge(script: string, vars: EdgeVars): Promise<EdgeTar
     host: "127.0.0.1",
     port,
     name: WORKER_NAME,
+    // A socket straight to the Worker: through Miniflare's entry worker every WebSocket costs workerd two file
+    // descriptors (the limit here is 20,000 per process), and production has no such hop.
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
     // The deploy bundle is one ES module (its only import is the runtime's own cloudflare:workers).
     modules: true,
     script: readFileSync(script, "utf8"),
@@ -58,7 +61,8 @@ export async function startEdge(script: string, vars: EdgeVars): Promise<EdgeTar
       if ((entry.level === "warn" || entry.level === "error") && problems.length < 50) problems.push(entry.message);
     },
   }));
-  const url = await mf.ready;
+  await mf.ready;
+  const url = await mf.unsafeGetDirectURL(WORKER_NAME);
   return {
     url: `http://127.0.0.1:${url.port}`,
     hibernate: (guildId) => mf.unsafeEvictDurableObject(WORKER_NAME, "GuildHub", { name: guildId, webSockets: "hibernate" }),
