@@ -22,10 +22,12 @@ import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair } from "jose";
 import { hubRequestHeaders, type IdentifiedInternalEvent } from "../protocol/index.js";
 import { fanoutChart } from "./chart.js";
-import { buildBundle, removeBundle, startEdge, type EdgeTarget } from "./edge-target.js";
+import { buildBundle, removeBundle, startEdge, WORKER_NAME, type EdgeTarget } from "./edge-target.js";
+import { startProfiler, type IsolateProfiler } from "./profile.js";
 import { Histogram, summarise, type LatencySummary } from "./histogram.js";
 import { nowMs, type CollectReport, type FromClient, type OpenReport, type ResumeReport, type SentEvent, type SocketSpec, type ToClient } from "./bench-shared.js";
 import { commandName, processTree, rssBytes } from "./soak-memory.js";
+import { freePort } from "../dev/stack/ports.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const GUILD = "100000000000000001";
@@ -56,6 +58,8 @@ const { values } = parseArgs({
     "rate-seconds": { type: "string" },
     /** A prebuilt Worker bundle (e.g. of an earlier commit, for before/after figures) instead of building one. */
     bundle: { type: "string" },
+    /** CPU-profile our Worker's isolate over each scenario: bench/results/<scenario>-ours.cpuprofile and a top list. */
+    profile: { type: "boolean", default: false },
   },
 });
 const quick = values.quick ?? false;
@@ -68,6 +72,20 @@ for (const n of sizes) if (!Number.isInteger(n) || n < 1 || n > 40_000) throw ne
 for (const t of targetNames) if (t !== "ours" && t !== "baseline") throw new Error(`unknown target ${t}`);
 
 type TargetName = "ours" | "baseline";
+let inspectorPort: number | undefined;
+
+/** Runs `work`, CPU-profiling our isolate meanwhile when --profile is given and the target is ours. */
+async function profiled<T>(target: Target, label: string, work: () => Promise<T>): Promise<T> {
+  let profiler: IsolateProfiler | undefined;
+  if (inspectorPort && target.name === "ours") profiler = await startProfiler(inspectorPort, WORKER_NAME);
+  const result = await work();
+  if (profiler) {
+    mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+    const top = await profiler.stop(join(ROOT, `bench/results/${label}-ours.cpuprofile`));
+    note(`profile ${label}: ${top.map((t) => `${t.selfPct}% ${t.fn}`).join("; ")}`);
+  }
+  return result;
+}
 
 interface Target {
   name: TargetName;
@@ -168,9 +186,12 @@ async function main(): Promise<void> {
     if (targetNames.includes("ours")) {
       const bundle = values.bundle ? { dir: "", script: values.bundle } : buildBundle(ROOT);
       if (bundle.dir) cleanups.push(() => removeBundle(bundle.dir));
-      const edge: EdgeTarget = await startEdge(bundle.script, {
-        PRIMARY_GUILD_ID: GUILD, HUB_SECRET: SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, JWT_PUBLIC_JWK: JSON.stringify(publicJwk),
-      });
+      inspectorPort = values.profile ? await freePort() : undefined;
+      const edge: EdgeTarget = await startEdge(
+        bundle.script,
+        { PRIMARY_GUILD_ID: GUILD, HUB_SECRET: SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, JWT_PUBLIC_JWK: JSON.stringify(publicJwk) },
+        inspectorPort,
+      );
       cleanups.push(() => edge.stop());
       targets.push({
         name: "ours",
@@ -269,14 +290,14 @@ async function lobbyScenario(h: Harness): Promise<LobbyResult[]> {
         continue;
       }
       h.memory.start(() => memoryGroups(h, target));
-      const opened = await openSockets(h, target, lobbySpecs(n, h.clients.length));
+      const opened = await profiled(target, `connect-${n}`, () => openSockets(h, target, lobbySpecs(n, h.clients.length)));
       const fanout = new Histogram();
       const delivery = new Histogram();
       let lost = 0;
       let extra = 0;
       let deliveryMs = 0;
       for (let r = 0; r < rounds; r++) {
-        const outcome = await timedEvents(h, target, [voiceEvent(h, 0, "joined")], 30_000);
+        const outcome = await profiled(target, `lobby-${n}-${r}`, () => timedEvents(h, target, [voiceEvent(h, 0, "joined")], 30_000));
         outcome.fanout.forEach((ms) => fanout.add(ms));
         delivery.merge(outcome.delivery.toData());
         deliveryMs += Math.max(...outcome.fanout);

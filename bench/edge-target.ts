@@ -9,8 +9,6 @@ import { join } from "node:path";
 import { convertV4MiniflareOptions, Miniflare, type WorkerdStructuredLog } from "miniflare";
 import { freePort } from "../dev/stack/ports.js";
 
-const WORKER_NAME = "spell-coven-realtime";
-
 export interface EdgeVars {
   PRIMARY_GUILD_ID: string;
   HUB_SECRET: string;
@@ -18,6 +16,8 @@ export interface EdgeVars {
   JWT_AUDIENCE: string;
   JWT_PUBLIC_JWK: string;
 }
+
+export const WORKER_NAME = "spell-coven-realtime";
 
 export interface EdgeTarget {
   url: string;
@@ -35,12 +35,13 @@ export function buildBundle(root: string): { dir: string; script: string } {
   return { dir, script: join(dir, "index.js") };
 }
 
-export async function startEdge(script: string, vars: EdgeVars): Promise<EdgeTarget> {
+export async function startEdge(script: string, vars: EdgeVars, inspectorPort?: number): Promise<EdgeTarget> {
   const port = await freePort();
   const problems: string[] = [];
   const mf = new Miniflare(convertV4MiniflareOptions({
     host: "127.0.0.1",
     port,
+    ...(inspectorPort ? { inspectorPort } : {}),
     name: WORKER_NAME,
     // A socket straight to the Worker: through Miniflare's entry worker every WebSocket costs workerd two file
     // descriptors (the limit here is 20,000 per process), and production has no such hop.
