@@ -43,6 +43,8 @@ export class GuildHub extends DurableObject<Env> {
   private readonly audience: Audience;
   /** Creates in flight per user+idempotency key, so racing duplicates share one Discord call. */
   private readonly creating = new Map<string, Promise<HubResult<CreateRoomResponse>>>();
+  /** The alarm as this object last set or read it (null: none; undefined: unknown, read it). Only it sets alarms. */
+  private alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -95,6 +97,7 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.alarmAt = undefined; // the runtime clears the alarm it fires
     const firedAt = Date.now();
     try {
       await this.onDeadlines(firedAt);
@@ -305,8 +308,16 @@ export class GuildHub extends DurableObject<Env> {
    */
   private async scheduleAlarm(at: number, handledBefore = -Infinity): Promise<void> {
     if (!Number.isFinite(at)) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current <= handledBefore || at < current) await this.ctx.storage.setAlarm(at);
+    // Read once, then tracked: every connect and auth asks, and a storage read per socket adds up in a storm.
+    if (this.alarmAt === undefined) {
+      const stored = await this.ctx.storage.getAlarm();
+      this.alarmAt ??= stored; // unless a concurrent caller set one meanwhile
+    }
+    const current = this.alarmAt;
+    if (current === null || current <= handledBefore || at < current) {
+      this.alarmAt = at; // before the await, so a concurrent caller compares against it
+      await this.ctx.storage.setAlarm(at);
+    }
   }
 
   private async onDeadlines(firedAt: number): Promise<void> {

@@ -38,7 +38,11 @@ function sendAll(audience: Audience, outgoing: Outgoing[], now: number, shed: Se
           if (attachment.rooms) partial.set(ws, [...(partial.get(ws) ?? []), message]);
           return; // a lobby socket gets the whole frame below
         }
-        send(ws, message, shed);
+        try {
+          ws.send(message); // inline: this line runs once per recipient
+        } catch {
+          shedSocket(ws, shed);
+        }
       });
     }
   }
@@ -56,9 +60,13 @@ function send(ws: WebSocket, message: string, shed: Set<WebSocket>): void {
   try {
     ws.send(message);
   } catch {
-    closeSocket(ws, CloseCode.overloaded, "overloaded");
-    shed.add(ws);
+    shedSocket(ws, shed);
   }
+}
+
+function shedSocket(ws: WebSocket, shed: Set<WebSocket>): void {
+  closeSocket(ws, CloseCode.overloaded, "overloaded");
+  shed.add(ws);
 }
 
 /** The batch frame of `messages`, built by concatenating the envelopes already serialised. */
