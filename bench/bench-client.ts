@@ -15,8 +15,9 @@ interface Sock {
   spec: SocketSpec;
   ws?: WebSocket;
   lastSeq: number;
-  /** Events received since the last mark, by seq (in order of arrival). */
+  /** Events received since the last mark, by seq (in order of arrival), with the user of voice events. */
   seqs: number[];
+  users: Array<string | undefined>;
   times: number[];
   snapshots: number;
   /** Set while resuming: the seq the resume asked from. */
@@ -51,21 +52,23 @@ async function tokenFor(index: number): Promise<string> {
 
 function onMessage(sock: Sock, raw: WebSocket.RawData): void {
   const at = nowMs();
-  const message = JSON.parse(String(raw)) as { type: string; seq: number; events?: Array<{ seq: number }> };
+  type Envelope = { seq: number; payload?: { userId?: string } };
+  const message = JSON.parse(String(raw)) as Envelope & { type: string; events?: Envelope[] };
   if (message.type === "snapshot") {
     sock.snapshots++;
     sock.lastSeq = message.seq;
   } else if (message.type === "event") {
-    record(sock, message.seq, at);
+    record(sock, message, at);
   } else if (message.type === "batch") {
-    for (const event of message.events ?? []) record(sock, event.seq, at);
-  } else return;
+    for (const event of message.events ?? []) record(sock, event, at);
+  }
 }
 
-function record(sock: Sock, seq: number, at: number): void {
-  sock.seqs.push(seq);
+function record(sock: Sock, event: { seq: number; payload?: { userId?: string } }, at: number): void {
+  sock.seqs.push(event.seq);
+  sock.users.push(event.payload?.userId);
   sock.times.push(at);
-  sock.lastSeq = seq;
+  sock.lastSeq = event.seq;
 }
 
 /** Connects one socket and authenticates; resolves once its snapshot (or, resuming, its auth.ok) arrived. */
@@ -132,7 +135,7 @@ async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<voi
 
 async function open(url: string, specs: SocketSpec[], batch: boolean, concurrency: number): Promise<OpenReport> {
   for (const spec of specs) await tokenFor(spec.index); // signing is not part of connect+auth
-  const fresh: Sock[] = specs.map((spec) => ({ spec, lastSeq: 0, seqs: [], times: [], snapshots: 0 }));
+  const fresh: Sock[] = specs.map((spec) => ({ spec, lastSeq: 0, seqs: [], users: [], times: [], snapshots: 0 }));
   const start = nowMs();
   const failed = await pool(fresh, concurrency, (sock) => connect(sock, url, batch));
   const ms = nowMs() - start;
@@ -144,15 +147,22 @@ function wants(sock: Sock, event: SentEvent): boolean {
   return !sock.spec.rooms || event.roomEvent || sock.spec.rooms.includes(event.channelId);
 }
 
-function complete(expected: Map<Sock, number>): boolean {
-  for (const sock of sockets) if (sock.seqs.length < expected.get(sock)!) return false;
+function complete(expected: Map<Sock, number>, events: SentEvent[]): boolean {
+  const byUser = events.length > 0 && events[0]!.seq === 0;
+  const wanted = byUser ? new Set(events.map((e) => e.userId)) : undefined;
+  for (const sock of sockets) {
+    const got = wanted ? sock.users.filter((u) => wanted.has(u)).length : sock.seqs.length;
+    if (got < expected.get(sock)!) return false;
+  }
   return true;
 }
 
 async function collect(events: SentEvent[], timeoutMs: number): Promise<CollectReport> {
   const expected = new Map(sockets.map((sock) => [sock, events.filter((event) => wants(sock, event)).length]));
-  await until(() => complete(expected), timeoutMs);
-  const index = new Map(events.map((event, i) => [event.seq, i]));
+  await until(() => complete(expected, events), timeoutMs);
+  // Full-path events are matched by their (unique) user, as only the hub knows their seq.
+  const byUser = events.length > 0 && events[0]!.seq === 0;
+  const index = new Map<number | string, number>(events.map((event, i) => [byUser ? event.userId! : event.seq, i]));
   const histogram = new Histogram();
   const lastArrival = new Array<number>(events.length).fill(0);
   const firstArrival = new Array<number>(events.length).fill(0);
@@ -161,14 +171,15 @@ async function collect(events: SentEvent[], timeoutMs: number): Promise<CollectR
   let lost = 0;
   let total = 0;
   for (const sock of sockets) {
-    const seen = new Set<number>();
+    const seen = new Set<number | string>();
     sock.seqs.forEach((seq, k) => {
-      const i = index.get(seq);
-      if (i === undefined || seen.has(seq) || !wants(sock, events[i]!)) {
-        extra++;
+      const key = byUser ? sock.users[k] : seq;
+      const i = key === undefined ? undefined : index.get(key);
+      if (i === undefined || seen.has(key!) || !wants(sock, events[i]!)) {
+        if (!byUser) extra++; // on the full path the gateway's own events (the initial sync) arrive too
         return;
       }
-      seen.add(seq);
+      seen.add(key!);
       received++;
       const at = sock.times[k]!;
       histogram.add(at - events[i]!.sentAt);
@@ -179,6 +190,7 @@ async function collect(events: SentEvent[], timeoutMs: number): Promise<CollectR
     total += want;
     lost += Math.max(0, want - seen.size);
     sock.seqs = [];
+    sock.users = [];
     sock.times = [];
   }
   return { sockets: sockets.length, expected: total, received, lost, extra, histogram: histogram.toData(), lastArrival, firstArrival };
@@ -203,6 +215,7 @@ async function resume(url: string, concurrency: number, timeoutMs: number, expec
   for (const sock of resuming) {
     sock.since = sock.lastSeq;
     sock.seqs = [];
+    sock.users = [];
     sock.times = [];
     sock.snapshots = 0;
   }
@@ -220,6 +233,7 @@ async function resume(url: string, concurrency: number, timeoutMs: number, expec
     else wrong++;
     sock.since = undefined;
     sock.seqs = [];
+    sock.users = [];
     sock.times = [];
   }
   return { sockets: resuming.length, exact, snapshots, wrong, failed, ms };
@@ -254,6 +268,7 @@ async function handle(message: ToClient): Promise<void> {
     case "mark":
       for (const sock of sockets) {
         sock.seqs = [];
+        sock.users = [];
         sock.times = [];
       }
       return send({ type: "marked" });

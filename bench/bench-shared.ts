@@ -16,7 +16,9 @@ export interface SocketSpec {
 
 /** An event the driver published, for the clients to match their arrivals against. */
 export interface SentEvent {
+  /** The seq the hub gives it; 0 when the publisher cannot know it (full path), which then matches by `userId`. */
   seq: number;
+  userId?: string;
   /** Wall-clock ms (performance.timeOrigin + performance.now()) when the publisher sent it. */
   sentAt: number;
   channelId: string;

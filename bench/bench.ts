@@ -11,11 +11,12 @@
  *   npm run bench -- --bundle /tmp/old/index.js      # a bundle built from another commit, for before/after
  *
  * Scenarios: 1 lobby broadcast to N sockets; 2 room-filtered watchers plus a lobby under steady voice traffic;
- * 3 bursts; 5 first delivery after hibernation; 6 reconnect storm with `since`. Each event is timed from the
- * publisher's POST to its arrival on every socket. Results: bench/results/bench-<time>.json and fanout.svg.
+ * 3 bursts; 4 the full path from the Discord simulator through gateway-node; 5 first delivery after hibernation;
+ * 6 reconnect storm with `since`. Each event is timed from the publisher's POST (scenario 4: the simulator's
+ * dispatch) to its arrival on every socket. Results: bench/results/bench-<time>.json and fanout.svg.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -29,10 +30,12 @@ import { Histogram, summarise, type LatencySummary } from "./histogram.js";
 import { nowMs, type CollectReport, type FromClient, type OpenReport, type ResumeReport, type SentEvent, type SocketSpec, type ToClient } from "./bench-shared.js";
 import { commandName, processTree, rssBytes } from "./soak-memory.js";
 import { freePort } from "../dev/stack/ports.js";
+import { startDiscordSimulator } from "../dev/discord-sim/index.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const GUILD = "100000000000000001";
 const SECRET = "bench-hub-secret-0123456789abcdef";
+const BOT_TOKEN = "bench-simulated-bot-token";
 const ISSUER = "bench";
 const AUDIENCE = "spell-coven-realtime";
 /** Sockets per client process: well under the 20,000 descriptors a process may hold here. */
@@ -51,7 +54,7 @@ const MB = 1024 * 1024;
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: "string", default: "1,2,3,5,6" },
+    scenario: { type: "string", default: "1,2,3,4,5,6" },
     quick: { type: "boolean", default: false },
     sizes: { type: "string" },
     target: { type: "string", default: "ours,baseline" },
@@ -69,7 +72,7 @@ const scenarios = new Set(values.scenario.split(",").map((s) => Number(s.trim())
 const targetNames = values.target.split(",").map((s) => s.trim()) as TargetName[];
 const sizes = (values.sizes ?? (quick ? "100,300" : "100,1000,5000,9500")).split(",").map(Number);
 const batchFrames = !(values["single-frames"] ?? false);
-for (const s of scenarios) if (![1, 2, 3, 5, 6].includes(s)) throw new Error(`unknown scenario ${s} (have 1, 2, 3, 5, 6)`);
+for (const s of scenarios) if (![1, 2, 3, 4, 5, 6].includes(s)) throw new Error(`unknown scenario ${s} (have 1 to 6)`);
 for (const n of sizes) if (!Number.isInteger(n) || n < 1 || n > 40_000) throw new Error(`bad size ${n}`);
 for (const t of targetNames) if (t !== "ours" && t !== "baseline") throw new Error(`unknown target ${t}`);
 
@@ -176,6 +179,7 @@ async function main(): Promise<void> {
     scenarios.has(1) ? Math.max(...sizes) : 0,
     scenarios.has(2) ? scenarioTwo().sockets : 0,
     scenarios.has(3) ? scenarioThree().sockets : 0,
+    scenarios.has(4) ? Math.max(...scenarioFour().map((l) => l.sockets)) : 0,
     scenarios.has(5) ? scenarioFive().sockets : 0,
     scenarios.has(6) ? scenarioSix().sockets : 0,
   );
@@ -237,6 +241,7 @@ async function main(): Promise<void> {
     if (scenarios.has(1)) results.lobby = await lobbyScenario(harness);
     if (scenarios.has(2)) results.rooms = await roomsScenario(harness);
     if (scenarios.has(3)) results.bursts = await burstScenario(harness);
+    if (scenarios.has(4)) results.fullPath = await fullPathScenario(harness);
     if (scenarios.has(5)) results.hibernation = await hibernationScenario(harness);
     if (scenarios.has(6)) results.reconnect = await reconnectScenario(harness);
 
@@ -334,6 +339,12 @@ function scenarioThree(): { sockets: number; rate: number; seconds: number } {
   return quick ? { sockets: 100, rate: 400, seconds: 1 } : { sockets: 1_000, rate: 2_000, seconds: 2 };
 }
 
+function scenarioFour(): Array<{ rate: number; sockets: number; seconds: number }> {
+  if (quick) return [{ rate: 50, sockets: 50, seconds: 2 }];
+  const seconds = rateSeconds(5);
+  return [{ rate: 200, sockets: 100, seconds }, { rate: 500, sockets: 100, seconds }, { rate: 200, sockets: 1_000, seconds }];
+}
+
 function scenarioFive(): { sockets: number } {
   return { sockets: quick ? 100 : 5_000 };
 }
@@ -391,6 +402,87 @@ async function burstScenario(h: Harness): Promise<unknown[]> {
     results.push(result);
   }
   return results;
+}
+
+/**
+ * Scenario 4: the full path. The Discord simulator dispatches VOICE_STATE_UPDATEs (a new user joining each time),
+ * gateway-node (its source, through tsx) turns them into signed POSTs, and the hub fans them out. Each event is
+ * timed from the simulator's dispatch and matched on the sockets by its user (only the hub knows its seq).
+ */
+async function fullPathScenario(h: Harness): Promise<unknown[]> {
+  const results = [];
+  for (const target of h.targets) {
+    const sim = await startDiscordSimulator({ botToken: BOT_TOKEN, guildId: GUILD, channels: [{ name: "Bench voice" }] });
+    const channelId = sim.state().channels.find((c) => c.type === 2)!.id;
+    const gateway = spawn(join(ROOT, "node_modules/.bin/tsx"), ["gateway-node/src/main.ts"], {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "inherit"],
+      env: {
+        ...process.env, DISCORD_BOT_TOKEN: BOT_TOKEN, PRIMARY_GUILD_ID: GUILD, HUB_ENDPOINT: `${target.url}/internal/events`,
+        HUB_SECRET: SECRET, DISCORD_API_BASE: sim.restBase, HEALTH_PORT: String(await freePort()), LOG_LEVEL: "warn",
+      },
+    });
+    try {
+      await sim.waitFor(() => sim.state().sessions.some((session) => session.connected), 30_000, "the gateway's session");
+      await sleep(3_000); // its guild.sync reaches the hub, which then knows the room
+      for (const load of scenarioFour()) {
+        h.memory.start(() => ({ ...memoryGroups(h, target), gateway: gatewayPids(gateway.pid!) }));
+        await openSockets(h, target, lobbySpecs(load.sockets, h.clients.length));
+        await mark(h);
+        const cpuBefore = cpuMs(gatewayPids(gateway.pid!));
+        const sent: SentEvent[] = [];
+        const tickMs = 20;
+        const perTick = Math.max(1, Math.round((load.rate * tickMs) / 1000));
+        const start = nowMs();
+        for (let t = 0; t < (load.seconds * 1000) / tickMs; t++) {
+          const wait = start + t * tickMs - nowMs();
+          if (wait > 0) await sleep(wait);
+          for (let j = 0; j < perTick; j++) {
+            const userId = String(USER_BASE + BigInt(h.nextUser++));
+            sim.addUser({ id: userId, username: `u${userId.slice(-6)}` });
+            sent.push({ seq: 0, userId, sentAt: nowMs(), channelId, roomEvent: false });
+            sim.setVoiceState(userId, channelId);
+          }
+        }
+        const outcome = await collect(h, sent, 120_000);
+        const gatewayCpuMs = cpuMs(gatewayPids(gateway.pid!)) - cpuBefore;
+        await closeSockets(h);
+        const result = {
+          target: target.name, ...load, sent: sent.length,
+          delivery: summarise(outcome.delivery), fanout: summarise(histogramOf(outcome.fanout)),
+          expected: outcome.expected, lost: outcome.lost,
+          gatewayCpuMsPerEvent: Math.round((gatewayCpuMs / sent.length) * 1000) / 1000,
+          peakRssMb: h.memory.stop(),
+        };
+        note(`full path ${target.name} ${load.rate}/s × ${load.sockets}: delivery p99 ${result.delivery.p99} ms, lost ${result.lost}, gateway ${result.gatewayCpuMsPerEvent} ms CPU/event, RSS ${result.peakRssMb.gateway} MB`);
+        results.push(result);
+      }
+    } finally {
+      gateway.kill();
+      await sim.close();
+    }
+  }
+  return results;
+}
+
+/** The Node process running the gateway service (tsx's launcher, its parent, is not the service). */
+function gatewayPids(root: number): number[] {
+  const tree = processTree(root).filter((pid) => commandName(pid).startsWith("node"));
+  return tree.length > 1 ? tree.slice(1) : tree;
+}
+
+/** CPU time (user + system) of processes, from /proc/<pid>/stat, in ms. */
+function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
 }
 
 /** Scenario 5: N lobby sockets; one event warm, then the hub hibernated (evicted, sockets kept) and one event. */
