@@ -63,7 +63,7 @@ const { values } = parseArgs({
     "rate-seconds": { type: "string" },
     /** A prebuilt Worker bundle (e.g. of an earlier commit, for before/after figures) instead of building one. */
     bundle: { type: "string" },
-    /** CPU-profile our Worker's isolate over each scenario: bench/results/<scenario>-ours.cpuprofile and a top list. */
+    /** CPU-profile our Worker's isolate per step (bench/results/<step>-ours.cpuprofile, top list printed) and gateway-node in scenario 4. */
     profile: { type: "boolean", default: false },
   },
 });
@@ -414,7 +414,8 @@ async function fullPathScenario(h: Harness): Promise<unknown[]> {
   for (const target of h.targets) {
     const sim = await startDiscordSimulator({ botToken: BOT_TOKEN, guildId: GUILD, channels: [{ name: "Bench voice" }] });
     const channelId = sim.state().channels.find((c) => c.type === 2)!.id;
-    const gateway = spawn(join(ROOT, "node_modules/.bin/tsx"), ["gateway-node/src/main.ts"], {
+    const cpuProfile = values.profile ? ["--cpu-prof", `--cpu-prof-dir=${join(ROOT, "bench/results")}`] : [];
+    const gateway = spawn(process.execPath, [...cpuProfile, "--import", "tsx", "gateway-node/src/main.ts"], {
       cwd: ROOT,
       stdio: ["ignore", "ignore", "inherit"],
       env: {
@@ -458,17 +459,18 @@ async function fullPathScenario(h: Harness): Promise<unknown[]> {
         results.push(result);
       }
     } finally {
-      gateway.kill();
+      const exited = new Promise((resolve) => gateway.once("exit", resolve));
+      gateway.kill("SIGTERM"); // a clean exit, so --profile's .cpuprofile gets written
+      await Promise.race([exited, sleep(5_000)]);
       await sim.close();
     }
   }
   return results;
 }
 
-/** The Node process running the gateway service (tsx's launcher, its parent, is not the service). */
+/** The gateway service's process (with whatever it starts). */
 function gatewayPids(root: number): number[] {
-  const tree = processTree(root).filter((pid) => commandName(pid).startsWith("node"));
-  return tree.length > 1 ? tree.slice(1) : tree;
+  return processTree(root);
 }
 
 /** CPU time (user + system) of processes, from /proc/<pid>/stat, in ms. */
