@@ -331,7 +331,7 @@ async function lobbyScenario(h: Harness): Promise<LobbyResult[]> {
 }
 
 function scenarioTwo(): { rooms: number; perRoom: number; lobby: number; rate: number; seconds: number; sockets: number } {
-  const shape = quick ? { rooms: 20, perRoom: 5, lobby: 50, rate: 100, seconds: 2 } : { rooms: 500, perRoom: 16, lobby: 1_000, rate: 500, seconds: rateSeconds(10) };
+  const shape = quick ? { rooms: 20, perRoom: 5, lobby: 50, rate: 100, seconds: 2 } : { rooms: 500, perRoom: 16, lobby: 1_000, rate: 500, seconds: rateSeconds(5) };
   return { ...shape, sockets: shape.rooms * shape.perRoom + shape.lobby };
 }
 
@@ -360,7 +360,7 @@ function rateSeconds(fallback: number): number {
 
 /**
  * Scenario 2: rooms × room-filtered watchers plus lobby watchers, voice joins and leaves spread over the rooms.
- * 16 watchers per room rather than 20: 500 × 20 + 1,000 sockets is more than workerd can hold here. 10 s of
+ * 16 watchers per room rather than 20: 500 × 20 + 1,000 sockets is more than workerd can hold here. 5 s of
  * load by default (--rate-seconds): 500 events/s to 1,000 lobby sockets is 500,000 deliveries/s, beyond these
  * two shared cores, so the backlog of a 30 s run takes minutes to drain.
  */
@@ -498,7 +498,10 @@ async function hibernationScenario(h: Harness): Promise<unknown[]> {
     for (let r = 0; r < 3; r++) warm.push(await timedEvents(h, target, [voiceEvent(h, 0, "joined")], 30_000));
     let woken;
     if (target.hibernate) {
-      await target.hibernate();
+      await target.hibernate().catch((error: unknown) => {
+        // Already hibernated on its own (idle for ~10 s): the next event wakes it just the same.
+        if (!String(error).includes("not currently running")) throw error;
+      });
       woken = await timedEvents(h, target, [voiceEvent(h, 0, "joined")], 30_000);
     }
     await closeSockets(h);
