@@ -20,6 +20,8 @@ export const ClientAuth = z
     token: z.string().min(1).max(8192),
     since: z.number().int().min(0).optional(),
     rooms: RoomFilter.optional(),
+    // Opt-in coalescing: events published together may arrive as one BatchFrame. Absent or false: one frame each.
+    batch: z.boolean().optional(),
   })
   .strict();
 export type ClientAuth = z.infer<typeof ClientAuth>;
@@ -54,6 +56,12 @@ export const EventEnvelope = z.intersection(
 export type EventEnvelope = z.infer<typeof EventEnvelope>;
 
 export const ServerMessage = z.union([AuthOk, Snapshot, EventEnvelope]);
+/**
+ * Sent only to a socket whose auth message said `batch: true`: several events published together, in seq order,
+ * each exactly as it would arrive alone. Not part of ServerMessage, so clients that never opt in never see one.
+ */
+export const BatchFrame = z.object({ v: z.literal(1), type: z.literal("batch"), events: z.array(EventEnvelope).min(2) });
+export type BatchFrame = z.infer<typeof BatchFrame>;
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type AuthOkMessage = z.infer<typeof AuthOk>;
 export type SnapshotMessage = z.infer<typeof Snapshot>;

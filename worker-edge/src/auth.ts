@@ -63,10 +63,38 @@ function keyFor(config: EdgeConfig): JWTVerifyGetKey {
   return key;
 }
 
+/**
+ * Tokens this isolate verified, by SHA-256 of the token, per configuration: a reconnect storm or a user's many
+ * tabs present the same token again and again, and a signature check is the costliest step of a connect. An
+ * entry serves until the token expires, and no longer than a key set is cached (so a key rotation takes effect
+ * as late as it would anyway); failures are never cached. Bounded: the oldest entry goes first.
+ */
+export const VerifiedTokenCache = { maxEntries: 10_000, maxAgeMs: 10 * 60_000 } as const;
+const verifiedTokens = new WeakMap<EdgeConfig, Map<string, { user: AppUser; until: number }>>();
+
 /** Verifies an app JWT: signature, algorithm allow-list, issuer, audience, expiry and subject. */
 export async function verifyAppToken(token: string, config: EdgeConfig): Promise<AppUser> {
-  let payload: JWTPayload;
   if (new TextEncoder().encode(token).byteLength > MAX_TOKEN_BYTES) throw new AuthError("token too large");
+  let cache = verifiedTokens.get(config);
+  if (!cache) verifiedTokens.set(config, (cache = new Map()));
+  const digest = await tokenDigest(token);
+  const now = Date.now();
+  const hit = cache.get(digest);
+  if (hit && hit.until > now) return hit.user;
+  if (hit) cache.delete(digest);
+  const user = await verifyUncached(token, config);
+  if (cache.size >= VerifiedTokenCache.maxEntries) cache.delete(cache.keys().next().value!);
+  cache.set(digest, { user, until: Math.min(user.expiresAt * 1000, now + VerifiedTokenCache.maxAgeMs) });
+  return user;
+}
+
+async function tokenDigest(token: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+}
+
+async function verifyUncached(token: string, config: EdgeConfig): Promise<AppUser> {
+  let payload: JWTPayload;
   try {
     const key = keyFor(config);
     const options = {

@@ -23,12 +23,13 @@ import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
 import { errorFields, log } from "./log.js";
 import { closeOverdueSockets, dueIdleRooms, isDue, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
+import { Audience } from "./hub/audience.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
 import { CreateRoomPolicy, takeToken } from "./hub/rate-limit.js";
 import { withRoomFilter } from "./hub/room-filter.js";
 import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
-import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type SocketAttachment } from "./hub/sockets.js";
+import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type LiveAttachment, type SocketAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 
 const DEFAULT_ROOM_NAME = "Spell Coven room";
@@ -41,13 +42,17 @@ const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000
 export class GuildHub extends DurableObject<Env> {
   private readonly store: HubStore;
   private readonly census: SocketCensus;
+  private readonly audience: Audience;
   /** Creates in flight per user+idempotency key, so racing duplicates share one Discord call. */
   private readonly creating = new Map<string, Promise<HubResult<CreateRoomResponse>>>();
+  /** The alarm as this object last set or read it (null: none; undefined: unknown, read it). Only it sets alarms. */
+  private alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.store = new HubStore(ctx.storage.sql);
     this.census = new SocketCensus(() => ctx.getWebSockets());
+    this.audience = new Audience(() => ctx.getWebSockets());
     // Answered by the runtime itself, so a heartbeat never wakes a hibernated hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -82,16 +87,19 @@ export class GuildHub extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.census.forget(ws);
+    this.audience.forget(ws);
     closeSocket(ws, code, reason); // completes the closing handshake
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     log("warn", "GuildHub webSocketError", { guildId: this.guildId, ...errorFields(error) });
     this.census.forget(ws);
+    this.audience.forget(ws);
     closeSocket(ws, 1011);
   }
 
   override async alarm(): Promise<void> {
+    this.alarmAt = undefined; // the runtime clears the alarm it fires
     const firedAt = Date.now();
     try {
       await this.onDeadlines(firedAt);
@@ -258,12 +266,14 @@ export class GuildHub extends DurableObject<Env> {
     }
     // Read again after verifying: a room filter change may have landed meanwhile.
     const latest = attachmentOf(ws);
-    const live: SocketAttachment = {
+    const batch = auth.batch ?? (previous?.phase === "live" ? previous.batch : undefined);
+    const live: LiveAttachment = {
       phase: "live",
       conn: previous?.conn ?? connectionId(),
       userId: user.userId,
       expiresAt: user.expiresAt * 1000,
       rooms: auth.rooms ?? (latest?.phase === "live" ? latest.rooms : undefined),
+      ...(batch ? { batch } : {}),
       reauth: reauth?.bucket ?? { tokens: ReauthPolicy.capacity, at: now },
       ...(latest?.phase === "live" && latest.roomsBucket ? { roomsBucket: latest.roomsBucket } : {}),
     };
@@ -280,11 +290,13 @@ export class GuildHub extends DurableObject<Env> {
   private setSocket(ws: WebSocket, attachment: SocketAttachment): void {
     setAttachment(ws, attachment);
     this.census.record(ws, attachment);
+    this.audience.record(ws, attachment);
   }
 
   /** Closes a socket for a reason the client can act on, and logs why (never the token). */
   private reject(ws: WebSocket, code: number, reason: string): void {
     log("info", "GuildHub closed socket", { guildId: this.guildId, conn: attachmentOf(ws)?.conn, code, reason });
+    this.audience.forget(ws);
     closeSocket(ws, code, reason);
   }
 
@@ -299,11 +311,10 @@ export class GuildHub extends DurableObject<Env> {
       return { event, message };
     });
     this.store.prune(now);
-    const sockets = this.ctx.getWebSockets();
-    const shed = broadcast(sockets, outgoing, now);
+    const shed = broadcast(this.audience, outgoing, now);
     // One line per publish: what an operator charts and pages on (Workers Logs can query these fields; the
     // runtime's own metrics give its duration, as clocks do not advance during a synchronous loop in workerd).
-    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: sockets.length, shed });
+    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: this.audience.size, shed });
   }
 
   // --- deadlines: one alarm multiplexes auth timeouts, token expiries and idle rooms
@@ -314,14 +325,22 @@ export class GuildHub extends DurableObject<Env> {
    */
   private async scheduleAlarm(at: number, handledBefore = -Infinity): Promise<void> {
     if (!Number.isFinite(at)) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current <= handledBefore || at < current) await this.ctx.storage.setAlarm(at);
+    // Read once, then tracked: every connect and auth asks, and a storage read per socket adds up in a storm.
+    if (this.alarmAt === undefined) {
+      const stored = await this.ctx.storage.getAlarm();
+      this.alarmAt ??= stored; // unless a concurrent caller set one meanwhile
+    }
+    const current = this.alarmAt;
+    if (current === null || current <= handledBefore || at < current) {
+      this.alarmAt = at; // before the await, so a concurrent caller compares against it
+      await this.ctx.storage.setAlarm(at);
+    }
   }
 
   private async onDeadlines(firedAt: number): Promise<void> {
     closeOverdueSockets(this.ctx.getWebSockets(), Date.now());
     await this.endIdleRooms();
-    this.store.prune(Date.now());
+    this.store.prune(Date.now(), true);
     // Recomputed after every await: sockets accepted and rooms emptied meanwhile have deadlines too.
     const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets()), nextIdleDeadline(this.store, this.idleTtlMs));
     await this.scheduleAlarm(next, firedAt);

@@ -33,6 +33,7 @@ export function idleDeadline(room: RoomRecord | undefined, ttlMs: number): numbe
 }
 
 export function nextIdleDeadline(store: HubStore, ttlMs: number): number {
+  if (ttlMs === 0) return Infinity; // idle rooms never end: no need to read every room on each ingest
   let next = Infinity;
   for (const room of store.rooms()) next = Math.min(next, idleDeadline(room, ttlMs) ?? Infinity);
   return next;

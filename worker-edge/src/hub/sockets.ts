@@ -4,7 +4,9 @@ import type { Bucket } from "./rate-limit.js";
 /** Per-socket state, kept in the hibernation attachment (well under its 2 KB budget) so it survives eviction. */
 export type SocketAttachment =
   | { phase: "pending"; conn: string; authDeadline: number }
-  | { phase: "live"; conn: string; userId: string; expiresAt: number; rooms?: string[]; reauth: Bucket; roomsBucket?: Bucket };
+  | { phase: "live"; conn: string; userId: string; expiresAt: number; rooms?: string[]; batch?: boolean; reauth: Bucket; roomsBucket?: Bucket };
+
+export type LiveAttachment = Extract<SocketAttachment, { phase: "live" }>;
 
 /** A short id for a connection, for its log lines. */
 export function connectionId(): string {

@@ -10,6 +10,8 @@ export const Retention = {
   endedRoomAgeMs: 24 * 60 * 60_000,
   /** Parts of a multi-part sync that never completed (the gateway restarted and will send a new one). */
   syncPartAgeMs: 10 * 60_000,
+  /** How often the age-based deletes run: every bound above is minutes to hours, so once a minute is enough. */
+  sweepEveryMs: 60_000,
 } as const;
 
 export interface RoomRecord {
@@ -22,6 +24,7 @@ export interface RoomRecord {
 }
 
 export interface BufferedEvent {
+  seq: number;
   event: AppEvent["event"];
   channelId: string;
   message: string;
@@ -62,8 +65,19 @@ CREATE TABLE IF NOT EXISTS sync_parts (
 /** The picture one sync part carries. */
 export type SyncPicture = Pick<GuildSyncPayload, "channels" | "voiceStates">;
 
-/** The GuildHub's durable state in the object's SQLite storage: it survives hibernation and eviction. */
+/**
+ * The GuildHub's durable state in the object's SQLite storage: it survives hibernation and eviction. What every
+ * publish or resume reads (meta, the replay buffer, the snapshot) is also kept in memory: this object is the
+ * storage's only writer, so the copies stay exact, and they are rebuilt from storage after a wake-up.
+ */
 export class HubStore {
+  private readonly metaCache = new Map<string, string | undefined>();
+  /** The replay buffer in seq order, loaded on first use. */
+  private replay?: BufferedEvent[];
+  /** Rooms with their members, until a room or member changes. */
+  private snapshot?: Room[];
+  private lastSweep = -Infinity;
+
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
   }
@@ -113,12 +127,15 @@ export class HubStore {
   }
 
   private meta(key: string): string | undefined {
+    if (this.metaCache.has(key)) return this.metaCache.get(key);
     const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
+    this.metaCache.set(key, row?.value);
     return row?.value;
   }
 
   private setMeta(key: string, value: string): void {
     this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+    this.metaCache.set(key, value);
   }
 
   // --- rooms and members
@@ -133,6 +150,7 @@ export class HubStore {
   }
 
   putRoom(room: RoomRecord): void {
+    this.snapshot = undefined;
     this.sql.exec(
       `INSERT INTO rooms (channel_id, name, parent_id, user_limit, creator_id, empty_since) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (channel_id) DO UPDATE SET name = excluded.name, parent_id = excluded.parent_id,
@@ -147,6 +165,7 @@ export class HubStore {
    * so a late report cannot revive it. One a sync merely did not list keeps its creator, in case it comes back.
    */
   deleteRoom(channelId: string, at: number, ended: boolean): void {
+    this.snapshot = undefined;
     const creatorId = this.room(channelId)?.creatorId;
     this.sql.exec("DELETE FROM rooms WHERE channel_id = ?", channelId);
     this.sql.exec("DELETE FROM members WHERE channel_id = ?", channelId);
@@ -188,6 +207,7 @@ export class HubStore {
   }
 
   putMember(member: MemberRecord): void {
+    this.snapshot = undefined;
     this.sql.exec(
       `INSERT INTO members (user_id, channel_id, username, avatar) VALUES (?, ?, ?, ?)
        ON CONFLICT (user_id) DO UPDATE SET channel_id = excluded.channel_id,
@@ -197,11 +217,17 @@ export class HubStore {
   }
 
   deleteMember(userId: string): void {
+    this.snapshot = undefined;
     this.sql.exec("DELETE FROM members WHERE user_id = ?", userId);
   }
 
-  /** Rooms with their members, the shape REST and the socket snapshot share. */
+  /** Rooms with their members, the shape REST and the socket snapshot share. Shared until the next change: do not mutate. */
   snapshotRooms(): Room[] {
+    this.snapshot ??= this.readSnapshot();
+    return this.snapshot;
+  }
+
+  private readSnapshot(): Room[] {
     const byRoom = new Map<string, Member[]>();
     for (const { channelId, ...member } of this.members()) {
       const list = byRoom.get(channelId) ?? [];
@@ -221,26 +247,33 @@ export class HubStore {
   // --- event log (replay buffer)
 
   appendEvent(seq: number, ts: number, event: AppEvent, message: string): void {
+    const buffer = this.buffered(); // loaded before the insert, which it then mirrors
     this.sql.exec(
       "INSERT INTO events (seq, ts, event, channel_id, message) VALUES (?, ?, ?, ?, ?)",
       seq, ts, event.event, event.payload.channelId, message,
     );
+    buffer.push({ seq, event: event.event, channelId: event.payload.channelId, message });
   }
 
   /** The oldest seq still buffered, or undefined when the buffer is empty. */
   oldestBufferedSeq(): number | undefined {
-    const row = this.sql.exec<{ seq: number | null }>("SELECT MIN(seq) AS seq FROM events").one();
-    return row.seq ?? undefined;
+    return this.buffered()[0]?.seq;
   }
 
+  /** The buffered events after `seq`, in order. */
   eventsAfter(seq: number): BufferedEvent[] {
-    return this.sql
-      .exec<{ event: string; channel_id: string; message: string }>(
-        "SELECT event, channel_id, message FROM events WHERE seq > ? ORDER BY seq",
-        seq,
-      )
+    const buffer = this.buffered();
+    // Seqs are consecutive in the buffer, so the first one after `seq` is found by arithmetic.
+    const first = buffer[0]?.seq ?? 0;
+    return buffer.slice(Math.max(0, seq + 1 - first));
+  }
+
+  private buffered(): BufferedEvent[] {
+    this.replay ??= this.sql
+      .exec<{ seq: number; event: string; channel_id: string; message: string }>("SELECT seq, event, channel_id, message FROM events ORDER BY seq")
       .toArray()
-      .map((row) => ({ event: row.event as AppEvent["event"], channelId: row.channel_id, message: row.message }));
+      .map((row) => ({ seq: Number(row.seq), event: row.event as AppEvent["event"], channelId: row.channel_id, message: row.message }));
+    return this.replay;
   }
 
   // --- internal event ids and idempotency
@@ -300,9 +333,22 @@ export class HubStore {
     this.sql.exec("DELETE FROM sync_parts WHERE sync_id = ? OR arrival < ?", syncId, started);
   }
 
-  /** Drops what retention no longer needs; cheap enough to run on every write batch and alarm. */
-  prune(now: number): void {
-    this.sql.exec("DELETE FROM events WHERE seq <= ? OR ts < ?", this.seq - Retention.replayEvents, now - Retention.replayAgeMs);
+  /**
+   * Drops what retention no longer needs. The replay buffer's count bound is kept on every call (a primary-key
+   * range delete); the age-based deletes run at most once per Retention.sweepEveryMs, or always with `sweep`.
+   */
+  prune(now: number, sweep = false): void {
+    const keepAfter = this.seq - Retention.replayEvents;
+    const buffer = this.buffered();
+    if ((buffer[0]?.seq ?? Infinity) <= keepAfter) {
+      this.sql.exec("DELETE FROM events WHERE seq <= ?", keepAfter);
+      buffer.splice(0, keepAfter + 1 - buffer[0]!.seq);
+    }
+    if (!sweep && now - this.lastSweep < Retention.sweepEveryMs) return;
+    this.lastSweep = now;
+    const aged = this.sql.exec("DELETE FROM events WHERE ts < ?", now - Retention.replayAgeMs);
+    aged.toArray();
+    if (aged.rowsWritten > 0) this.replay = undefined; // reloaded on next use
     this.sql.exec("DELETE FROM seen_ids WHERE at < ?", now - Retention.seenIdAgeMs);
     this.sql.exec("DELETE FROM ended_rooms WHERE at < ?", now - Retention.endedRoomAgeMs);
     this.sql.exec("DELETE FROM displaced_rooms WHERE at < ?", now - Retention.endedRoomAgeMs);
