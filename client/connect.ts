@@ -288,7 +288,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       if (socket !== ws) return;
       const since = presence.hasSnapshot && !needSnapshot ? { since: presence.seq } : {};
       sentRooms = rooms;
-      ws.send(JSON.stringify({ type: "auth", token, ...since, ...(rooms ? { rooms } : {}) }));
+      ws.send(JSON.stringify({ type: "auth", token, ...since, ...(rooms ? { rooms } : {}), batch: true }));
       scheduleRefresh(ws, token);
       const ping = () => {
         if (socket !== ws) return;
@@ -305,6 +305,16 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       const data = String(event.data);
       if (data === "pong") return;
       const json = parseJson(data);
+      // A batch frame carries several envelopes published together (this client opts in with `batch: true`):
+      // each is handled as if it came alone, and none after one that ended the connection (a gap).
+      if (isBatch(json)) {
+        for (const one of json.events) if (socket === ws) handle(one);
+        return;
+      }
+      handle(json);
+    };
+
+    const handle = (json: unknown) => {
       const message = ServerMessage(json);
       if (message === invalid) return onUnknown(json);
       if (message.type === "ack") {
@@ -467,6 +477,10 @@ export function connect(options: ConnectOptions): RealtimeConnection {
       open();
     },
   };
+}
+
+function isBatch(json: unknown): json is { events: unknown[] } {
+  return typeof json === "object" && json !== null && (json as { type?: unknown }).type === "batch" && Array.isArray((json as { events?: unknown }).events);
 }
 
 /** Reads `exp` (ms) from a JWT without verifying it: the client only needs to know when to refresh. */

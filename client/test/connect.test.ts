@@ -19,11 +19,27 @@ describe("connect()", () => {
     const statuses: ConnectionStatus[] = [];
     client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), rooms: [A], onStatus: (s) => statuses.push(s) });
     const [auth] = await until(() => hub.auths().length === 1 && hub.auths(), "the auth message");
-    expect(auth).toEqual({ type: "auth", token: expect.any(String), rooms: [A] });
+    expect(auth).toEqual({ type: "auth", token: expect.any(String), rooms: [A], batch: true });
     hub.send({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 3 });
     hub.send({ v: 1, type: "snapshot", payload: { rooms: [{ channelId: A, name: "A", userLimit: 4, members: [] }] }, seq: 3 });
     await until(() => client!.presence.seq === 3, "the snapshot");
     expect(statuses).toEqual(["connecting", "live"]);
+  });
+
+  it("applies each envelope of a batch frame in order, and resumes from the one before a gap inside it", async () => {
+    hub = await ScriptedHub.start();
+    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600) });
+    await until(() => hub.auths().length === 1, "the auth");
+    hub.ack(hub.last(), 1);
+    await until(() => client!.presence.seq === 1, "the snapshot");
+    const joined = (seq: number, userId: string) => ({ v: 1, type: "event", event: "voice.joined", payload: { guildId, channelId: A, userId }, ts: 1, seq });
+    hub.send({ v: 1, type: "batch", events: [joined(2, "210000000000000001"), joined(3, "210000000000000002")] });
+    await until(() => client!.presence.seq === 3, "both events of the batch");
+    expect(client.presence.membersOf(A).map((m) => m.userId)).toEqual(["210000000000000001", "210000000000000002"]);
+    hub.send({ v: 1, type: "batch", events: [joined(4, "210000000000000003"), joined(6, "210000000000000004"), joined(7, "210000000000000005")] });
+    const [, resume] = await until(() => hub.auths().length === 2 && hub.auths(), "a resume after the gap");
+    expect(resume).toMatchObject({ since: 4 });
+    expect(client.presence.seq).toBe(4);
   });
 
   it("resumes from its last seq after a drop, and applies the replayed events", async () => {

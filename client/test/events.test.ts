@@ -63,7 +63,7 @@ describe("connection.setRooms", () => {
     await until(() => client!.presence.seq === 8, "the second answering snapshot");
     h.last().close(1012, "restart");
     const resume = await until(() => h.auths()[1], "the resume");
-    expect(resume, "a resume for every room").toEqual({ type: "auth", token: expect.any(String), since: 8 });
+    expect(resume, "a resume for every room").toEqual({ type: "auth", token: expect.any(String), since: 8, batch: true });
   });
 
   it("asks for a snapshot, not a replay, when the connection drops before the hub answered a filter change", async () => {
@@ -75,7 +75,7 @@ describe("connection.setRooms", () => {
     await until(() => h.received.some((m) => typeof m === "object" && m.type === "rooms"), "the rooms message");
     h.last().close(1012, "restart");
     const resume = await until(() => h.auths()[1], "the reconnect");
-    expect(resume).toEqual({ type: "auth", token: expect.any(String), rooms: ["110000000000000002"] });
+    expect(resume).toEqual({ type: "auth", token: expect.any(String), rooms: ["110000000000000002"], batch: true });
   });
 
   it("sends a filter changed while authenticating right after the ack", async () => {
