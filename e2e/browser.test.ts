@@ -173,6 +173,32 @@ describe("the demo page in Chromium", () => {
     expect(await page.isHidden("[data-testid=error]")).toBe(true);
   });
 
+  it("keeps a name typed while the previous create was still in flight", async () => {
+    // The room's event often arrives before the create's response: the next name may be typed meanwhile.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route("**/create-room", async (route) => {
+      const response = await route.fetch();
+      await held;
+      await route.fulfill({ response });
+    });
+    try {
+      await page.fill("[data-testid=create-name]", "Late reply");
+      await page.click("[data-testid=create-submit]");
+      await page.locator("[data-testid=room]", { has: page.locator(".room-name", { hasText: /^Late reply$/ }) }).waitFor({ timeout: SHOWS_WITHIN_MS });
+      await page.fill("[data-testid=create-name]", "Next one");
+      const answered = page.waitForResponse("**/create-room");
+      release();
+      await answered;
+      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 100))); // the page's handler runs
+      expect(await page.inputValue("[data-testid=create-name]")).toBe("Next one");
+    } finally {
+      release();
+      await page.unroute("**/create-room");
+      await page.fill("[data-testid=create-name]", "");
+    }
+  });
+
   it("ends the room", async () => {
     await page.click(`[data-testid="end-${created}"]`);
     await room(created).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });

@@ -68,11 +68,13 @@ async function main(): Promise<void> {
 
   $("create").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const name = $<HTMLInputElement>("create-name").value.trim();
+    const nameInput = $<HTMLInputElement>("create-name");
+    const name = nameInput.value.trim();
     const userLimit = Number($<HTMLInputElement>("create-limit").value || 0);
     try {
       await api.createRoom({ ...(name ? { name } : {}), userLimit }, { idempotencyKey: crypto.randomUUID() });
-      $<HTMLInputElement>("create-name").value = "";
+      // The room's event often arrives before this response: keep a name typed for the next room meanwhile.
+      if (nameInput.value.trim() === name) nameInput.value = "";
       showError(undefined);
     } catch (error) {
       showError(describe(error));
