@@ -27,6 +27,7 @@ export class StreamHub {
     });
     server.on("upgrade", (_req, socket) => {
       this.upgradesRefused++;
+      socket.on("error", () => undefined); // a client may reset the refused connection first
       socket.end("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     });
   }
