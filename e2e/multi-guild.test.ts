@@ -94,7 +94,8 @@ async function subscribe(guildId: string) {
   await until(() => messages.find((m) => m.type === "snapshot"), `${guildId}'s snapshot`);
   const events = () =>
     messages
-      .filter((m): m is Extract<ServerMessage, { type: "event" }> => m.type === "event")
+      // Voice events only: a guild's first sync may announce its rooms after this socket subscribed.
+      .filter((m): m is Extract<ServerMessage, { type: "event" }> => m.type === "event" && m.event.startsWith("voice."))
       .map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}@${e.payload.channelId}:${e.payload.guildId}`);
   return { ws, events };
 }
