@@ -7,7 +7,8 @@ import { checkRoomFilter } from "./room-filter.js";
 import { CloseCode } from "../protocol/codes.js";
 import { SocketLimits } from "../protocol/limits.js";
 import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
-import { socketFactory, type Transport } from "./sse.js";
+import { socketFactory } from "./sse.js";
+import type { Transport, WebSocketConstructor, WebSocketLike } from "./transport.js";
 import type { EventEnvelope } from "./types.js";
 import { invalid } from "./validate.js";
 
@@ -45,17 +46,8 @@ export interface BrowserSignals {
   document?: EventTarget & { readonly visibilityState: string };
 }
 
-/** The subset of the WebSocket API the client uses; browsers' and the `ws` package's both fit. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-}
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+// Part of connect()'s options: tests and custom transports import them from here too.
+export type { WebSocketConstructor, WebSocketLike } from "./transport.js";
 
 export interface ConnectOptions {
   /** wss://<edge>/ws (add ?guildId= in multi-guild deployments). */

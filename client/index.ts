@@ -9,9 +9,8 @@ export {
   type EnvelopeOf,
   type EventListener,
   type RealtimeConnection,
-  type WebSocketConstructor,
-  type WebSocketLike,
 } from "./connect.js";
-export { SseSocket, eventsUrl, socketFactory, type Transport } from "./sse.js";
+export { SseSocket, eventsUrl, socketFactory } from "./sse.js";
+export type { Transport, WebSocketConstructor, WebSocketLike } from "./transport.js";
 export { PresenceStore, presenceDiff, type PresenceDiff, type PresenceSnapshot, type ApplyResult } from "./presence.js";
 export type { EventEnvelope, Member, Room } from "./types.js";

@@ -3,9 +3,7 @@
 // restarts it from the last id, a room filter change restarts it for a fresh snapshot, a refusal or the stream's `event: error` becomes the close code a socket gets.
 import { closeCodeForStatus, SSE_ERROR_EVENT, SSE_HEARTBEAT_MS, SseHeader } from "../protocol/sse.js";
 import { parseJson } from "../protocol/json.js";
-import type { WebSocketConstructor, WebSocketLike } from "./connect.js";
-
-export type Transport = "websocket" | "sse" | "auto";
+import type { Transport, WebSocketConstructor, WebSocketLike } from "./transport.js";
 
 /** A stream silent for longer than this (two heartbeats and some) fails the SDK's ping, which drops it. */
 const QUIET_LIMIT_MS = SSE_HEARTBEAT_MS * 2 + 5_000;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import type { DiscordSimulator } from "./index.js";
-import { readJson, reply } from "./rest.js";
+import { readJson, reply, type RestFault } from "./rest.js";
+import type { ChannelObject, SimUser } from "./world.js";
 
 const Id = z.string().regex(/^\d{17,20}$/);
 const VoiceBody = z.object({
@@ -51,10 +51,38 @@ const RestFaultBody = z.object({
   delayMs: z.number().int().min(0).max(60_000).optional(),
 });
 
+/** What the control API scripts in one guild of the bot. */
+interface GuildControls {
+  setVoiceState(userId: string, channelId: string | null, flags?: { selfMute?: boolean; selfDeaf?: boolean }): void;
+  guildOutage(): void;
+  removeBot(): void;
+  restoreGuild(): void;
+}
+
+/** What the control API drives: the simulator's scripting surface, declared here so this module needs no index.ts. */
+export interface SimControls extends GuildControls {
+  /** Sent whole as GET /_sim/state; the routes read its users and channels. */
+  state(): { users: ReadonlyArray<{ id: string }>; channels: ReadonlyArray<{ id: string }> };
+  guild(guildId: string): GuildControls;
+  addUser(user: SimUser): void;
+  createChannel(input: { name: string; type?: 0 | 2 | 13; parentId?: string | null; userLimit?: number }): ChannelObject;
+  updateChannel(channelId: string, change: { name?: string; userLimit?: number; parentId?: string | null }): ChannelObject | undefined;
+  deleteChannel(channelId: string): void;
+  withholdAcks(on: boolean): void;
+  dropConnections(shardId?: number): void;
+  stallHandshakes(on: boolean): void;
+  requestReconnect(): void;
+  invalidateSession(resumable: boolean): void;
+  closeConnections(code: number, reason?: string): void;
+  breakResumeUrl(on: boolean): void;
+  requestHeartbeat(): void;
+  scriptRest(fault: RestFault): void;
+}
+
 const CORS = { "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS" };
 
 /** The control API under /_sim: script the world and the faults over HTTP (the demo page and browser tests use it). */
-export async function handleControl(sim: DiscordSimulator, request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+export async function handleControl(sim: SimControls, request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
   const method = request.method ?? "GET";
   const ok = (body: unknown = { ok: true }) => reply(response, 200, body, CORS);
   const bad = (message: string) => reply(response, 400, { error: "invalid_input", message }, CORS);
@@ -112,7 +140,7 @@ export async function handleControl(sim: DiscordSimulator, request: IncomingMess
   reply(response, 404, { error: "not_found", message: "no such control route" }, CORS);
 }
 
-function applyFault(sim: DiscordSimulator, fault: z.infer<typeof FaultBody>): void {
+function applyFault(sim: SimControls, fault: z.infer<typeof FaultBody>): void {
   switch (fault.action) {
     case "withhold-acks": return sim.withholdAcks(true);
     case "release-acks": return sim.withholdAcks(false);

@@ -9,7 +9,7 @@ import {
 } from "../../protocol/index.js";
 import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
 import type { Logger } from "./log.js";
-import { HUB_LATENCY_BUCKETS, Histogram } from "./metrics.js";
+import { HUB_LATENCY_BUCKETS, Histogram } from "./histogram.js";
 
 export type OutboxEvent = InternalEvent & { id: string };
 

@@ -1,35 +1,7 @@
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { ShardState, type GatewayShard } from "./gateway/shard.js";
 import type { GuildRelay } from "./guild-relay.js";
-
-/** A Prometheus histogram with fixed buckets (seconds). */
-export class Histogram {
-  private readonly counts: number[];
-  private sum = 0;
-  private count = 0;
-
-  constructor(private readonly buckets: readonly number[]) {
-    this.counts = buckets.map(() => 0);
-  }
-
-  observe(seconds: number): void {
-    this.sum += seconds;
-    this.count++;
-    this.buckets.forEach((le, i) => {
-      if (seconds <= le) this.counts[i]!++;
-    });
-  }
-
-  render(name: string, help: string): string {
-    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
-    this.buckets.forEach((le, i) => lines.push(`${name}_bucket{le="${le}"} ${this.counts[i]}`));
-    lines.push(`${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${this.sum}`, `${name}_count ${this.count}`);
-    return lines.join("\n");
-  }
-}
-
-/** Request latencies to the hub: a few ms on a good day, seconds when it is struggling. */
-export const HUB_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+import type { Histogram } from "./histogram.js";
 
 export interface ServiceCounters {
   superseded: number;
@@ -48,17 +20,28 @@ export interface MetricsSource {
   relays: GuildRelay[];
   latency: Histogram;
   counters: ServiceCounters;
+  eventLoop: EventLoopMonitor;
 }
 
-const eventLoopDelay = monitorEventLoopDelay({ resolution: 20 });
-eventLoopDelay.enable();
+/** The event loop's delays since the monitor started; `stop()` ends the sampling. */
+export interface EventLoopMonitor {
+  readonly delay: Pick<IntervalHistogram, "percentile" | "max">;
+  stop(): void;
+}
+
+/** Starts sampling event-loop delay (a 20 ms timer), for the service's lifetime: never as a side effect of an import. */
+export function startEventLoopMonitor(): EventLoopMonitor {
+  const delay = monitorEventLoopDelay({ resolution: 20 });
+  delay.enable();
+  return { delay, stop: () => delay.disable() };
+}
 
 /**
  * GET /metrics: Prometheus text, in base units (seconds, bytes), counters ending in _total. The unlabelled series
  * are the process's totals (what a one-guild deployment watches); `gateway_shard_*{shard}` and
  * `gateway_guild_*{guild,shard}` break them down.
  */
-export function renderMetrics({ shards, shardStats, relays, latency, counters }: MetricsSource): string {
+export function renderMetrics({ shards, shardStats, relays, latency, counters, eventLoop }: MetricsSource): string {
   const memory = process.memoryUsage();
   const shardList = [...shards.values()];
   const stats = (shard: GatewayShard) => shardStats.get(shard.id) ?? { dispatches: 0, lastAckLatencyMs: 0 };
@@ -105,8 +88,8 @@ export function renderMetrics({ shards, shardStats, relays, latency, counters }:
     labelled("gateway_guild_hub_last_success_timestamp_seconds", "gauge", "When the guild's hub last accepted a batch (unix seconds).", relays.map((relay) => [guildLabels(relay), relay.outbox.stats.lastSuccessAt / 1000] as const)),
     metric("process_resident_memory_bytes", "gauge", "Resident set size.", memory.rss),
     metric("nodejs_heap_used_bytes", "gauge", "V8 heap in use.", memory.heapUsed),
-    metric("nodejs_eventloop_lag_p99_seconds", "gauge", "99th percentile event-loop delay since start.", eventLoopDelay.percentile(99) / 1e9),
-    metric("nodejs_eventloop_lag_max_seconds", "gauge", "Largest event-loop delay since start.", eventLoopDelay.max / 1e9),
+    metric("nodejs_eventloop_lag_p99_seconds", "gauge", "99th percentile event-loop delay since start.", eventLoop.delay.percentile(99) / 1e9),
+    metric("nodejs_eventloop_lag_max_seconds", "gauge", "Largest event-loop delay since start.", eventLoop.delay.max / 1e9),
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -8,7 +8,8 @@ import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type Gatew
 import { planShards, type ShardPlan } from "./gateway/sharding.js";
 import { GuildRelay } from "./guild-relay.js";
 import { startHealthServer } from "./health.js";
-import { HUB_LATENCY_BUCKETS, Histogram, renderMetrics, type ShardStats } from "./metrics.js";
+import { HUB_LATENCY_BUCKETS, Histogram } from "./histogram.js";
+import { renderMetrics, startEventLoopMonitor, type ShardStats } from "./metrics.js";
 import { createLogger, type Logger } from "./log.js";
 import { fileSessionStore, memorySessionStore, migrateLoaded, type SessionStore, type StoredGuild } from "./session-store.js";
 
@@ -302,8 +303,12 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   };
 
   const firstShard = () => shards.get(Math.min(...shards.keys()));
-  const metricsText = () => renderMetrics({ shards, shardStats, relays: [...relays.values()], latency, counters });
-  const health = await startHealthServer(config.HEALTH_PORT, healthy, metricsText);
+  const eventLoop = startEventLoopMonitor();
+  const metricsText = () => renderMetrics({ shards, shardStats, relays: [...relays.values()], latency, counters, eventLoop });
+  const health = await startHealthServer(config.HEALTH_PORT, healthy, metricsText).catch((error: unknown) => {
+    eventLoop.stop();
+    throw error;
+  });
   const planned = shardCount().then((count) => {
     if (count === undefined || stopped) return undefined;
     const result = planShards(count, config.SHARD_IDS, served);
@@ -333,6 +338,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       await Promise.all([...shards.values()].map((shard) => shard.shutdown()));
       const flushed = await Promise.all([...relays.values()].map((relay) => relay.outbox.flush(settings.flushTimeoutMs)));
       summary.stop();
+      eventLoop.stop();
       await health.close();
       return { flushed: flushed.every(Boolean) };
     },
@@ -341,6 +347,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       clearInterval(prober);
       for (const shard of shards.values()) shard.destroy();
       summary.stop();
+      eventLoop.stop();
       await health.close();
     },
   };
