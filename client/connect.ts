@@ -1,4 +1,3 @@
-// Runtime imports from ../protocol only from its zod-free modules: the browser bundle carries no zod.
 import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
 import { parseJson } from "../protocol/json.js";
 import { callListener } from "./listeners.js";
@@ -6,6 +5,7 @@ import { PresenceStore } from "./presence.js";
 import { checkRoomFilter } from "./room-filter.js";
 import { CloseCode } from "../protocol/codes.js";
 import { SocketLimits } from "../protocol/limits.js";
+import { takeToken, type Bucket, type BucketPolicy } from "../protocol/token-bucket.js";
 import { AnyEventEnvelope, knownEvents, ServerMessage } from "./schemas.js";
 import { socketFactory } from "./sse.js";
 import type { Transport, WebSocketConstructor, WebSocketLike } from "./transport.js";
@@ -108,6 +108,12 @@ export const CONNECT_DEFAULTS = {
   minUptimeMs: 5_000,
 } as const satisfies Partial<ConnectOptions>;
 
+/**
+ * The hub's budget for a socket's room filter changes, refilled a quarter slower: network jitter must not make two
+ * changes arrive closer than the hub allows (4429).
+ */
+const FILTER_CHANGE_PACE: BucketPolicy = { capacity: SocketLimits.roomsBurst, refillPerSecond: 1000 / (SocketLimits.roomsIntervalMs * 1.25) };
+
 /** setTimeout's largest delay (about 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -146,7 +152,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
    */
   let unansweredFilters = 0;
   /** The hub's budget for this socket's filter changes, mirrored so a change waits for it rather than costing a 4429. */
-  let filterBudget = { tokens: 0, at: 0 };
+  let filterBudget: Bucket | undefined;
   let filterSendPending = false;
   const timers = new Set<ReturnType<typeof setTimeout>>();
 
@@ -198,16 +204,11 @@ export function connect(options: ConnectOptions): RealtimeConnection {
   /** Sends the newest filter now if the hub's budget allows, else once it does; changes meanwhile coalesce. */
   const paceRooms = (ws: WebSocketLike) => {
     if (filterSendPending) return;
-    const now = Date.now();
-    // A quarter more than the hub's interval: network jitter must not make two changes arrive closer than it.
-    const interval = SocketLimits.roomsIntervalMs * 1.25;
-    const tokens = Math.min(SocketLimits.roomsBurst, filterBudget.tokens + (now - filterBudget.at) / interval);
-    if (tokens >= 1) {
-      filterBudget = { tokens: tokens - 1, at: now };
-      return sendRooms(ws);
-    }
+    const { bucket, waitSeconds } = takeToken(filterBudget, FILTER_CHANGE_PACE, Date.now());
+    filterBudget = bucket;
+    if (waitSeconds === 0) return sendRooms(ws);
     filterSendPending = true;
-    later((1 - tokens) * interval, () => {
+    later(waitSeconds * 1000, () => {
       filterSendPending = false;
       if (socket === ws && sentRooms !== rooms) paceRooms(ws);
     });
@@ -245,7 +246,7 @@ export function connect(options: ConnectOptions): RealtimeConnection {
     socket = ws;
     authenticated = false;
     unansweredFilters = 0;
-    filterBudget = { tokens: SocketLimits.roomsBurst, at: Date.now() };
+    filterBudget = undefined; // a new socket's budget is full
     filterSendPending = false;
     let liveSince: number | undefined;
     let heard = 0; // messages received, pongs included

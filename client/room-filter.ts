@@ -3,7 +3,7 @@ import { Snowflake } from "./schemas.js";
 import { invalid } from "./validate.js";
 
 /**
- * What the hub accepts as a room filter: at most 50 snowflakes. The hub closes a socket that sends another (4409),
+ * What the hub accepts as a room filter: at most MAX_FILTER_ROOMS snowflakes. The hub closes a socket that sends another (4409),
  * and the filter rides on every reconnect, so it is refused here, where the app can see why.
  */
 export function checkRoomFilter(rooms: readonly string[] | undefined): void {

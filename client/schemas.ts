@@ -3,23 +3,24 @@
  * most of the SDK's bundle). They accept and reject exactly what protocol/'s schemas do and give the same data:
  * client/test/schemas.test.ts runs both on the same messages and checks that their output types are equal.
  */
+import { MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "../protocol/limits.js";
+import { isSnowflake } from "../protocol/snowflake.js";
 import { anyObject, array, int, literal, nullable, object, optional, string, union, when, type Output, type Validator } from "./validate.js";
 
-/** protocol's Snowflake: 17–20 digits that fit in 64 bits. */
-export const Snowflake = when<string>((id) => typeof id === "string" && /^\d{17,20}$/.test(id) && (id.length < 20 || id <= "18446744073709551615"));
+export const Snowflake = when<string>(isSnowflake);
 
 const memberShape = {
   userId: Snowflake,
-  username: optional(string(0, 100)),
-  avatar: optional(nullable(string(0, 200))),
+  username: optional(string(0, MAX_USERNAME_LENGTH)),
+  avatar: optional(nullable(string(0, MAX_AVATAR_LENGTH))),
 };
 const Member = object(memberShape);
 const RoomCreatedPayload = object({
   guildId: Snowflake,
   channelId: Snowflake,
-  name: string(1, 100),
+  name: string(1, MAX_ROOM_NAME_LENGTH),
   parentId: optional(nullable(Snowflake)),
-  userLimit: int(0, 99),
+  userLimit: int(0, MAX_ROOM_USER_LIMIT),
   creatorId: optional(Snowflake),
 });
 

@@ -1,11 +1,12 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
+import { MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "./limits.js";
 
 /** A voice member as the hub knows them; username/avatar come from the gateway when Discord sends them. */
 export const Member = z.object({
   userId: Snowflake,
-  username: z.string().max(100).optional(),
-  avatar: z.string().max(200).nullable().optional(),
+  username: z.string().max(MAX_USERNAME_LENGTH).optional(),
+  avatar: z.string().max(MAX_AVATAR_LENGTH).nullable().optional(),
 });
 export type Member = z.infer<typeof Member>;
 
@@ -16,9 +17,9 @@ export type Member = z.infer<typeof Member>;
 export const RoomCreatedPayload = z.object({
   guildId: Snowflake,
   channelId: Snowflake,
-  name: z.string().min(1).max(100),
+  name: z.string().min(1).max(MAX_ROOM_NAME_LENGTH),
   parentId: Snowflake.nullable().optional(),
-  userLimit: z.number().int().min(0).max(99),
+  userLimit: z.number().int().min(0).max(MAX_ROOM_USER_LIMIT),
   creatorId: Snowflake.optional(),
 });
 export const RoomDeletedPayload = z.object({ guildId: Snowflake, channelId: Snowflake });

@@ -1,8 +1,9 @@
 import { z } from "zod";
+import { fitsIn64Bits, SNOWFLAKE_PATTERN } from "./snowflake.js";
 
-/** A Discord snowflake: a 64-bit id as a decimal string (17–20 digits in practice). */
+/** A Discord snowflake (protocol/snowflake.ts), with a message for each way an id can fail. */
 export const Snowflake = z
   .string()
-  .regex(/^\d{17,20}$/, "must be a Discord snowflake (17–20 digits)")
-  .refine((id) => id.length < 20 || id <= "18446744073709551615", "must fit in 64 bits");
+  .regex(SNOWFLAKE_PATTERN, "must be a Discord snowflake (17–20 digits)")
+  .refine(fitsIn64Bits, "must fit in 64 bits");
 export type Snowflake = z.infer<typeof Snowflake>;

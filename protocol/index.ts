@@ -1,4 +1,7 @@
 export * from "./ids.js";
+export * from "./snowflake.js";
+export * from "./limits.js";
+export * from "./token-bucket.js";
 export * from "./events.js";
 export * from "./rest.js";
 export * from "./socket.js";

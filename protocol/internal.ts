@@ -1,18 +1,32 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
 import { AppEvent } from "./events.js";
+import {
+  MAX_AVATAR_LENGTH,
+  MAX_EVENT_ID_LENGTH,
+  MAX_EVENTS_PER_REQUEST,
+  MAX_GATEWAY_INSTANCE_LENGTH,
+  MAX_GUILD_CHANNELS,
+  MAX_ROOM_NAME_LENGTH,
+  MAX_ROOM_USER_LIMIT,
+  MAX_SYNC_ID_LENGTH,
+  MAX_SYNC_PART_BYTES,
+  MAX_SYNC_PARTS,
+  MAX_SYNC_VOICE_STATES,
+  MAX_USERNAME_LENGTH,
+} from "./limits.js";
 
 export const SyncChannel = z.object({
   channelId: Snowflake,
-  name: z.string().min(1).max(100),
+  name: z.string().min(1).max(MAX_ROOM_NAME_LENGTH),
   parentId: Snowflake.nullable().optional(),
-  userLimit: z.number().int().min(0).max(99),
+  userLimit: z.number().int().min(0).max(MAX_ROOM_USER_LIMIT),
 });
 export const SyncVoiceState = z.object({
   userId: Snowflake,
   channelId: Snowflake,
-  username: z.string().max(100).optional(),
-  avatar: z.string().max(200).nullable().optional(),
+  username: z.string().max(MAX_USERNAME_LENGTH).optional(),
+  avatar: z.string().max(MAX_AVATAR_LENGTH).nullable().optional(),
 });
 
 /**
@@ -20,22 +34,22 @@ export const SyncVoiceState = z.object({
  * the hub applies it once every part has arrived, as if it had been sent whole.
  */
 export const SyncPart = z.object({
-  syncId: z.string().min(1).max(64),
+  syncId: z.string().min(1).max(MAX_SYNC_ID_LENGTH),
   index: z.number().int().min(0),
-  count: z.number().int().min(1).max(64),
+  count: z.number().int().min(1).max(MAX_SYNC_PARTS),
 }).refine((part) => part.index < part.count, { message: "index must be below count" });
 
 /** Full picture of a guild's voice channels and who is in them, sent after every fresh Discord session. */
 export const GuildSyncPayload = z.object({
   guildId: Snowflake,
-  channels: z.array(SyncChannel).max(500),
-  voiceStates: z.array(SyncVoiceState).max(25_000),
+  channels: z.array(SyncChannel).max(MAX_GUILD_CHANNELS),
+  voiceStates: z.array(SyncVoiceState).max(MAX_SYNC_VOICE_STATES),
   part: SyncPart.optional(),
 });
 export type GuildSyncPayload = z.infer<typeof GuildSyncPayload>;
 
 /** Event ids are opaque to the hub; the gateway uses `<session>:<seq>[:<index>]`. */
-export const InternalEventId = z.string().min(1).max(128);
+export const InternalEventId = z.string().min(1).max(MAX_EVENT_ID_LENGTH);
 
 export const InternalEvent = z.union([
   AppEvent,
@@ -52,12 +66,12 @@ const WithId = z.object({ id: InternalEventId });
  */
 export const GatewayLease = z.object({
   epoch: z.number().int().min(0),
-  instance: z.string().min(1).max(64),
+  instance: z.string().min(1).max(MAX_GATEWAY_INSTANCE_LENGTH),
 });
 export type GatewayLease = z.infer<typeof GatewayLease>;
 
 export const InternalEventsBody = z.union([
-  z.object({ events: z.array(z.intersection(InternalEvent, WithId)).min(1).max(500), gateway: GatewayLease.optional() }),
+  z.object({ events: z.array(z.intersection(InternalEvent, WithId)).min(1).max(MAX_EVENTS_PER_REQUEST), gateway: GatewayLease.optional() }),
   z.intersection(InternalEvent, WithId),
 ]);
 export type InternalEventsBody = z.infer<typeof InternalEventsBody>;
@@ -74,11 +88,6 @@ export type InternalEventsResponse = z.infer<typeof InternalEventsResponse>;
 export function internalEventList(body: InternalEventsBody): IdentifiedInternalEvent[] {
   return "events" in body ? body.events : [body];
 }
-
-export const MAX_INTERNAL_BODY_BYTES = 1024 * 1024;
-
-/** Largest sync part the gateway sends: several fit in one request under MAX_INTERNAL_BODY_BYTES. */
-export const MAX_SYNC_PART_BYTES = 256 * 1024;
 
 /**
  * Cuts a guild.sync into parts of at most `maxBytes` of JSON each (channels go in the first part), so a guild of

@@ -1,5 +1,32 @@
-// Limits shared by the hub, which enforces them, and the SDK, which paces itself to them. Free of zod, so the
-// browser bundle can import it.
+// The wire's limits, each defined once: protocol/'s zod schemas, the hub, the gateway, the simulator and the SDK's
+// hand-written validators all read them here. Free of zod, so the browser bundle can import it.
+
+// --- a room is a Discord voice channel: Discord's own limits
+
+/** A channel name: 1 to this many characters (UTF-16 code units, as zod and the SDK count them). */
+export const MAX_ROOM_NAME_LENGTH = 100;
+/** A voice channel's user limit: 0 (no limit) to this. */
+export const MAX_ROOM_USER_LIMIT = 99;
+/** Channels in one guild; Discord refuses one more (30013). */
+export const MAX_GUILD_CHANNELS = 500;
+
+// --- a voice member, as the gateway relays them
+
+export const MAX_USERNAME_LENGTH = 100;
+export const MAX_AVATAR_LENGTH = 200;
+
+// --- client → hub (socket and stream)
+
+// Byte sizes are spelled as literals: esbuild keeps an unused `16 * 1024` in the browser bundle, not an unused 16_384.
+
+/** Largest client → hub message accepted (16 KiB); anything bigger is closed with 1009. */
+export const MAX_CLIENT_MESSAGE_BYTES = 16_384;
+
+/** An access token: no identity provider issues larger ones. A JWT is ASCII, so its length is its size in bytes. */
+export const MAX_TOKEN_BYTES = 8192;
+
+/** At most this many rooms in a filter: it lives in the socket's hibernation attachment (2 KB budget). */
+export const MAX_FILTER_ROOMS = 50;
 
 /** What one guild's hub admits; over a limit the socket is closed 4429 (tooMany). */
 export const SocketLimits = {
@@ -15,5 +42,29 @@ export const SocketLimits = {
   roomsIntervalMs: 2_000,
 } as const;
 
-/** At most this many rooms in a filter: it lives in the socket's hibernation attachment (2 KB budget). */
-export const MAX_FILTER_ROOMS = 50;
+// --- REST
+
+/** Largest request body the REST API reads (16 KiB); a larger one is refused with 413. */
+export const MAX_REST_BODY_BYTES = 16_384;
+
+// --- gateway → hub (signed internal requests)
+
+/** Largest signed internal request body (1 MiB); a larger one is refused with 413 before its signature is checked. */
+export const MAX_INTERNAL_BODY_BYTES = 1_048_576;
+
+/** Events in one internal request. */
+export const MAX_EVENTS_PER_REQUEST = 500;
+
+/** An internal event id (`<session>:<seq>[:<index>]`) and a gateway process's instance name, in characters. */
+export const MAX_EVENT_ID_LENGTH = 128;
+export const MAX_GATEWAY_INSTANCE_LENGTH = 64;
+
+/** Voice states in one guild.sync, all parts together. */
+export const MAX_SYNC_VOICE_STATES = 25_000;
+
+/** Largest sync part the gateway sends (256 KiB): several fit in one request under MAX_INTERNAL_BODY_BYTES. */
+export const MAX_SYNC_PART_BYTES = 262_144;
+
+/** Parts of one multi-part sync, and the length of the id they share. */
+export const MAX_SYNC_PARTS = 64;
+export const MAX_SYNC_ID_LENGTH = 64;

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { Snowflake } from "./ids.js";
 import { Room } from "./events.js";
 import { ERROR_CODES } from "./codes.js";
+import { MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT } from "./limits.js";
 
 export const CreateRoomBody = z
   .object({
@@ -9,11 +10,11 @@ export const CreateRoomBody = z
       .string()
       .trim()
       .min(1)
-      .max(100)
+      .max(MAX_ROOM_NAME_LENGTH)
       .regex(/^\P{Cc}*$/u, "must not contain control characters")
       .optional(),
     parentId: Snowflake.optional(),
-    userLimit: z.number().int().min(0).max(99).default(4),
+    userLimit: z.number().int().min(0).max(MAX_ROOM_USER_LIMIT).default(4),
   })
   .strict();
 export type CreateRoomBody = z.input<typeof CreateRoomBody>;

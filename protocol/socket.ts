@@ -1,23 +1,18 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
 import { AppEvent, Room } from "./events.js";
-import { MAX_FILTER_ROOMS } from "./limits.js";
+import { MAX_FILTER_ROOMS, MAX_TOKEN_BYTES } from "./limits.js";
 
-/** Largest client → hub message accepted; anything bigger is closed with 1009. */
-export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
 export const AUTH_TIMEOUT_MS = 5_000;
 
 export { CloseCode } from "./codes.js";
 
-export { SocketLimits, MAX_FILTER_ROOMS } from "./limits.js";
-
-/** At most MAX_FILTER_ROOMS rooms in a filter: it lives in the socket's hibernation attachment (2 KB budget). */
 const RoomFilter = z.array(Snowflake).max(MAX_FILTER_ROOMS);
 
 export const ClientAuth = z
   .object({
     type: z.literal("auth"),
-    token: z.string().min(1).max(8192),
+    token: z.string().min(1).max(MAX_TOKEN_BYTES),
     since: z.number().int().min(0).optional(),
     rooms: RoomFilter.optional(),
     // Opt-in coalescing: events published together may arrive as one BatchFrame. Absent or false: one frame each.

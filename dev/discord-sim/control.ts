@@ -1,29 +1,31 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
+import { Snowflake } from "../../protocol/ids.js";
+import { MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT } from "../../protocol/limits.js";
+import { isSnowflake } from "../../protocol/snowflake.js";
 import { readJson, reply, type RestFault } from "./rest.js";
 import type { ChannelObject, SimUser } from "./world.js";
 
-const Id = z.string().regex(/^\d{17,20}$/);
 const VoiceBody = z.object({
-  userId: Id,
-  channelId: Id.nullable(),
+  userId: Snowflake,
+  channelId: Snowflake.nullable(),
   selfMute: z.boolean().optional(),
   selfDeaf: z.boolean().optional(),
   username: z.string().min(1).max(32).optional(),
   /** Another guild of the bot than the primary one. */
-  guildId: Id.optional(),
+  guildId: Snowflake.optional(),
 });
 const ChannelBody = z.object({
-  name: z.string().min(1).max(100),
+  name: z.string().min(1).max(MAX_ROOM_NAME_LENGTH),
   type: z.union([z.literal(0), z.literal(2), z.literal(13)]).optional(),
-  parentId: Id.nullable().optional(),
-  userLimit: z.number().int().min(0).max(99).optional(),
+  parentId: Snowflake.nullable().optional(),
+  userLimit: z.number().int().min(0).max(MAX_ROOM_USER_LIMIT).optional(),
 });
 const ChannelUpdateBody = z
   .object({
-    name: z.string().min(1).max(100).optional(),
-    parentId: Id.nullable().optional(),
-    userLimit: z.number().int().min(0).max(99).optional(),
+    name: z.string().min(1).max(MAX_ROOM_NAME_LENGTH).optional(),
+    parentId: Snowflake.nullable().optional(),
+    userLimit: z.number().int().min(0).max(MAX_ROOM_USER_LIMIT).optional(),
   })
   .refine((change) => Object.keys(change).length > 0, "name, parentId or userLimit");
 const SENDABLE_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014]);
@@ -39,7 +41,7 @@ const FaultBody = z.object({
   /** drop-tcp: only the connections of this shard's sessions. */
   shard: z.number().int().min(0).optional(),
   /** outage, remove-bot, restore: another guild of the bot than the primary one. */
-  guildId: Id.optional(),
+  guildId: Snowflake.optional(),
 });
 const RestFaultBody = z.object({
   method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "get", "post", "put", "patch", "delete"]),
@@ -107,19 +109,20 @@ export async function handleControl(sim: SimControls, request: IncomingMessage, 
       if (!body.success) return bad(body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
       return ok(sim.createChannel(body.data));
     }
-    const channel = /^\/_sim\/channels\/(\d{17,20})$/.exec(path);
+    const pathId = /^\/_sim\/channels\/([^/]+)$/.exec(path)?.[1];
+    const channel = isSnowflake(pathId) ? pathId : undefined;
     if (method === "PATCH" && channel) {
       const body = ChannelUpdateBody.safeParse(await readJson(request));
       if (!body.success) return bad(body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
-      const updated = sim.updateChannel(channel[1]!, body.data);
-      if (!updated) return reply(response, 404, { error: "not_found", message: `unknown channel ${channel[1]}` }, CORS);
+      const updated = sim.updateChannel(channel, body.data);
+      if (!updated) return reply(response, 404, { error: "not_found", message: `unknown channel ${channel}` }, CORS);
       return ok(updated);
     }
     if (method === "DELETE" && channel) {
-      if (!sim.state().channels.some((c) => c.id === channel[1])) {
-        return reply(response, 404, { error: "not_found", message: `unknown channel ${channel[1]}` }, CORS);
+      if (!sim.state().channels.some((c) => c.id === channel)) {
+        return reply(response, 404, { error: "not_found", message: `unknown channel ${channel}` }, CORS);
       }
-      sim.deleteChannel(channel[1]!);
+      sim.deleteChannel(channel);
       return ok();
     }
     if (method === "POST" && path === "/_sim/faults") {

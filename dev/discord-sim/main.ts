@@ -1,12 +1,13 @@
 /** Runs the Discord simulator on its own: `npx tsx dev/discord-sim/main.ts` (SIM_PORT, DISCORD_BOT_TOKEN, PRIMARY_GUILD_ID). */
 import { z } from "zod";
+import { Snowflake } from "../../protocol/ids.js";
 import { DEMO_USERS, SEED_CHANNELS } from "../stack/seed.js";
 import { startDiscordSimulator } from "./index.js";
 
 const Env = z.object({
   SIM_PORT: z.coerce.number().int().min(0).max(65_535).default(8790),
   DISCORD_BOT_TOKEN: z.string().min(1).default("local-simulator-bot-token"),
-  PRIMARY_GUILD_ID: z.string().regex(/^\d{17,20}$/, "must be a snowflake").default("100000000000000001"),
+  PRIMARY_GUILD_ID: Snowflake.default("100000000000000001"),
 });
 const env = Env.safeParse(process.env);
 if (!env.success) {

@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ChannelType } from "discord-api-types/v10";
 import { z } from "zod";
+import { MAX_GUILD_CHANNELS, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT } from "../../protocol/limits.js";
+import { SNOWFLAKE_PATTERN } from "../../protocol/snowflake.js";
 import type { BotToken } from "./bot-token.js";
 import type { SessionStartBudget } from "./session-start.js";
-import { MAX_GUILD_CHANNELS, type SimWorld } from "./world.js";
+import type { SimWorld } from "./world.js";
 
 export interface RestFault {
   method: string;
@@ -47,10 +49,19 @@ const CREATABLE_TYPES = [ChannelType.GuildText, ChannelType.GuildVoice, ChannelT
 
 /** Discord's own validation codes and messages, so a client that logs them sees the familiar text. */
 const CreateChannelBody = z.object({
-  name: z.string({ error: "This field is required" }).min(1, "Must be between 1 and 100 in length.").max(100, "Must be between 1 and 100 in length."),
+  name: z
+    .string({ error: "This field is required" })
+    .min(1, `Must be between 1 and ${MAX_ROOM_NAME_LENGTH} in length.`)
+    .max(MAX_ROOM_NAME_LENGTH, `Must be between 1 and ${MAX_ROOM_NAME_LENGTH} in length.`),
   type: z.number().int().refine((type) => CREATABLE_TYPES.includes(type), "Value is not a valid enum value.").optional(),
-  parent_id: z.string().regex(/^\d{17,20}$/, "Value is not snowflake.").nullable().optional(),
-  user_limit: z.number().int().min(0, "int value should be greater than or equal to 0.").max(99, "int value should be less than or equal to 99.").optional(),
+  // A format issue, which maps to Discord's NUMBER_TYPE_COERCE below.
+  parent_id: z.string().regex(SNOWFLAKE_PATTERN, "Value is not snowflake.").nullable().optional(),
+  user_limit: z
+    .number()
+    .int()
+    .min(0, "int value should be greater than or equal to 0.")
+    .max(MAX_ROOM_USER_LIMIT, `int value should be less than or equal to ${MAX_ROOM_USER_LIMIT}.`)
+    .optional(),
   bitrate: z.number().int().min(8_000).optional(),
   position: z.number().int().optional(),
   topic: z.string().max(1024).nullable().optional(),

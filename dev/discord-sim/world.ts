@@ -19,9 +19,6 @@ export interface ChannelObject {
   permission_overwrites: [];
 }
 
-/** Discord's cap on channels per guild; creating one more fails with 30013. */
-export const MAX_GUILD_CHANNELS = 500;
-
 export interface SimUser {
   id: string;
   username: string;

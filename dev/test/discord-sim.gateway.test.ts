@@ -2,6 +2,7 @@ import { GatewayIntentBits } from "discord-api-types/v10";
 import { afterEach, describe, expect, it } from "vitest";
 import { startDiscordSimulator, type DiscordSimulator, type SimulatorOptions } from "../discord-sim/index.js";
 import { GatewayProbe } from "../discord-sim/probe.js";
+import { isSnowflake } from "../../protocol/snowflake.js";
 
 const TOKEN = "gateway-edge-token";
 const GUILD = "100000000000000001";
@@ -204,7 +205,7 @@ describe("READY, GUILD_CREATE and dispatches", () => {
     sim!.setVoiceState(OSKAR, room.id);
     sim!.deleteChannel(room.id);
     await sim!.waitFor(() => probe.dispatches("VOICE_STATE_UPDATE").length === 4, 2_000, "joins and disconnects");
-    expect(room.id).toMatch(/^\d{17,20}$/);
+    expect(room.id).toSatisfy(isSnowflake);
     const created = probe.dispatches("CHANNEL_CREATE")[0]!.d;
     expect(created).toMatchObject({ id: room.id, type: 2, guild_id: GUILD, name: "Doomed", parent_id: null, user_limit: 3, bitrate: 64_000, permission_overwrites: [] });
     expect(probe.dispatches("CHANNEL_DELETE")[0]!.d).toEqual(created);

@@ -1,9 +1,10 @@
 import { z } from "zod";
+import { isSnowflake } from "../../protocol/snowflake.js";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-const Snowflake = z.string().regex(/^\d{17,20}$/, "must be a Discord snowflake");
+const Snowflake = z.string().refine(isSnowflake, "must be a Discord snowflake");
 const commaList = z.string().transform((raw) => raw.split(",").map((entry) => entry.trim()).filter(Boolean));
 
 const ConfigSchema = z
@@ -18,7 +19,7 @@ const ConfigSchema = z
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   SESSION_FILE: z.string().min(1).optional(),
   /** The edge's list: every guild it serves besides PRIMARY_GUILD_ID, so one list configures both sides. */
-  ALLOWED_GUILD_IDS: commaList.pipe(z.array(z.string().regex(/^\d{17,20}$/, "must be Discord snowflakes separated by commas"))).optional(),
+  ALLOWED_GUILD_IDS: commaList.pipe(z.array(z.string().refine(isSnowflake, "must be Discord snowflakes separated by commas"))).optional(),
   /** Discord's shard count; absent: the count GET /gateway/bot recommends. Every process of one bot must agree. */
   SHARD_COUNT: z.coerce.number().int("must be a whole number").min(1).max(4096).optional(),
   /** The shards this process runs (e.g. "0,1"); absent: all of them. Needs SHARD_COUNT, so processes agree. */

@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { z } from "zod";
+import { Snowflake } from "../../protocol/ids.js";
 import type { GatewaySession } from "./gateway/shard.js";
 import type { GuildViewSnapshot } from "./guild-view.js";
 
@@ -11,7 +12,6 @@ const View = z.object({
   syncDue: z.boolean().optional(),
 });
 const Guild = z.object({ sessionId: z.string().min(1), seq: z.number().int().min(0), view: View });
-const Snowflake = z.string().regex(/^\d{17,20}$/);
 
 /** Today's file: every shard's session and every guild's committed picture. */
 const GatewayStateV2 = z.object({

@@ -7,6 +7,7 @@ import {
   CreateRoomBody,
   InternalEventsBody,
   MAX_INTERNAL_BODY_BYTES,
+  MAX_REST_BODY_BYTES,
   SIGNATURE_HEADER,
   SseHeader,
   Snowflake,
@@ -31,7 +32,6 @@ import { parseStreamRequest, refuseUrlToken } from "./sse/request.js";
 
 type EdgeEnv = { Bindings: Env; Variables: { config: EdgeConfig; user: AppUser; requestId: string } };
 
-const MAX_REST_BODY_BYTES = 16 * 1024;
 const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,128}$/, "must be 1–128 visible ASCII characters");
 
 function hub(env: Env, guildId: string) {

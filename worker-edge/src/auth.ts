@@ -1,12 +1,11 @@
 import { createRemoteJWKSet, errors, importJWK, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
+import { MAX_TOKEN_BYTES } from "../../protocol/index.js";
 import type { EdgeConfig } from "./config.js";
 
 /** Asymmetric algorithms only: `none` and HS* (which would let a public key act as a shared secret) never verify. */
 export const ALLOWED_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"];
 const CLOCK_TOLERANCE_SECONDS = 30;
-/** The same bound as a socket's auth message: no identity provider issues larger access tokens. */
-const MAX_TOKEN_BYTES = 8192;
 /** How soon a token naming an unknown kid may refetch the JWKS again: short for rotations, long enough for floods. */
 export const JWKS_REFETCH_COOLDOWN_MS = 5_000;
 

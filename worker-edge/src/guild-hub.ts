@@ -6,6 +6,7 @@ import {
   MAX_CLIENT_MESSAGE_BYTES,
   SocketLimits,
   parseJson,
+  takeToken,
   type AppEvent,
   type AuthOkMessage,
   type ClientAuth,
@@ -26,7 +27,7 @@ import { closeOverdueSockets, dueIdleRooms, isDue, nextIdleDeadline, nextSocketD
 import { Audience } from "./hub/audience.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
-import { CreateRoomPolicy, takeToken } from "./hub/rate-limit.js";
+import { CreateRoomPolicy } from "./hub/rate-limit.js";
 import { withRoomFilter } from "./hub/room-filter.js";
 import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
 import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type LiveAttachment, type SocketAttachment } from "./hub/sockets.js";
@@ -244,7 +245,7 @@ export class GuildHub extends DurableObject<Env> {
     if (previous?.phase === "live") {
       // Each auth is a signature check and an alarm write on the guild's one thread: bound how often.
       reauth = takeToken(previous.reauth, ReauthPolicy, now);
-      if (reauth.retryAfterSeconds > 0) return this.reject(ws, CloseCode.tooMany, "re-authenticating too often");
+      if (reauth.waitSeconds > 0) return this.reject(ws, CloseCode.tooMany, "re-authenticating too often");
     }
     let user;
     try {
@@ -374,10 +375,10 @@ export class GuildHub extends DurableObject<Env> {
     if (this.store.roomsCreatedBy(userId) >= CreateRoomPolicy.liveRoomsPerUser) {
       return new ApiError(429, "too_many_rooms", `at most ${CreateRoomPolicy.liveRoomsPerUser} live rooms per user; end one first`);
     }
-    const { bucket, retryAfterSeconds } = takeToken(this.store.createBucket(userId), CreateRoomPolicy, now);
+    const { bucket, waitSeconds } = takeToken(this.store.createBucket(userId), CreateRoomPolicy, now);
     this.store.putCreateBucket(userId, bucket);
-    if (retryAfterSeconds > 0) {
-      return new ApiError(429, "rate_limited", "too many rooms created; slow down", { retryAfterSeconds });
+    if (waitSeconds > 0) {
+      return new ApiError(429, "rate_limited", "too many rooms created; slow down", { retryAfterSeconds: Math.ceil(waitSeconds) });
     }
     return undefined;
   }

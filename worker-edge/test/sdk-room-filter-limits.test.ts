@@ -1,8 +1,9 @@
-// The hub refuses a room filter of more than 50 rooms, or with an id that is not a snowflake, by closing the
+// The hub refuses a room filter of more than MAX_FILTER_ROOMS rooms, or with an id that is not a snowflake, by closing the
 // socket 4409; the SDK used to send it anyway and, as it carries the same filter on every reconnect, retried
 // forever without ever being live. It now refuses such a filter where the app passes it.
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, type RealtimeConnection } from "../../client/connect.js";
+import { MAX_FILTER_ROOMS } from "../../protocol/index.js";
 import { newChannelId, newUserId, postInternal } from "./support/edge.js";
 import { joined, roomCreated } from "./support/events.js";
 import { EdgeSocket } from "./support/sdk-socket.js";
@@ -18,7 +19,7 @@ const options = () => {
   const sub = newUserId();
   return { url: "https://edge.test/ws", getToken: () => mintToken({ sub }), WebSocket: EdgeSocket, browser: false as const, backoff: { minMs: 1, maxMs: 20, factor: 2 } };
 };
-const tooMany = () => Array.from({ length: 51 }, newChannelId);
+const tooMany = () => Array.from({ length: MAX_FILTER_ROOMS + 1 }, newChannelId);
 
 describe("a room filter the hub would refuse", () => {
   it("is refused by connect(), before any socket opens", () => {

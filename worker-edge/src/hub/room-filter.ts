@@ -1,5 +1,4 @@
-import { SocketLimits } from "../../../protocol/index.js";
-import { takeToken } from "./rate-limit.js";
+import { SocketLimits, takeToken } from "../../../protocol/index.js";
 import type { SocketAttachment } from "./sockets.js";
 
 const RoomFilterPolicy = { capacity: SocketLimits.roomsBurst, refillPerSecond: 1000 / SocketLimits.roomsIntervalMs };
@@ -15,7 +14,7 @@ export function withRoomFilter(
   rooms: string[] | undefined,
   now: number,
 ): { attachment: LiveAttachment } | { retryAfterSeconds: number } {
-  const { bucket, retryAfterSeconds } = takeToken(attachment.roomsBucket, RoomFilterPolicy, now);
-  if (retryAfterSeconds > 0) return { retryAfterSeconds };
+  const { bucket, waitSeconds } = takeToken(attachment.roomsBucket, RoomFilterPolicy, now);
+  if (waitSeconds > 0) return { retryAfterSeconds: Math.ceil(waitSeconds) };
   return { attachment: { ...attachment, rooms: rooms && [...new Set(rooms)], roomsBucket: bucket } };
 }

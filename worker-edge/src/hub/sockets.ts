@@ -1,5 +1,5 @@
 import type { AppEvent } from "../../../protocol/index.js";
-import type { Bucket } from "./rate-limit.js";
+import type { Bucket } from "../../../protocol/index.js";
 
 /** Per-socket state, kept in the hibernation attachment (well under its 2 KB budget) so it survives eviction. */
 export type SocketAttachment =

@@ -1,5 +1,6 @@
 import { Snowflake, type AppEvent, type GatewayLease, type GuildSyncPayload, type Member, type Room } from "../../../protocol/index.js";
-import { CreateRoomPolicy, type Bucket } from "./rate-limit.js";
+import type { Bucket } from "../../../protocol/index.js";
+import { CreateRoomPolicy } from "./rate-limit.js";
 
 /** Bounds on what the hub keeps: the replay buffer by count and age, event ids and idempotency keys by age. */
 export const Retention = {
