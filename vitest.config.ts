@@ -53,7 +53,7 @@ export default defineConfig({
         test: { name: "edge-multi-guild", include: ["worker-edge/test/multi-guild/**/*.test.ts"], testTimeout: 15_000 },
       },
       {
-        // gateway-node, the Discord simulator, the dev stack, the client SDK and the protocol, in plain Node.
+        // gateway-node, the Discord simulator, the dev stack, the client SDK, the protocol and the docs' links, in plain Node.
         test: {
           name: "node",
           environment: "node",
@@ -62,6 +62,7 @@ export default defineConfig({
             "dev/test/**/*.test.ts",
             "client/test/**/*.test.ts",
             "protocol/test/**/*.test.ts",
+            "scripts/test/**/*.test.ts",
           ],
           testTimeout: 20_000,
           hookTimeout: 20_000,

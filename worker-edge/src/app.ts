@@ -171,7 +171,7 @@ function routes(): Hono<EdgeEnv> {
     return c.json(await hub(c.env, guildId).snapshot(guildId));
   });
 
-  // Server-sent events: a relay of a socket to the guild's hub, so the hub stays hibernatable (README).
+  // Server-sent events: a relay of a socket to the guild's hub, so the hub stays hibernatable (docs/protocol.md).
   rest.get("/events", async (c) => {
     const request = parseStreamRequest(new URL(c.req.url), c.req.raw.headers);
     const guildId = requestGuild(c.req.query("guildId"), c.var.config, c.var.user);
