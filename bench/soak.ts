@@ -29,7 +29,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { hubRequestHeaders, InternalEventsResponse, RoomsResponse, type IdentifiedInternalEvent } from "../protocol/index.js";
-import { freePort } from "../dev/stack/ports.js";
+import { numberOption } from "./options.js";
 import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import { rssBytes, sampleWranglerTree } from "./soak-memory.js";
 import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type Progress, type RoomView, type ToClient } from "./soak-shared.js";
@@ -84,23 +84,20 @@ const { values } = parseArgs({
   options: {
     minutes: { type: "string" },
     sockets: { type: "string" },
-    rate: { type: "string", default: "20" },
-    batch: { type: "string", default: "100" },
-    "fault-every": { type: "string", default: "30" },
+    rate: { type: "string" },
+    batch: { type: "string" },
+    "fault-every": { type: "string" },
     quick: { type: "boolean", default: false },
     /** "on" (default): sockets offer permessage-deflate like every browser, and workerd accepts it. */
     deflate: { type: "string", default: "on" },
   },
 });
 const quick = values.quick ?? false;
-const minutes = Number(values.minutes ?? (quick ? "1" : "3"));
-const socketCount = Math.floor(Number(values.sockets ?? (quick ? "300" : "2000")));
-const rate = Number(values.rate);
-const batch = Math.max(1, Math.min(500, Math.floor(Number(values.batch))));
-const faultEveryMs = Number(values["fault-every"]) * 1000;
-for (const [name, value] of Object.entries({ minutes, socketCount, rate, faultEveryMs })) {
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
-}
+const minutes = numberOption("minutes", values.minutes, quick ? 1 : 3);
+const socketCount = numberOption("sockets", values.sockets, quick ? 300 : 2_000, { min: 1, integer: true });
+const rate = numberOption("rate", values.rate, 20);
+const batch = numberOption("batch", values.batch, 100, { min: 1, max: 500, integer: true });
+const faultEveryMs = numberOption("fault-every", values["fault-every"], 30) * 1000;
 const durationMs = minutes * 60_000;
 const deflate = values.deflate !== "off";
 
@@ -331,7 +328,6 @@ async function main(): Promise<number> {
   try {
     worker = await startWranglerDev({
       root: ROOT,
-      port: await freePort(),
       persistTo: join(state, "do"),
       logLevel: "warn",
       vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, issuer: ISSUER, audience: AUDIENCE, publicJwk: { ...(await exportJWK(publicKey)), kid: "soak", alg: "RS256" } }),
