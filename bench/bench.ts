@@ -18,7 +18,6 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair } from "jose";
@@ -32,13 +31,11 @@ import { commandName, processTree, rssBytes } from "./soak-memory.js";
 import { freePort } from "../dev/stack/ports.js";
 import { choiceListOption, numberListOption, numberOption } from "./options.js";
 import { startDiscordSimulator } from "../dev/discord-sim/index.js";
+import { AUDIENCE, GUILD, ROOT } from "./bench-ids.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const GUILD = "100000000000000001";
 const SECRET = "bench-hub-secret-0123456789abcdef";
 const BOT_TOKEN = "bench-simulated-bot-token";
 const ISSUER = "bench";
-const AUDIENCE = "spell-coven-realtime";
 /** Sockets per client process: well under the 20,000 descriptors a process may hold here. */
 const SOCKETS_PER_CLIENT = 5_000;
 /** Sockets waiting for auth at once, over all client processes: under the hub's 1,000 pending limit. */

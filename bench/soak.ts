@@ -25,7 +25,6 @@ import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { hubRequestHeaders, InternalEventsResponse, RoomsResponse, type IdentifiedInternalEvent } from "../protocol/index.js";
@@ -33,6 +32,7 @@ import { numberOption } from "./options.js";
 import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import { rssBytes, sampleWranglerTree } from "./soak-memory.js";
 import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type Progress, type RoomView, type ToClient } from "./soak-shared.js";
+import { AUDIENCE, GUILD, ROOT } from "./bench-ids.js";
 
 // --- bounds, calibrated on this project's 2-core dev box with other work running (wrangler 4.155.0 / workerd
 // 1.20261023.1). An RSS bound is base + per-1,000-sockets, so --quick is held to proportionally tighter ones.
@@ -68,11 +68,8 @@ const GROWTH_BOUNDS_PCT = { workerd: 20, workerdAnon: 20, wrangler: 20 } as cons
 /** The publisher must reach this share of --rate over the run (else the soak did not test what it says). */
 const MIN_RATE_SHARE = 0.9;
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const GUILD = "100000000000000001";
 const SECRET = "soak-hub-secret-0123456789abcdef";
 const ISSUER = "soak";
-const AUDIENCE = "spell-coven-realtime";
 const ROOMS = 5;
 const VOICE_USERS = 300;
 const SAMPLE_EVERY_MS = 5_000;

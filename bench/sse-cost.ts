@@ -14,7 +14,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import WebSocket from "ws";
 import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
@@ -23,12 +22,10 @@ import { SseReader } from "../test-support/sse-reader.js";
 import { until } from "../test-support/until.js";
 import { numberOption } from "./options.js";
 import { sampleWranglerTree } from "./soak-memory.js";
+import { AUDIENCE, GUILD, ROOT } from "./bench-ids.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const GUILD = "100000000000000001";
 const SECRET = "bench-sse-hub-secret-0123456789abcdef";
 const ISSUER = "bench-sse";
-const AUDIENCE = "spell-coven-realtime";
 const ROOM = "720000000000000001";
 
 const { values } = parseArgs({
