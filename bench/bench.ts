@@ -18,7 +18,6 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair } from "jose";
@@ -30,14 +29,13 @@ import { Histogram, summarise, type LatencySummary } from "./histogram.js";
 import { nowMs, type CollectReport, type FromClient, type OpenReport, type ResumeReport, type SentEvent, type SocketSpec, type ToClient } from "./bench-shared.js";
 import { commandName, processTree, rssBytes } from "./soak-memory.js";
 import { freePort } from "../dev/stack/ports.js";
+import { choiceListOption, numberListOption, numberOption } from "./options.js";
 import { startDiscordSimulator } from "../dev/discord-sim/index.js";
+import { AUDIENCE, GUILD, ROOT } from "./bench-ids.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const GUILD = "100000000000000001";
 const SECRET = "bench-hub-secret-0123456789abcdef";
 const BOT_TOKEN = "bench-simulated-bot-token";
 const ISSUER = "bench";
-const AUDIENCE = "spell-coven-realtime";
 /** Sockets per client process: well under the 20,000 descriptors a process may hold here. */
 const SOCKETS_PER_CLIENT = 5_000;
 /** Sockets waiting for auth at once, over all client processes: under the hub's 1,000 pending limit. */
@@ -69,15 +67,12 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick ?? false;
-const scenarios = new Set((values.scenario ?? (quick ? "1,2,3,5,6" : "1,2,3,4,5,6")).split(",").map((s) => Number(s.trim())));
-const targetNames = values.target.split(",").map((s) => s.trim()) as TargetName[];
-const sizes = (values.sizes ?? (quick ? "100,300" : "100,1000,5000,9500")).split(",").map(Number);
+const scenarios = new Set(numberListOption("scenario", values.scenario, quick ? "1,2,3,5,6" : "1,2,3,4,5,6", { min: 1, max: 6, integer: true }));
+const TARGET_NAMES = ["ours", "baseline"] as const;
+type TargetName = (typeof TARGET_NAMES)[number];
+const targetNames = choiceListOption("target", values.target, TARGET_NAMES);
+const sizes = numberListOption("sizes", values.sizes, quick ? "100,300" : "100,1000,5000,9500", { min: 1, max: 40_000, integer: true });
 const batchFrames = !(values["single-frames"] ?? false);
-for (const s of scenarios) if (![1, 2, 3, 4, 5, 6].includes(s)) throw new Error(`unknown scenario ${s} (have 1 to 6)`);
-for (const n of sizes) if (!Number.isInteger(n) || n < 1 || n > 40_000) throw new Error(`bad size ${n}`);
-for (const t of targetNames) if (t !== "ours" && t !== "baseline") throw new Error(`unknown target ${t}`);
-
-type TargetName = "ours" | "baseline";
 let inspectorPort: number | undefined;
 
 /** Runs `work`, CPU-profiling our isolate meanwhile when --profile is given and the target is ours. */
@@ -356,8 +351,7 @@ function scenarioSix(): { sockets: number; missed: number } {
 }
 
 function rateSeconds(fallback: number): number {
-  const raw = values["rate-seconds"];
-  return raw === undefined ? fallback : Math.max(1, Number(raw));
+  return numberOption("rate-seconds", values["rate-seconds"], fallback, { min: 1 });
 }
 
 /**
@@ -422,7 +416,7 @@ async function fullPathScenario(h: Harness): Promise<unknown[]> {
       stdio: ["ignore", "ignore", "inherit"],
       env: {
         ...process.env, DISCORD_BOT_TOKEN: BOT_TOKEN, PRIMARY_GUILD_ID: GUILD, HUB_ENDPOINT: `${target.url}/internal/events`,
-        HUB_SECRET: SECRET, DISCORD_API_BASE: sim.restBase, HEALTH_PORT: String(await freePort()), LOG_LEVEL: "warn",
+        HUB_SECRET: SECRET, DISCORD_API_BASE: sim.restBase, HEALTH_PORT: "0", LOG_LEVEL: "warn",
       },
     });
     try {

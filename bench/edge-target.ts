@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { convertV4MiniflareOptions, Miniflare, type WorkerdStructuredLog } from "miniflare";
-import { freePort } from "../dev/stack/ports.js";
 
 export interface EdgeVars {
   PRIMARY_GUILD_ID: string;
@@ -36,11 +35,10 @@ export function buildBundle(root: string): { dir: string; script: string } {
 }
 
 export async function startEdge(script: string, vars: EdgeVars, inspectorPort?: number): Promise<EdgeTarget> {
-  const port = await freePort();
   const problems: string[] = [];
   const mf = new Miniflare(convertV4MiniflareOptions({
     host: "127.0.0.1",
-    port,
+    port: 0, // the benchmark reaches the Worker through its direct socket below
     ...(inspectorPort ? { inspectorPort } : {}),
     name: WORKER_NAME,
     // A socket straight to the Worker: through Miniflare's entry worker every WebSocket costs workerd two file

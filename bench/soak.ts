@@ -25,14 +25,14 @@ import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { hubRequestHeaders, InternalEventsResponse, RoomsResponse, type IdentifiedInternalEvent } from "../protocol/index.js";
-import { freePort } from "../dev/stack/ports.js";
+import { numberOption } from "./options.js";
 import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import { rssBytes, sampleWranglerTree } from "./soak-memory.js";
 import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type Progress, type RoomView, type ToClient } from "./soak-shared.js";
+import { AUDIENCE, GUILD, ROOT } from "./bench-ids.js";
 
 // --- bounds, calibrated on this project's 2-core dev box with other work running (wrangler 4.155.0 / workerd
 // 1.20261023.1). An RSS bound is base + per-1,000-sockets, so --quick is held to proportionally tighter ones.
@@ -68,11 +68,8 @@ const GROWTH_BOUNDS_PCT = { workerd: 20, workerdAnon: 20, wrangler: 20 } as cons
 /** The publisher must reach this share of --rate over the run (else the soak did not test what it says). */
 const MIN_RATE_SHARE = 0.9;
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const GUILD = "100000000000000001";
 const SECRET = "soak-hub-secret-0123456789abcdef";
 const ISSUER = "soak";
-const AUDIENCE = "spell-coven-realtime";
 const ROOMS = 5;
 const VOICE_USERS = 300;
 const SAMPLE_EVERY_MS = 5_000;
@@ -84,23 +81,20 @@ const { values } = parseArgs({
   options: {
     minutes: { type: "string" },
     sockets: { type: "string" },
-    rate: { type: "string", default: "20" },
-    batch: { type: "string", default: "100" },
-    "fault-every": { type: "string", default: "30" },
+    rate: { type: "string" },
+    batch: { type: "string" },
+    "fault-every": { type: "string" },
     quick: { type: "boolean", default: false },
     /** "on" (default): sockets offer permessage-deflate like every browser, and workerd accepts it. */
     deflate: { type: "string", default: "on" },
   },
 });
 const quick = values.quick ?? false;
-const minutes = Number(values.minutes ?? (quick ? "1" : "3"));
-const socketCount = Math.floor(Number(values.sockets ?? (quick ? "300" : "2000")));
-const rate = Number(values.rate);
-const batch = Math.max(1, Math.min(500, Math.floor(Number(values.batch))));
-const faultEveryMs = Number(values["fault-every"]) * 1000;
-for (const [name, value] of Object.entries({ minutes, socketCount, rate, faultEveryMs })) {
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
-}
+const minutes = numberOption("minutes", values.minutes, quick ? 1 : 3);
+const socketCount = numberOption("sockets", values.sockets, quick ? 300 : 2_000, { min: 1, integer: true });
+const rate = numberOption("rate", values.rate, 20);
+const batch = numberOption("batch", values.batch, 100, { min: 1, max: 500, integer: true });
+const faultEveryMs = numberOption("fault-every", values["fault-every"], 30) * 1000;
 const durationMs = minutes * 60_000;
 const deflate = values.deflate !== "off";
 
@@ -331,7 +325,6 @@ async function main(): Promise<number> {
   try {
     worker = await startWranglerDev({
       root: ROOT,
-      port: await freePort(),
       persistTo: join(state, "do"),
       logLevel: "warn",
       vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, issuer: ISSUER, audience: AUDIENCE, publicJwk: { ...(await exportJWK(publicKey)), kid: "soak", alg: "RS256" } }),

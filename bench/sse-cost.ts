@@ -14,33 +14,30 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import WebSocket from "ws";
-import { freePort } from "../dev/stack/ports.js";
 import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
 import { hubRequestHeaders, SSE_HEARTBEAT_MS } from "../protocol/index.js";
 import { SseReader } from "../test-support/sse-reader.js";
 import { until } from "../test-support/until.js";
+import { numberOption } from "./options.js";
 import { sampleWranglerTree } from "./soak-memory.js";
+import { AUDIENCE, GUILD, ROOT } from "./bench-ids.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const GUILD = "100000000000000001";
 const SECRET = "bench-sse-hub-secret-0123456789abcdef";
 const ISSUER = "bench-sse";
-const AUDIENCE = "spell-coven-realtime";
 const ROOM = "720000000000000001";
 
 const { values } = parseArgs({
   options: {
-    clients: { type: "string", default: "200" },
-    events: { type: "string", default: "100" },
-    idle: { type: "string", default: String(SSE_HEARTBEAT_MS + 5_000) },
+    clients: { type: "string" },
+    events: { type: "string" },
+    idle: { type: "string" },
   },
 });
-const clients = Math.min(Number(values.clients), 1_000);
-const events = Math.min(Number(values.events), 1_000);
-const idleMs = Math.min(Number(values.idle), 120_000);
+const clients = numberOption("clients", values.clients, 200, { min: 1, max: 1_000, integer: true });
+const events = numberOption("events", values.events, 100, { min: 1, max: 1_000, integer: true });
+const idleMs = numberOption("idle", values.idle, SSE_HEARTBEAT_MS + 5_000, { min: 0, max: 120_000 });
 if (![clients, events, idleMs].every((n) => Number.isInteger(n) && n > 0)) throw new Error("--clients, --events and --idle must be positive integers");
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
@@ -96,7 +93,6 @@ async function measure(transport: "websocket" | "sse"): Promise<string> {
   const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
   const worker = await startWranglerDev({
     root: ROOT,
-    port: await freePort(),
     persistTo: join(state, "do"),
     logLevel: "warn",
     vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, issuer: ISSUER, audience: AUDIENCE, publicJwk: { ...(await exportJWK(publicKey)), kid: "bench", alg: "RS256" } }),

@@ -1,15 +1,13 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startDiscordSimulator, type DiscordSimulator } from "../dev/discord-sim/index.js";
-import { startProcess, waitForHttp, type ManagedProcess } from "../dev/stack/processes.js";
-import { startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
+import { startGatewayNode, type GatewayNode } from "../dev/stack/gateway-node.js";
+import { waitForHttp } from "../dev/stack/processes.js";
 import type { ServerMessage } from "../protocol/index.js";
 import { until } from "../test-support/until.js";
 import { ROOT } from "./support/paths.js";
+import { startTestWorker, TestIssuer, type TestWorker } from "./support/test-worker.js";
 
 const GUILD = "100000000000000001";
 const ROOM_A = "110000000000000001";
@@ -17,18 +15,14 @@ const ROOM_B = "110000000000000002";
 const USERS = ["210000000000000001", "210000000000000002", "210000000000000003"];
 const TOKEN = "full-path-bot-token";
 const SECRET = "full-path-hub-secret-0123456789abcdef";
-const PORTS = { worker: 18887, health: 18889 };
 
 let sim: DiscordSimulator;
-let worker: WranglerDev;
-let gateway: ManagedProcess;
-let state: string;
-let signingKey: CryptoKey;
+let worker: TestWorker;
+let gateway: GatewayNode;
+let issuer: TestIssuer;
 
 beforeAll(async () => {
-  state = mkdtempSync(join(tmpdir(), "scr-full-path-"));
-  const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
-  signingKey = privateKey;
+  issuer = await TestIssuer.create({ issuer: "full-path" });
   sim = await startDiscordSimulator({
     botToken: TOKEN,
     guildId: GUILD,
@@ -37,36 +31,31 @@ beforeAll(async () => {
     channels: [{ id: ROOM_A, name: "Pod A", type: 2, userLimit: 4 }, { id: ROOM_B, name: "Pod B", type: 2, userLimit: 4 }],
     users: USERS.map((id, i) => ({ id, username: `player${i}` })),
   });
-  worker = await startWranglerDev({
-    root: ROOT,
-    port: PORTS.worker,
-    persistTo: join(state, "do"),
+  worker = await startTestWorker({
+    name: "full-path",
     vars: {
-      PRIMARY_GUILD_ID: GUILD, DISCORD_BOT_TOKEN: TOKEN, HUB_SECRET: SECRET, JWT_ISSUER: "full-path", JWT_AUDIENCE: "spell-coven-realtime",
-      JWT_PUBLIC_JWK: JSON.stringify({ ...(await exportJWK(publicKey)), alg: "RS256" }), DISCORD_API_BASE: sim.restBase,
+      PRIMARY_GUILD_ID: GUILD, DISCORD_BOT_TOKEN: TOKEN, HUB_SECRET: SECRET, JWT_ISSUER: issuer.issuer, JWT_AUDIENCE: issuer.audience,
+      JWT_PUBLIC_JWK: JSON.stringify(issuer.publicJwk), DISCORD_API_BASE: sim.restBase,
     },
   });
-  gateway = startGateway();
+  gateway = await startGatewayNode({
+    root: ROOT,
+    env: {
+      ...process.env,
+      DISCORD_BOT_TOKEN: TOKEN, PRIMARY_GUILD_ID: GUILD, HUB_ENDPOINT: `${worker.url}/internal/events`, HUB_SECRET: SECRET,
+      DISCORD_API_BASE: sim.restBase, LOG_LEVEL: "warn", SESSION_FILE: join(worker.dir, "session.json"),
+    },
+  });
 });
 
 afterAll(async () => {
   await gateway?.stop();
   await worker?.stop();
   await sim?.close();
-  rmSync(state, { recursive: true, force: true });
 });
 
-function startGateway(): ManagedProcess {
-  return startProcess("gateway", join(ROOT, "node_modules/.bin/tsx"), ["gateway-node/src/main.ts"], {
-    ...process.env,
-    DISCORD_BOT_TOKEN: TOKEN, PRIMARY_GUILD_ID: GUILD, HUB_ENDPOINT: `${worker.url}/internal/events`, HUB_SECRET: SECRET,
-    DISCORD_API_BASE: sim.restBase, HEALTH_PORT: String(PORTS.health), LOG_LEVEL: "warn", SESSION_FILE: join(state, "session.json"),
-  }, ROOT);
-}
-
-async function token(sub = "200000000000000001"): Promise<string> {
-  return new SignJWT({ name: "Full Path" }).setProtectedHeader({ alg: "RS256" }).setSubject(sub)
-    .setIssuer("full-path").setAudience("spell-coven-realtime").setExpirationTime("10m").sign(signingKey);
+function token(sub = "200000000000000001"): Promise<string> {
+  return issuer.token(sub, { name: "Full Path" });
 }
 
 /** A browser-like subscriber: auths, then records everything the hub sends. */
@@ -86,7 +75,7 @@ async function subscribe(extra: Record<string, unknown> = {}) {
 
 describe("simulator → gateway-node → Worker → browser socket", () => {
   it("delivers Discord voice activity as app events with consecutive seq", async () => {
-    await until(async () => ((await fetch(`http://127.0.0.1:${PORTS.health}/healthz`)).ok ? true : undefined), "gateway-node healthy", 30_000);
+    await until(async () => ((await fetch(`${gateway.healthUrl}/healthz`)).ok ? true : undefined), "gateway-node healthy", 30_000);
     const client = await subscribe();
     sim.setVoiceState(USERS[0]!, ROOM_A);
     sim.setVoiceState(USERS[0]!, ROOM_A, { selfMute: true });
@@ -111,7 +100,7 @@ describe("simulator → gateway-node → Worker → browser socket", () => {
     await gateway.stop(); // SIGTERM: flush, close 4000
     sim.setVoiceState(USERS[2]!, ROOM_A); // while no gateway runs
     sim.setVoiceState(USERS[0]!, null);
-    gateway = startGateway();
+    gateway.restart();
     const events = await until(() => (client.events().length >= 2 ? client.events() : undefined), "the events from the gap", 30_000);
     expect(events.map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}`)).toEqual([
       `voice.joined:${USERS[2]}`,

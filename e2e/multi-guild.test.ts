@@ -1,16 +1,12 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startDiscordSimulator, type DiscordSimulator } from "../dev/discord-sim/index.js";
-import { freePort } from "../dev/stack/ports.js";
-import { startProcess, type ManagedProcess } from "../dev/stack/processes.js";
-import { startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
+import { startGatewayNode, type GatewayNode } from "../dev/stack/gateway-node.js";
 import type { ServerMessage } from "../protocol/index.js";
 import { until } from "../test-support/until.js";
 import { ROOT } from "./support/paths.js";
+import { startTestWorker, TestIssuer, type TestWorker } from "./support/test-worker.js";
 
 // Three guilds on two shards ((id >> 22) % 2): A and C on shard 0, B on shard 1.
 const GUILD_A = "1258291200000000000";
@@ -23,17 +19,13 @@ const TOKEN = "multi-guild-bot-token";
 const SECRET = "multi-guild-hub-secret-0123456789abcdef";
 
 let sim: DiscordSimulator;
-let worker: WranglerDev;
+let worker: TestWorker;
 /** Two gateway processes, one shard each, as one bot split over two machines would run. */
-const gateways: ManagedProcess[] = [];
-const healthPorts: number[] = [];
-let state: string;
-let signingKey: CryptoKey;
+const gateways: GatewayNode[] = [];
+let issuer: TestIssuer;
 
 beforeAll(async () => {
-  state = mkdtempSync(join(tmpdir(), "scr-multi-guild-"));
-  const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
-  signingKey = privateKey;
+  issuer = await TestIssuer.create({ issuer: "multi-guild" });
   sim = await startDiscordSimulator({
     botToken: TOKEN,
     guildId: GUILD_A,
@@ -47,25 +39,24 @@ beforeAll(async () => {
     ],
     users: USERS.map((id, i) => ({ id, username: `player${i}` })),
   });
-  worker = await startWranglerDev({
-    root: ROOT,
-    port: await freePort(),
-    persistTo: join(state, "do"),
+  worker = await startTestWorker({
+    name: "multi-guild",
     vars: {
       PRIMARY_GUILD_ID: GUILD_A, ALLOWED_GUILD_IDS: `${GUILD_B},${GUILD_C}`, DISCORD_BOT_TOKEN: TOKEN, HUB_SECRET: SECRET,
-      JWT_ISSUER: "multi-guild", JWT_AUDIENCE: "spell-coven-realtime",
-      JWT_PUBLIC_JWK: JSON.stringify({ ...(await exportJWK(publicKey)), alg: "RS256" }), DISCORD_API_BASE: sim.restBase,
+      JWT_ISSUER: issuer.issuer, JWT_AUDIENCE: issuer.audience, JWT_PUBLIC_JWK: JSON.stringify(issuer.publicJwk), DISCORD_API_BASE: sim.restBase,
     },
   });
   for (const shard of [0, 1]) {
-    healthPorts[shard] = await freePort();
-    gateways.push(startProcess("gateway", join(ROOT, "node_modules/.bin/tsx"), ["gateway-node/src/main.ts"], {
-      ...process.env,
-      DISCORD_BOT_TOKEN: TOKEN, PRIMARY_GUILD_ID: GUILD_A, ALLOWED_GUILD_IDS: `${GUILD_B},${GUILD_C}`,
-      SHARD_COUNT: "2", SHARD_IDS: String(shard),
-      HUB_ENDPOINT: `${worker.url}/internal/events`, HUB_SECRET: SECRET, DISCORD_API_BASE: sim.restBase,
-      HEALTH_PORT: String(healthPorts[shard]), LOG_LEVEL: "warn", SESSION_FILE: join(state, `session-${shard}.json`),
-    }, ROOT));
+    gateways.push(await startGatewayNode({
+      root: ROOT,
+      env: {
+        ...process.env,
+        DISCORD_BOT_TOKEN: TOKEN, PRIMARY_GUILD_ID: GUILD_A, ALLOWED_GUILD_IDS: `${GUILD_B},${GUILD_C}`,
+        SHARD_COUNT: "2", SHARD_IDS: String(shard),
+        HUB_ENDPOINT: `${worker.url}/internal/events`, HUB_SECRET: SECRET, DISCORD_API_BASE: sim.restBase,
+        LOG_LEVEL: "warn", SESSION_FILE: join(worker.dir, `session-${shard}.json`),
+      },
+    }));
   }
 });
 
@@ -73,12 +64,10 @@ afterAll(async () => {
   await Promise.all(gateways.map((gateway) => gateway.stop()));
   await worker?.stop();
   await sim?.close();
-  rmSync(state, { recursive: true, force: true });
 });
 
-async function token(): Promise<string> {
-  return new SignJWT({ name: "Multi Guild", guilds: [...GUILDS] }).setProtectedHeader({ alg: "RS256" }).setSubject("200000000000000001")
-    .setIssuer("multi-guild").setAudience("spell-coven-realtime").setExpirationTime("10m").sign(signingKey);
+function token(): Promise<string> {
+  return issuer.token("200000000000000001", { name: "Multi Guild", guilds: [...GUILDS] });
 }
 
 /** A browser socket on one guild's hub, recording its events. */
@@ -102,8 +91,8 @@ async function subscribe(guildId: string) {
 
 describe("two gateway processes, one shard each, three guilds, through the Worker", () => {
   it("brings each guild's voice activity to that guild's sockets only, also across one shard's reconnect and one guild's outage", async () => {
-    for (const port of healthPorts) {
-      await until(async () => ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok ? true : undefined), `gateway-node on ${port} healthy`, 30_000);
+    for (const { healthUrl } of gateways) {
+      await until(async () => ((await fetch(`${healthUrl}/healthz`)).ok ? true : undefined), `gateway-node at ${healthUrl} healthy`, 30_000);
     }
     const clients = Object.fromEntries(await Promise.all(GUILDS.map(async (guild) => [guild, await subscribe(guild)] as const)));
     GUILDS.forEach((guild, i) => sim.guild(guild).setVoiceState(USERS[i]!, ROOM[guild]));
@@ -126,12 +115,12 @@ describe("two gateway processes, one shard each, three guilds, through the Worke
     expect(sim.state().resumeCount).toBe(1);
     expect(sim.state().identifies.map((i) => i.shard).sort()).toEqual([[0, 2], [1, 2]]);
 
-    const served = async (port: number) => {
-      const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { guilds: Record<string, { shard: number }> };
+    const served = async (gateway: GatewayNode) => {
+      const health = (await (await fetch(`${gateway.healthUrl}/healthz`)).json()) as { guilds: Record<string, { shard: number }> };
       return Object.fromEntries(Object.entries(health.guilds).map(([id, g]) => [id, g.shard]));
     };
-    expect(await served(healthPorts[0]!)).toEqual({ [GUILD_A]: 0, [GUILD_C]: 0 });
-    expect(await served(healthPorts[1]!)).toEqual({ [GUILD_B]: 1 });
+    expect(await served(gateways[0]!)).toEqual({ [GUILD_A]: 0, [GUILD_C]: 0 });
+    expect(await served(gateways[1]!)).toEqual({ [GUILD_B]: 1 });
     for (const client of Object.values(clients)) client.ws.close();
   });
 });

@@ -1,18 +1,15 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../dev/stack/ports.js";
-import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
+import { isolatedWorkerVars } from "../dev/stack/wrangler-dev.js";
 import { until } from "../test-support/until.js";
 import { launchChromium } from "./support/browser.js";
 import { HubFeed } from "./support/hub-feed.js";
 import { ROOT } from "./support/paths.js";
 import type { SdkPageOptions, SdkPageView, SeenEvent, SeenStatus } from "./support/sdk-page.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
+import { startTestWorker, TestIssuer, type TestWorker } from "./support/test-worker.js";
 
 /**
  * The browser SDK in Chromium, with the browser's own WebSocket, against the Worker under `wrangler dev`, through
@@ -21,8 +18,6 @@ import { TcpProxy } from "./support/tcp-proxy.js";
  */
 
 const GUILD = "100000000000000001";
-const ISSUER = "sdk-browser";
-const AUDIENCE = "spell-coven-realtime";
 const SECRET = "sdk-browser-hub-secret-0123456789abcdef";
 const SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
 
@@ -39,22 +34,20 @@ const SHOWS_WITHIN_MS = 15_000;
 const room = (n: number) => `1100000000000001${String(n).padStart(2, "0")}`;
 const user = (n: number) => `2100000000000001${String(n).padStart(2, "0")}`;
 
-let worker: WranglerDev;
-let state: string;
+let worker: TestWorker;
 let browser: Browser;
 let pageScript: string;
 let hub: HubFeed;
-let signingKey: CryptoKey;
-let foreignKey: CryptoKey;
+let issuer: TestIssuer;
+/** Signs like the trusted issuer, with a key the Worker does not know. */
+let foreignIssuer: TestIssuer;
 let proxy: TcpProxy | undefined;
 let page: Page | undefined;
 
 beforeAll(async () => {
   console.log(`sdk-browser: SEED=${SEED} (the SDK's backoff jitter; set SEED to replay)`);
-  state = mkdtempSync(join(tmpdir(), "scr-sdk-browser-"));
-  const trusted = await generateKeyPair("RS256", { extractable: true });
-  signingKey = trusted.privateKey;
-  foreignKey = (await generateKeyPair("RS256")).privateKey;
+  issuer = await TestIssuer.create({ issuer: "sdk-browser", kid: "sdk" });
+  foreignIssuer = await TestIssuer.create({ issuer: "sdk-browser", kid: "sdk" });
   const bundled = await build({
     entryPoints: [join(ROOT, "e2e/support/sdk-page.ts")],
     bundle: true,
@@ -66,13 +59,7 @@ beforeAll(async () => {
   });
   pageScript = bundled.outputFiles[0]!.text;
   [worker, browser] = await Promise.all([
-    startWranglerDev({
-      root: ROOT,
-      port: await freePort(),
-      persistTo: join(state, "do"),
-      logLevel: "warn",
-      vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, issuer: ISSUER, audience: AUDIENCE, publicJwk: { ...(await exportJWK(trusted.publicKey)), kid: "sdk", alg: "RS256" } }),
-    }),
+    startTestWorker({ name: "sdk-browser", logLevel: "warn", vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, ...issuer.trust }) }),
     launchChromium(),
   ]);
   hub = new HubFeed(worker.url, SECRET, GUILD, "sdk-browser");
@@ -88,12 +75,10 @@ afterEach(async () => {
 afterAll(async () => {
   await browser?.close();
   await worker?.stop();
-  if (state) rmSync(state, { recursive: true, force: true });
 });
 
-function token(key: CryptoKey = signingKey): Promise<string> {
-  return new SignJWT({ name: "Browser" }).setProtectedHeader({ alg: "RS256", kid: "sdk" }).setSubject(user(99))
-    .setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime("10m").sign(key);
+function token(from: TestIssuer = issuer): Promise<string> {
+  return from.token(user(99), { name: "Browser" });
 }
 
 /** The hub's current seq, as GET /rooms reports it. */
@@ -241,7 +226,7 @@ describe("the browser SDK in Chromium against wrangler dev", () => {
 
   it("reports unauthorized when the hub refuses its tokens, instead of connecting forever", async () => {
     proxy = await TcpProxy.start({ upstreamPort: Number(new URL(worker.url).port) });
-    const sdk = await openSdkPage(proxy, () => token(foreignKey));
+    const sdk = await openSdkPage(proxy, () => token(foreignIssuer));
     await until(async () => (await sdk.view()).status === "unauthorized", "status unauthorized", SHOWS_WITHIN_MS);
     const statuses = await sdk.statuses();
     expect(statuses.map((s) => s.status)).not.toContain("live");

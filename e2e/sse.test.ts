@@ -1,18 +1,14 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { freePort } from "../dev/stack/ports.js";
-import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
+import { isolatedWorkerVars } from "../dev/stack/wrangler-dev.js";
 import { hubRequestHeaders, SSE_HEARTBEAT_MS } from "../protocol/index.js";
 import { SseReader } from "../test-support/sse-reader.js";
 import { until } from "../test-support/until.js";
 import { launchChromium, SCREENSHOTS } from "./support/browser.js";
 import { startNoWebSocketProxy, type NoWebSocketProxy } from "./support/no-websocket-proxy.js";
-import { ROOT } from "./support/paths.js";
+import { startTestWorker, TestIssuer, type TestWorker } from "./support/test-worker.js";
 
 /**
  * The server-sent events transport end to end, against `wrangler dev` (the runtime users run, across real TCP):
@@ -21,13 +17,10 @@ import { ROOT } from "./support/paths.js";
  */
 
 const GUILD = "100000000000000001";
-const ISSUER = "sse-e2e";
-const AUDIENCE = "spell-coven-realtime";
 const SECRET = "sse-e2e-hub-secret-0123456789abcdef";
 
-let worker: WranglerDev;
-let state: string;
-let signingKey: CryptoKey;
+let worker: TestWorker;
+let issuer: TestIssuer;
 let channelCounter = 700000000000000000n;
 let userCounter = 710000000000000000n;
 let eventCounter = 0;
@@ -35,26 +28,16 @@ const newChannelId = () => String(channelCounter++);
 const newUserId = () => String(userCounter++);
 
 beforeAll(async () => {
-  state = mkdtempSync(join(tmpdir(), "scr-sse-"));
-  const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
-  signingKey = privateKey;
-  worker = await startWranglerDev({
-    root: ROOT,
-    port: await freePort(),
-    persistTo: join(state, "do"),
-    logLevel: "warn",
-    vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, issuer: ISSUER, audience: AUDIENCE, publicJwk: { ...(await exportJWK(publicKey)), kid: "sse", alg: "RS256" } }),
-  });
+  issuer = await TestIssuer.create({ issuer: "sse-e2e", kid: "sse" });
+  worker = await startTestWorker({ name: "sse", logLevel: "warn", vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, ...issuer.trust }) });
 });
 
 afterAll(async () => {
   await worker?.stop();
-  if (state) rmSync(state, { recursive: true, force: true });
 });
 
 function token(sub = newUserId()): Promise<string> {
-  return new SignJWT({ name: "Stream" }).setProtectedHeader({ alg: "RS256", kid: "sse" }).setSubject(sub)
-    .setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime("10m").sign(signingKey);
+  return issuer.token(sub, { name: "Stream" });
 }
 
 type Event = { event: string; payload: Record<string, unknown> };

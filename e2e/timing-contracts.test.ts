@@ -1,14 +1,9 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { freePort } from "../dev/stack/ports.js";
-import { isolatedWorkerVars, startWranglerDev, type WranglerDev } from "../dev/stack/wrangler-dev.js";
+import { isolatedWorkerVars } from "../dev/stack/wrangler-dev.js";
 import { AUTH_TIMEOUT_MS, CloseCode } from "../protocol/index.js";
-import { ROOT } from "./support/paths.js";
+import { startTestWorker, TestIssuer, type TestWorker } from "./support/test-worker.js";
 
 /**
  * The socket timing contracts (DESIGN.md "Browser WebSocket"), measured against `wrangler dev` itself: the
@@ -25,42 +20,29 @@ import { ROOT } from "./support/paths.js";
  */
 
 const GUILD = "100000000000000001";
-const ISSUER = "timing-contracts";
-const AUDIENCE = "spell-coven-realtime";
 const SECRET = "timing-contracts-hub-secret-0123456789";
 
 /** How late a deadline's close may reach the client: generous for a loaded CI box, far below the old ~10 s. */
 const LATE_MS = 2_500;
 
-let worker: WranglerDev;
-let state: string;
-let signingKey: CryptoKey;
+let worker: TestWorker;
+let issuer: TestIssuer;
 const measured: string[] = [];
 
 beforeAll(async () => {
-  state = mkdtempSync(join(tmpdir(), "scr-timing-"));
-  const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
-  signingKey = privateKey;
-  worker = await startWranglerDev({
-    root: ROOT,
-    port: await freePort(),
-    persistTo: join(state, "do"),
-    logLevel: "warn",
-    vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, issuer: ISSUER, audience: AUDIENCE, publicJwk: { ...(await exportJWK(publicKey)), kid: "timing", alg: "RS256" } }),
-  });
+  issuer = await TestIssuer.create({ issuer: "timing-contracts", kid: "timing" });
+  worker = await startTestWorker({ name: "timing", logLevel: "warn", vars: isolatedWorkerVars({ guildId: GUILD, hubSecret: SECRET, ...issuer.trust }) });
 });
 
 afterAll(async () => {
   await worker?.stop();
-  if (state) rmSync(state, { recursive: true, force: true });
   if (measured.length > 0) console.log(`timing contracts under wrangler dev:\n  ${measured.join("\n  ")}`);
 });
 
 
 /** A token whose `exp` is the given unix second (so the test knows exactly when the hub must close). */
 function tokenExpiringAt(expSeconds: number, sub = "200000000000000001"): Promise<string> {
-  return new SignJWT({ name: "Timing" }).setProtectedHeader({ alg: "RS256", kid: "timing" }).setSubject(sub)
-    .setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime(expSeconds).sign(signingKey);
+  return issuer.token(sub, { name: "Timing" }, expSeconds);
 }
 
 /** Rejects with `what` unless `promise` settles within `ms`. */

@@ -1,40 +1,36 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { backoffDelay } from "../../protocol/index.js";
 import { until } from "../../test-support/until.js";
-import { connect, type ConnectionStatus, type RealtimeConnection } from "../connect.js";
-import { A, guildId, jwt, NodeWebSocket, ScriptedHub } from "./support/hub.js";
+import type { ConnectionStatus } from "../connect.js";
+import { A, guildId, jwt, NodeWebSocket } from "./support/hub.js";
+import { sdkFixture } from "./support/sdk-fixture.js";
 
-let hub: ScriptedHub;
-let client: RealtimeConnection | undefined;
-afterEach(async () => {
-  client?.close();
-  await hub?.close();
-});
+const sdk = sdkFixture();
 
 const fast = { WebSocket: NodeWebSocket, backoff: { minMs: 10, maxMs: 50, factor: 2 } };
 
 describe("connect()", () => {
   it("authenticates first, goes live on the ack and applies the snapshot", async () => {
-    hub = await ScriptedHub.start();
+    const hub = await sdk.startHub();
     const statuses: ConnectionStatus[] = [];
-    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), rooms: [A], onStatus: (s) => statuses.push(s) });
+    const client = sdk.connect({ ...fast, url: hub.url, getToken: async () => jwt(600), rooms: [A], onStatus: (s) => statuses.push(s) });
     const [auth] = await until(() => hub.auths().length === 1 && hub.auths(), "the auth message");
     expect(auth).toEqual({ type: "auth", token: expect.any(String), rooms: [A], batch: true });
     hub.send({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 3 });
     hub.send({ v: 1, type: "snapshot", payload: { rooms: [{ channelId: A, name: "A", userLimit: 4, members: [] }] }, seq: 3 });
-    await until(() => client!.presence.seq === 3, "the snapshot");
+    await until(() => client.presence.seq === 3, "the snapshot");
     expect(statuses).toEqual(["connecting", "live"]);
   });
 
   it("applies each envelope of a batch frame in order, and resumes from the one before a gap inside it", async () => {
-    hub = await ScriptedHub.start();
-    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600) });
+    const hub = await sdk.startHub();
+    const client = sdk.connect({ ...fast, url: hub.url, getToken: async () => jwt(600) });
     await until(() => hub.auths().length === 1, "the auth");
     hub.ack(hub.last(), 1);
-    await until(() => client!.presence.seq === 1, "the snapshot");
+    await until(() => client.presence.seq === 1, "the snapshot");
     const joined = (seq: number, userId: string) => ({ v: 1, type: "event", event: "voice.joined", payload: { guildId, channelId: A, userId }, ts: 1, seq });
     hub.send({ v: 1, type: "batch", events: [joined(2, "210000000000000001"), joined(3, "210000000000000002")] });
-    await until(() => client!.presence.seq === 3, "both events of the batch");
+    await until(() => client.presence.seq === 3, "both events of the batch");
     expect(client.presence.membersOf(A).map((m) => m.userId)).toEqual(["210000000000000001", "210000000000000002"]);
     hub.send({ v: 1, type: "batch", events: [joined(4, "210000000000000003"), joined(6, "210000000000000004"), joined(7, "210000000000000005")] });
     const [, resume] = await until(() => hub.auths().length === 2 && hub.auths(), "a resume after the gap");
@@ -43,25 +39,25 @@ describe("connect()", () => {
   });
 
   it("resumes from its last seq after a drop, and applies the replayed events", async () => {
-    hub = await ScriptedHub.start();
-    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600) });
+    const hub = await sdk.startHub();
+    const client = sdk.connect({ ...fast, url: hub.url, getToken: async () => jwt(600) });
     await until(() => hub.auths().length === 1, "the first auth");
     hub.send({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 5 });
     hub.send({ v: 1, type: "snapshot", payload: { rooms: [{ channelId: A, name: "A", userLimit: 4, members: [] }] }, seq: 5 });
-    await until(() => client!.presence.seq === 5, "the snapshot");
+    await until(() => client.presence.seq === 5, "the snapshot");
     hub.last().terminate();
     const [, resume] = await until(() => hub.auths().length === 2 && hub.auths(), "a second auth");
     expect(resume).toMatchObject({ since: 5 });
     hub.send({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 6 });
     hub.send({ v: 1, type: "event", event: "voice.joined", payload: { guildId, channelId: A, userId: "210000000000000001" }, ts: 1, seq: 6 });
-    await until(() => client!.presence.seq === 6, "the replayed event");
+    await until(() => client.presence.seq === 6, "the replayed event");
     expect(client.presence.getSnapshot().rooms[0]!.members).toEqual([expect.objectContaining({ userId: "210000000000000001" })]);
     expect(client.status).toBe("live");
   });
 
   it("reconnects and resumes when it sees a seq gap", async () => {
-    hub = await ScriptedHub.start();
-    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600) });
+    const hub = await sdk.startHub();
+    sdk.connect({ ...fast, url: hub.url, getToken: async () => jwt(600) });
     await until(() => hub.auths().length === 1, "the first auth");
     hub.send({ v: 1, type: "snapshot", payload: { rooms: [] }, seq: 1 });
     hub.send({ v: 1, type: "event", event: "room.created", payload: { guildId, channelId: A, name: "A", userLimit: 0 }, ts: 1, seq: 3 });
@@ -70,9 +66,9 @@ describe("connect()", () => {
   });
 
   it("sends a fresh token on the open socket before the old one expires", async () => {
-    hub = await ScriptedHub.start();
+    const hub = await sdk.startHub();
     let issued = 0;
-    client = connect({ ...fast, url: hub.url, refreshBeforeExpiryMs: 61_500, getToken: async () => jwt(63, `user-${++issued}`) });
+    sdk.connect({ ...fast, url: hub.url, refreshBeforeExpiryMs: 61_500, getToken: async () => jwt(63, `user-${++issued}`) });
     await until(() => hub.auths().length === 1, "the first auth");
     await until(() => hub.auths().length === 2, "a refresh auth", 4_000);
     expect(hub.sockets).toHaveLength(1);
@@ -81,9 +77,9 @@ describe("connect()", () => {
   });
 
   it("asks for a new token and reconnects after 4401", async () => {
-    hub = await ScriptedHub.start();
+    const hub = await sdk.startHub();
     let issued = 0;
-    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600, `user-${++issued}`) });
+    sdk.connect({ ...fast, url: hub.url, getToken: async () => jwt(600, `user-${++issued}`) });
     await until(() => hub.auths().length === 1, "the first auth");
     hub.last().close(4401, "token expired");
     await until(() => hub.auths().length === 2, "a reconnect with a new token");
@@ -91,9 +87,9 @@ describe("connect()", () => {
   });
 
   it("fails for good on 4403, with the reason", async () => {
-    hub = await ScriptedHub.start();
+    const hub = await sdk.startHub();
     let detail: string | undefined;
-    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), onStatus: (s, d) => s === "failed" && (detail = d) });
+    sdk.connect({ ...fast, url: hub.url, getToken: async () => jwt(600), onStatus: (s, d) => s === "failed" && (detail = d) });
     await until(() => hub.auths().length === 1, "the first auth");
     hub.last().close(4403, "guild not allowed");
     await until(() => detail, "failed with a reason");
@@ -102,8 +98,8 @@ describe("connect()", () => {
   });
 
   it("treats a socket that stops answering pings as dead and reconnects", async () => {
-    hub = await ScriptedHub.start();
-    client = connect({ ...fast, url: hub.url, getToken: async () => jwt(600), pingIntervalMs: 50, pongTimeoutMs: 50 });
+    const hub = await sdk.startHub();
+    sdk.connect({ ...fast, url: hub.url, getToken: async () => jwt(600), pingIntervalMs: 50, pongTimeoutMs: 50 });
     await until(() => hub.auths().length === 1, "the first auth");
     await until(() => hub.received.includes("ping"), "a ping");
     hub.answerPing = false;

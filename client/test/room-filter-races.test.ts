@@ -1,15 +1,9 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { until } from "../../test-support/until.js";
-import { connect, type RealtimeConnection } from "../connect.js";
 import { A, guildId, jwt, NodeWebSocket, ScriptedHub, sleep } from "./support/hub.js";
+import { sdkFixture } from "./support/sdk-fixture.js";
 
-let hub: ScriptedHub | undefined;
-let client: RealtimeConnection | undefined;
-afterEach(async () => {
-  client?.close();
-  await hub?.close();
-  hub = client = undefined;
-});
+const sdk = sdkFixture();
 
 const B = "110000000000000002";
 const C = "110000000000000003";
@@ -21,38 +15,38 @@ const roomsMessages = (h: ScriptedHub) => h.received.filter((m) => typeof m === 
 // under the newest filter, so until the hub has answered the newest filter, a reconnect must ask for a snapshot.
 describe("room filter changes racing the hub's answers", () => {
   it("two changes in a row: the first one's answer does not make a replay safe for the second filter", async () => {
-    const h = (hub = await ScriptedHub.start());
+    const h = await sdk.startHub();
     h.onAuth = (socket) => h.ack(socket, 5);
-    client = connect({ ...fast, url: h.url, getToken: async () => jwt(600), rooms: [A] });
-    await until(() => client!.status === "live" && client!.presence.seq === 5, "live");
+    const client = sdk.connect({ ...fast, url: h.url, getToken: async () => jwt(600), rooms: [A] });
+    await until(() => client.status === "live" && client.presence.seq === 5, "live");
     client.setRooms([B]);
     client.setRooms([C]);
     await until(() => roomsMessages(h).length === 2, "both rooms messages");
     h.send(snapshot(6)); // the answer to [B]; the one to [C] is still on its way when the connection drops
-    await until(() => client!.presence.seq === 6, "the first answer");
+    await until(() => client.presence.seq === 6, "the first answer");
     h.last().close(1012, "restart");
     const reconnect = await until(() => h.auths()[1], "the reconnect");
     expect(reconnect, "C's members are unknown here: a replay cannot give them").toEqual({ type: "auth", token: expect.any(String), rooms: [C], batch: true });
   });
 
   it("a change during auth: the auth's snapshot (old filter) does not make a replay safe for the new one", async () => {
-    const h = (hub = await ScriptedHub.start());
-    client = connect({ ...fast, url: h.url, getToken: async () => jwt(600), rooms: [A] });
+    const h = await sdk.startHub();
+    const client = sdk.connect({ ...fast, url: h.url, getToken: async () => jwt(600), rooms: [A] });
     await until(() => h.auths().length === 1, "the auth");
     client.setRooms([B]);
     h.ack(h.last(), 5); // ack and the snapshot for the auth's filter [A]
-    await until(() => roomsMessages(h).length === 1 && client!.presence.seq === 5, "the rooms message and the old filter's snapshot");
+    await until(() => roomsMessages(h).length === 1 && client.presence.seq === 5, "the rooms message and the old filter's snapshot");
     h.last().close(1012, "restart"); // before the hub answered [B]
     const reconnect = await until(() => h.auths()[1], "the reconnect");
     expect(reconnect, "B's members are unknown here: a replay cannot give them").toEqual({ type: "auth", token: expect.any(String), rooms: [B], batch: true });
   });
 
   it("a token refresh after a filter change does not send the filter again", async () => {
-    const h = (hub = await ScriptedHub.start());
+    const h = await sdk.startHub();
     // Like the hub: a refresh on a live socket is answered with the ack only.
     h.onAuth = (socket) => (h.auths().length === 1 ? h.ack(socket, 5) : h.send({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 5 }, socket));
-    client = connect({ ...fast, url: h.url, getToken: async () => jwt(3), rooms: [A], refreshBeforeExpiryMs: 2_500 });
-    await until(() => client!.status === "live" && client!.presence.seq === 5, "live");
+    const client = sdk.connect({ ...fast, url: h.url, getToken: async () => jwt(3), rooms: [A], refreshBeforeExpiryMs: 2_500 });
+    await until(() => client.status === "live" && client.presence.seq === 5, "live");
     client.setRooms([B]);
     await until(() => roomsMessages(h).length === 1, "the rooms message");
     h.send(snapshot(5));

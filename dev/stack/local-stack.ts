@@ -1,8 +1,9 @@
 import { startDiscordSimulator, type DiscordSimulator } from "../discord-sim/index.js";
 import { startIdentityProvider } from "../idp/index.js";
 import { startDemoServer } from "../demo/server.js";
-import type { StackPorts } from "./ports.js";
-import { say, startProcess, type ManagedProcess } from "./processes.js";
+import { startGatewayNode } from "./gateway-node.js";
+import { listenAs, type StackPorts } from "./ports.js";
+import { say, type ManagedProcess } from "./processes.js";
 import { startWranglerDev } from "./wrangler-dev.js";
 import { DEMO_USERS, SEED_CHANNELS } from "./seed.js";
 
@@ -22,8 +23,9 @@ export interface LocalStack {
   sim: DiscordSimulator;
   urls: { worker: string; ws: string; idp: string; jwks: string; demo: string; sim: string; gatewayHealth: string };
   clientId: string;
+  /** Starts gateway-node again on the same health port (after a kill). */
   startGateway(): ManagedProcess;
-  gateway(): ManagedProcess | undefined;
+  gateway(): ManagedProcess;
   stop(): Promise<void>;
 }
 
@@ -48,7 +50,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
 
   try {
-    const sim = await startDiscordSimulator({
+    const sim = await listenAs("SIM_PORT", ports.SIM_PORT, () => startDiscordSimulator({
       port: ports.SIM_PORT,
       botToken,
       guildId,
@@ -62,44 +64,42 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         channels: SEED_CHANNELS.map(({ id: _seedId, ...channel }) => channel), // fresh ids: channel ids are global
       })),
       users: DEMO_USERS,
-    });
+    }));
     stoppers.push(() => sim.close());
     say("sim", `Discord simulator on ${sim.url}`);
 
     const demoOrigins = [`http://127.0.0.1:${ports.DEMO_PORT}`, `http://localhost:${ports.DEMO_PORT}`];
     // Multi-guild mode lets a socket into a guild only when the token lists it.
-    const idp = await startIdentityProvider({ port: ports.IDP_PORT, redirectUris: demoOrigins.map((o) => `${o}/`), guilds: [guildId, ...otherGuilds] });
+    const idp = await listenAs("IDP_PORT", ports.IDP_PORT, () =>
+      startIdentityProvider({ port: ports.IDP_PORT, redirectUris: demoOrigins.map((o) => `${o}/`), guilds: [guildId, ...otherGuilds] }));
     stoppers.push(() => idp.close());
     say("idp", `identity provider ${idp.issuer}`);
 
     const worker = await startWranglerDev({ root, port: ports.WORKER_PORT, envFile: options.devVarsPath, persistTo: options.persistTo });
     stoppers.push(() => worker.stop());
     const workerUrl = worker.url;
-    const childEnv = { ...process.env, FORCE_COLOR: "0" };
-
-    let gateway: ManagedProcess | undefined;
-    const startGateway = () => {
-      gateway = startProcess("gateway", `${root}/node_modules/.bin/tsx`, ["gateway-node/src/main.ts"], {
-        ...childEnv,
+    const gateway = await startGatewayNode({
+      root,
+      healthPort: ports.GATEWAY_HEALTH_PORT,
+      env: {
+        ...process.env,
+        FORCE_COLOR: "0",
         DISCORD_BOT_TOKEN: botToken,
         PRIMARY_GUILD_ID: guildId,
         ...(otherGuilds.length > 0 ? { ALLOWED_GUILD_IDS: otherGuilds.join(",") } : {}),
         HUB_ENDPOINT: `${workerUrl}/internal/events`,
         HUB_SECRET: hubSecret,
         DISCORD_API_BASE: sim.restBase,
-        HEALTH_PORT: String(ports.GATEWAY_HEALTH_PORT),
         LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
         ...(options.sessionFile ? { SESSION_FILE: options.sessionFile } : {}),
-      }, root);
-      return gateway;
-    };
-    startGateway();
-    stoppers.push(async () => gateway?.stop());
+      },
+    });
+    stoppers.push(() => gateway.stop());
 
-    const demo = await startDemoServer({
+    const demo = await listenAs("DEMO_PORT", ports.DEMO_PORT, () => startDemoServer({
       port: ports.DEMO_PORT,
       config: { apiBase: workerUrl, wsUrl: `ws://127.0.0.1:${ports.WORKER_PORT}/ws`, idpIssuer: idp.issuer, clientId: CLIENT_ID, simUrl: sim.url, adminRole: vars.get("ADMIN_ROLE")?.trim() || "admin" },
-    });
+    }));
     stoppers.push(() => demo.close());
 
     return {
@@ -112,10 +112,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         jwks: idp.jwksUrl,
         demo: `http://127.0.0.1:${ports.DEMO_PORT}/`,
         sim: sim.url,
-        gatewayHealth: `http://127.0.0.1:${ports.GATEWAY_HEALTH_PORT}`,
+        gatewayHealth: gateway.healthUrl,
       },
-      startGateway,
-      gateway: () => gateway,
+      startGateway: () => gateway.restart(),
+      gateway: () => gateway.process(),
       stop,
     };
   } catch (error) {

@@ -10,9 +10,13 @@ export function say(part: StackPart, line: string): void {
   process.stdout.write(`${prefix} ${line}\n`);
 }
 
+const RECENT_LINES = 100;
+
 export interface ManagedProcess {
   child: ChildProcess;
   exited: Promise<number | null>;
+  /** Its last output lines once it has exited, to tell why it did. */
+  outputAtExit(): Promise<string>;
   /** SIGTERM, then SIGKILL after a grace period. */
   stop(): Promise<void>;
   /** SIGKILL at once: a crash, with no chance to flush. */
@@ -22,13 +26,26 @@ export interface ManagedProcess {
 /** Starts a child whose output is prefixed; stop() sends SIGTERM, then SIGKILL after a grace period. */
 export function startProcess(part: StackPart, command: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): ManagedProcess {
   const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const recent: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
-    if (stream) createInterface({ input: stream }).on("line", (line) => say(part, line));
+    if (!stream) continue;
+    createInterface({ input: stream }).on("line", (line) => {
+      say(part, line);
+      recent.push(line);
+      if (recent.length > RECENT_LINES) recent.shift();
+    });
   }
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // "exit" can come before the last lines are read; "close" waits for the streams (bounded: a grandchild may hold them).
+  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
   return {
     child,
     exited,
+    async outputAtExit() {
+      await exited;
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+      return recent.join("\n");
+    },
     async kill() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       signalGroup(child, "SIGKILL");

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { freePorts } from "../../dev/stack/ports.js";
 import { CLIENT_USERS, OPS, runSchedule, SEED_CHANNELS, VOICE_USERS, type Op, type RunResult } from "./runner.js";
 import { ChaosStack } from "./stack.js";
 
@@ -33,14 +34,14 @@ const checkEvery = num("CHAOS_CHECK_EVERY", 25);
 const quiesceMs = num("CHAOS_QUIESCE_MS", 60_000);
 const skip = new Set((process.env.CHAOS_SKIP ?? "").split(",").map((s) => s.trim()).filter(Boolean));
 for (const op of skip) if (!(OPS as readonly string[]).includes(op)) throw new Error(`CHAOS_SKIP: unknown op ${op} (known: ${OPS.join(", ")})`);
-const portBase = num("CHAOS_PORT_BASE", 20780);
-const ports = { worker: portBase + 7, proxy: portBase + 6, health: portBase + 9 };
 
 describe("chaos: seeded schedules of voice activity, room changes and faults keep every view equal to Discord's", () => {
   for (const seed of seeds) {
     it(`seed ${seed} (${steps} steps)`, { timeout: 240_000 + steps * 6_000 + Math.ceil(steps / checkEvery) * quiesceMs }, async () => {
       console.log(`[chaos] seed ${seed}: ${steps} steps, checkpoint every ${checkEvery}${skip.size ? `, skipping ${[...skip].join(",")}` : ""} (reproduce: SEED=${seed} ${script.length > 0 ? `CHAOS_SCRIPT=${process.env.CHAOS_SCRIPT}` : `CHAOS_STEPS=${steps}`}${skip.size ? ` CHAOS_SKIP=${[...skip].join(",")}` : ""} npm run test:chaos)`);
       const dir = mkdtempSync(join(tmpdir(), `scr-chaos-${seed}-`));
+      // Free ports, kept for the run: the runner restarts wrangler dev and gateway-node on the same ones.
+      const ports = await freePorts(["worker", "proxy", "health"]);
       const stack = new ChaosStack({ dir, ports, users: VOICE_USERS, channels: SEED_CHANNELS });
       let result: RunResult | undefined;
       try {

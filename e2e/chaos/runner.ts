@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ChaosClient, type RoomView } from "./client.js";
-import { Prng } from "./prng.js";
+import { Prng } from "../../test-support/prng.js";
 import type { ProxyMode } from "./proxy.js";
 import { ChaosStack, GUILD } from "./stack.js";
 

@@ -1,7 +1,7 @@
 import { build } from "esbuild";
 import { createServer, request as forward, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../../dev/stack/ports.js";
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>presence</title>
 <p id="status">offline</p><ul id="rooms"></ul><script type="module" src="/page.js"></script>`;
@@ -52,11 +52,11 @@ export async function startNoWebSocketProxy(workerUrl: string): Promise<NoWebSoc
     state.upgradesRefused++;
     socket.end("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   });
-  const port = await freePort();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "127.0.0.1", resolve);
+    server.listen(0, "127.0.0.1", resolve);
   });
+  const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     get upgradesRefused() {

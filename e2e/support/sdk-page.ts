@@ -3,7 +3,7 @@
  * own WebSocket and records what an app would see (statuses, events, the presence store) for the test to read.
  * Tokens come from the test through `window.issueToken`, which Playwright exposes.
  */
-import { Prng } from "../chaos/prng.js";
+import { Prng } from "../../test-support/prng.js";
 import { connect, type ConnectionStatus, type ConnectOptions, type RealtimeConnection } from "../../client/index.js";
 
 export interface SdkPageOptions {

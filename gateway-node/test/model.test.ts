@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { memorySessionStore } from "../src/session-store.js";
 import { discordTruth, hubPicture, pictureDiff } from "./support/hub-model.js";
 import { FAST, startHarness, until, type Harness } from "./support/harness.js";
-import { pick, seededRandom } from "./support/prng.js";
+import { pick, seededRandom } from "../../test-support/prng.js";
 
 /**
  * The gateway's promise, checked against a model: whatever Discord does, however the hub fails and however the

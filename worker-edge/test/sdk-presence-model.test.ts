@@ -9,18 +9,7 @@ import { authed, edgeFetch, newChannelId, newUserId, postInternal } from "./supp
 import { EdgeSocket } from "./support/sdk-socket.js";
 import { joined, left, roomCreated, roomDeleted } from "./support/events.js";
 import { mintToken } from "./support/tokens.js";
-
-/** mulberry32: a small seeded generator, so a failing schedule can be replayed. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../../test-support/prng.js";
 
 /**
  * The SDK's SSE transport calls the global fetch: this one sends its requests to the Worker in this isolate, and
@@ -74,7 +63,7 @@ const until = async (check: () => boolean | Promise<boolean>, what: string, time
 };
 
 async function runSchedule(seed: number, steps: number, transport: "websocket" | "sse"): Promise<void> {
-  const random = generator(seed);
+  const random = seededRandom(seed);
   const pick = <T>(list: T[]): T => list[Math.floor(random() * list.length)]!;
   const viewer = newUserId();
   const token = await mintToken({ sub: viewer });

@@ -1,17 +1,28 @@
-/** mulberry32: a small, fast, seedable PRNG; the same seed gives the same schedule. */
-export class Prng {
-  private state: number;
+// Seeded randomness for tests, so a failing schedule can be replayed from its seed. Pure: the edge tests run it in workerd.
 
-  constructor(readonly seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
+/** mulberry32: a small, fast, seedable generator of numbers in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+export function pick<T>(random: () => number, items: readonly T[]): T {
+  if (items.length === 0) throw new Error("pick from an empty list");
+  return items[Math.floor(random() * items.length)]!;
+}
+
+/** seededRandom with the draws a schedule needs. */
+export class Prng {
+  readonly next: () => number;
+
+  constructor(readonly seed: number) {
+    this.next = seededRandom(seed);
   }
 
   /** An integer in [min, max]. */
@@ -24,8 +35,7 @@ export class Prng {
   }
 
   pick<T>(items: readonly T[]): T {
-    if (items.length === 0) throw new Error("pick from an empty list");
-    return items[Math.floor(this.next() * items.length)]!;
+    return pick(this.next, items);
   }
 
   /** A key chosen with probability proportional to its weight (weights ≤ 0 are never chosen). */
