@@ -12,6 +12,7 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from "./connect.js";
-export { SseSocket, eventsUrl, socketFactory, type Transport } from "./sse.js";
+export { eventsUrl } from "./sse-transport.js";
+export type { Transport } from "./transport.js";
 export { PresenceStore, presenceDiff, type PresenceDiff, type PresenceSnapshot, type ApplyResult } from "./presence.js";
 export type { EventEnvelope, Member, Room } from "./types.js";

@@ -94,7 +94,7 @@ console.log(JSON.stringify({ sdk: Object.keys(sdk).sort(), rest: Object.keys(res
       scratch,
     );
     const result = JSON.parse(output) as { sdk: string[]; rest: string[]; react: string[]; types: string[] };
-    expect(result.sdk).toEqual(["CONNECT_DEFAULTS", "PresenceStore", "SseSocket", "connect", "eventsUrl", "presenceDiff", "socketFactory", "tokenExpiry"]);
+    expect(result.sdk).toEqual(["CONNECT_DEFAULTS", "PresenceStore", "connect", "eventsUrl", "presenceDiff", "tokenExpiry"]);
     expect(result.rest).toEqual(["REST_DEFAULTS", "RealtimeApiError", "createRealtimeApi"]);
     expect(result.react).toEqual([
       "RealtimeProvider",
