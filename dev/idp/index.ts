@@ -81,6 +81,7 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
   const signingKey = { ...(await exportJWK(privateKey)), kid: randomBytes(8).toString("hex"), alg: "RS256", use: "sig" };
   const ttl = options.tokenTtlSeconds ?? 600;
 
+  const loopback = options.allowLoopbackRedirects ?? true;
   const provider = new Provider(issuer, {
     clients: [
       {
@@ -96,6 +97,12 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
     jwks: { keys: [signingKey] },
     cookies: { keys: [randomBytes(32).toString("hex")] },
     pkce: { required: () => true },
+    // A browser app calls the token endpoint from its own origin: the origins of its redirect URIs may, as may any
+    // loopback origin when loopback redirects are accepted.
+    clientBasedCORS: (_ctx, origin, client) =>
+      origin !== "null" &&
+      ((client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin) ||
+        (loopback && client.clientId === LOCAL_CLIENT_ID && isLoopbackRedirect(`${origin}/`))),
     claims: { openid: ["sub"], profile: ["name"] },
     findAccount: (_ctx, sub) => {
       const user = localUser(sub);
@@ -126,7 +133,7 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
     ttl: { AccessToken: ttl, AuthorizationCode: 60, RefreshToken: 24 * 3600, Interaction: 3600, Session: 24 * 3600, Grant: 24 * 3600, IdToken: ttl },
   });
-  if (options.allowLoopbackRedirects ?? true) allowLoopbackRedirects(provider);
+  if (loopback) allowLoopbackRedirects(provider);
   provider.on("server_error", (_ctx, error) => console.error(JSON.stringify({ level: "error", msg: "identity provider error", error: error.message })));
 
   const callback = provider.callback();

@@ -49,7 +49,8 @@ function pkce() {
 async function exchange(issuer: string, code: string, verifier: string, redirect = REDIRECT) {
   return fetch(`${issuer}/token`, {
     method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
+    // As a browser app sends it, from the page at its redirect URI.
+    headers: { "content-type": "application/x-www-form-urlencoded", origin: new URL(redirect).origin },
     body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: redirect, client_id: LOCAL_CLIENT_ID, code_verifier: verifier }),
   });
 }
@@ -117,7 +118,10 @@ describe("the local identity provider's redirect URIs", () => {
       const code = await authorize(idp.issuer, challenge, "310000000000000001", redirect);
       const response = await exchange(idp.issuer, code, verifier, redirect);
       expect(response.status, redirect).toBe(200);
+      expect(response.headers.get("access-control-allow-origin"), "the page may read the tokens (CORS)").toBe(new URL(redirect).origin);
     }
+    const foreign = await fetch(`${idp.issuer}/token`, { method: "POST", headers: { origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=refresh_token&refresh_token=x&client_id=spell-coven-demo" });
+    expect(foreign.headers.get("access-control-allow-origin")).toBeNull();
   });
 
   it("still refuses a redirect off this machine, and loopback ones when they are turned off", async () => {
