@@ -1,7 +1,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", "client/dist/", ".wrangler/", "worker-edge/worker-configuration.d.ts", "e2e/screenshots/"] },
+  { ignores: ["node_modules/", "dist/", "client/dist/", ".wrangler/", "worker-edge/worker-configuration.d.ts", "e2e/screenshots/", "examples/*/dist/"] },
   ...tseslint.configs.recommended,
   {
     rules: {
