@@ -9,8 +9,10 @@ export {
   type EnvelopeOf,
   type EventListener,
   type RealtimeConnection,
+  type WebSocketConstructor,
+  type WebSocketLike,
 } from "./connect.js";
-export { SseSocket, eventsUrl, socketFactory } from "./sse.js";
-export type { Transport, WebSocketConstructor, WebSocketLike } from "./transport.js";
+export { eventsUrl } from "./sse-transport.js";
+export type { Transport } from "./transport.js";
 export { PresenceStore, presenceDiff, type PresenceDiff, type PresenceSnapshot, type ApplyResult } from "./presence.js";
 export type { EventEnvelope, Member, Room } from "./types.js";

@@ -59,7 +59,11 @@ export class PresenceStore {
     return this.current.rooms.find((room) => room.members.some((m) => m.userId === userId));
   }
 
-  /** Calls `listener` with who joined, left or moved and which rooms were created or deleted, after each change. */
+  /**
+   * Calls `listener` with who joined, left or moved and which rooms were created or deleted, after each change: an
+   * event, or a snapshot that replaces the state (after a resync). The first snapshot is not a change: it is the
+   * picture `getSnapshot()` holds.
+   */
   onChange(listener: (diff: PresenceDiff) => void): () => void {
     this.diffListeners.add(listener);
     return () => this.diffListeners.delete(listener);
@@ -75,8 +79,10 @@ export class PresenceStore {
         return [room.channelId, JSON.stringify(previous) === JSON.stringify(fresh) ? previous! : fresh];
       }),
     );
+    // The first snapshot is the picture, not a change: onChange reports nobody as joined for it.
+    const initial = !this.synced;
     this.synced = true;
-    this.publish(message.seq);
+    this.publish(message.seq, !initial);
   }
 
   applyEvent(envelope: EventEnvelope): ApplyResult {
@@ -138,11 +144,11 @@ export class PresenceStore {
     }
   }
 
-  private publish(seq: number): void {
+  private publish(seq: number, change = true): void {
     const before = this.current.rooms;
     this.current = { seq, rooms: [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name) || a.channelId.localeCompare(b.channelId)) };
     for (const listener of this.listeners) callListener(listener);
-    if (this.diffListeners.size === 0) return;
+    if (!change || this.diffListeners.size === 0) return;
     const diff = presenceDiff(before, this.current.rooms);
     if (Object.values(diff).some((list) => list.length > 0)) for (const listener of this.diffListeners) callListener(() => listener(diff));
   }

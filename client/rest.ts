@@ -1,4 +1,5 @@
 import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
+import { corsBlockedOrigin, corsMessage } from "./cors.js";
 import { CreateRoomResponse, EndRoomResponse, ErrorBody, RoomsResponse } from "./rest-schemas.js";
 import type * as protocol from "./types.js";
 import { invalid, type Validator } from "./validate.js";
@@ -13,6 +14,21 @@ export class RealtimeApiError extends Error {
     readonly issues?: protocol.ErrorBody["issues"],
   ) {
     super(message);
+  }
+}
+
+/**
+ * The browser blocked the service's response to this page (CORS): the service answers, but does not allow this
+ * page's origin (its WEB_ORIGIN). Not retried: no retry can succeed until the service's configuration changes.
+ */
+export class RealtimeCorsError extends Error {
+  override readonly name = "RealtimeCorsError";
+  constructor(
+    readonly url: string,
+    /** The page's origin, the one to add to WEB_ORIGIN. */
+    readonly origin: string,
+  ) {
+    super(corsMessage(url, origin));
   }
 }
 
@@ -56,12 +72,21 @@ export function createRealtimeApi(options: RealtimeApiOptions) {
   ): Promise<T> => {
     const limit = AbortSignal.timeout(settings.timeoutMs);
     const ended = signal ? AbortSignal.any([signal, limit]) : limit;
-    const response = await (options.fetch ?? fetch)(`${options.baseUrl.replace(/\/$/, "")}${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${await options.getToken()}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: ended,
-    });
+    const fetchImpl = options.fetch ?? fetch;
+    const url = `${options.baseUrl.replace(/\/$/, "")}${path}`;
+    let response: Response;
+    try {
+      response = await fetchImpl(url, {
+        method,
+        headers: { Authorization: `Bearer ${await options.getToken()}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }), ...headers },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: ended,
+      });
+    } catch (error) {
+      // A network failure and a CORS block look alike (a TypeError): tell them apart, as only one can heal by itself.
+      const blockedFor = error instanceof TypeError && !ended.aborted ? await corsBlockedOrigin(url, fetchImpl) : undefined;
+      throw blockedFor ? new RealtimeCorsError(url, blockedFor) : error;
+    }
     const json: unknown = await response.json().catch((error: unknown) => {
       // A body cut short by the timeout or the caller's abort is that failure (retried or final), not an empty body.
       if (ended.aborted) throw ended.reason;

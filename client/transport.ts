@@ -1,16 +1,36 @@
-/** What a transport gives the connection: a socket-shaped object, so connect() never knows which one it drives. */
+// One interface for the ways a connection can reach the hub. The connection drives a HubTransport and hears
+// back through TransportHandlers; it never knows which transport it has.
 
-/** The subset of the WebSocket API the client uses; browsers' and the `ws` package's both fit. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-}
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-/** "websocket", "sse" (server-sent events over fetch streaming) or "auto" (WebSockets, SSE once they are blocked). */
+/** The `transport` option: "websocket" (the default), "sse" (server-sent events) or "auto" (see connect()). */
 export type Transport = "websocket" | "sse" | "auto";
+
+/** The first message of a connection (`since`, `rooms`, `batch`), or a token refresh on a live one (token only). */
+export interface AuthRequest {
+  token: string;
+  since?: number;
+  rooms?: string[];
+  batch?: true;
+}
+
+export interface TransportHandlers {
+  /** Ready for the auth message. */
+  onOpen(): void;
+  /** A message from the hub, parsed from JSON (undefined for text that is not JSON); the connection validates it. */
+  onMessage(message: unknown): void;
+  /** The far end answered a ping (any message also proves it is alive). */
+  onAlive(): void;
+  /** The transport ended, with a socket close code; called once, and never after close(). */
+  onClose(code: number, reason: string): void;
+}
+
+export interface HubTransport {
+  authenticate(auth: AuthRequest): void;
+  /** Replaces the room filter (undefined: every room); the hub answers with a snapshot. */
+  setRooms(rooms: string[] | undefined): void;
+  /** Asks the far end to prove it is alive: onAlive follows if it is. */
+  ping(): void;
+  /** Ends the transport from this side, without a call to onClose. */
+  close(code: number, reason: string): void;
+}
+
+export type TransportFactory = (url: string, handlers: TransportHandlers) => HubTransport;

@@ -7,6 +7,7 @@ import { describeDevVarsUpdate, ensureDevVars } from "./stack/dev-vars.js";
 import { startLocalStack, type LocalStack } from "./stack/local-stack.js";
 import { assertPortsFree, PortError, stackPorts } from "./stack/ports.js";
 import { say } from "./stack/processes.js";
+import { redirectUrisFromEnv } from "./idp/redirects.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     devVarsPath: `${ROOT}.dev.vars`,
     vars,
     sessionFile: `${ROOT}.dev-state/gateway-session.json`,
+    idpRedirectUris: redirectUrisFromEnv(),
   });
   running.stack = stack;
   say("stack", `Worker ${stack.urls.worker}  ·  simulator ${stack.urls.sim}/_sim/state  ·  gateway ${stack.urls.gatewayHealth}/healthz`);

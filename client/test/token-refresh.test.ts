@@ -4,7 +4,7 @@ import { guildId, jwt } from "./support/hub.js";
 
 /**
  * An in-memory hub socket: the one place a fake clock is needed (a month of time), so no real server here.
- * It acknowledges every auth and answers pings.
+ * It answers auths and pings as the hub does.
  */
 class LoopbackSocket implements WebSocketLike {
   static opened: LoopbackSocket[] = [];
@@ -25,8 +25,11 @@ class LoopbackSocket implements WebSocketLike {
 
   send(data: string): void {
     this.sent.push(data);
-    const reply = data === "ping" ? "pong" : JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 0 });
-    queueMicrotask(() => this.onmessage?.({ data: reply }));
+    // Like the hub: a ping is answered with a pong, the first auth with auth.ok and a snapshot, a refresh with auth.ok.
+    const ack = JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId, seq: 0 });
+    const snapshot = JSON.stringify({ v: 1, type: "snapshot", payload: { rooms: [] }, seq: 0 });
+    const replies = data === "ping" ? ["pong"] : this.auths().length === 1 ? [ack, snapshot] : [ack];
+    for (const reply of replies) queueMicrotask(() => this.onmessage?.({ data: reply }));
   }
 
   close(): void {

@@ -14,7 +14,13 @@ export const LOCAL_CLIENT_ID = "spell-coven-demo";
 export interface IdentityProviderOptions {
   port?: number;
   host?: string;
+  /** Redirect URIs the public client may use besides the loopback ones (the demo's, IDP_REDIRECT_URIS). */
   redirectUris: string[];
+  /**
+   * Whether any loopback redirect URI (http://127.0.0.1:<any port>/…, http://localhost:…, http://[::1]:…) is
+   * accepted too, so an app of a developer's own on any local port can sign in; on by default (a local provider).
+   */
+  allowLoopbackRedirects?: boolean;
   /** Lifetime of access tokens; short so the client's refresh path runs. */
   tokenTtlSeconds?: number;
   /** Guilds put in every token's `guilds` claim. */
@@ -30,6 +36,27 @@ async function logoutSource(ctx: { body?: unknown }, form: string): Promise<void
 <body>${form}<input type="hidden" name="logout" value="yes" form="op.logoutForm">
 <p>Signing out of the local identity provider…</p><button type="submit" form="op.logoutForm">Sign out</button>
 <script>document.getElementById("op.logoutForm").submit()</script></body></html>`;
+}
+
+/** The hosts of a loopback redirect URI (RFC 8252 §7.3 and §8.3: the port is the app's to choose). */
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/** An http URI on a loopback host, any port, without credentials or fragment: only this machine receives the code. */
+export function isLoopbackRedirect(uri: string): boolean {
+  const url = URL.parse(uri);
+  return url !== null && url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname) && !url.username && !url.password && !url.hash;
+}
+
+/** The public client accepts any loopback redirect (and post-logout redirect) besides its registered ones. */
+function allowLoopbackRedirects(provider: Provider): void {
+  const { prototype } = provider.Client;
+  const registered = { redirect: prototype.redirectUriAllowed, logout: prototype.postLogoutRedirectUriAllowed };
+  prototype.redirectUriAllowed = function (uri) {
+    return registered.redirect.call(this, uri) || (this.clientId === LOCAL_CLIENT_ID && isLoopbackRedirect(uri));
+  };
+  prototype.postLogoutRedirectUriAllowed = function (uri) {
+    return registered.logout.call(this, uri) || (this.clientId === LOCAL_CLIENT_ID && isLoopbackRedirect(uri));
+  };
 }
 
 export interface IdentityProvider {
@@ -54,6 +81,7 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
   const signingKey = { ...(await exportJWK(privateKey)), kid: randomBytes(8).toString("hex"), alg: "RS256", use: "sig" };
   const ttl = options.tokenTtlSeconds ?? 600;
 
+  const loopback = options.allowLoopbackRedirects ?? true;
   const provider = new Provider(issuer, {
     clients: [
       {
@@ -69,6 +97,12 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
     jwks: { keys: [signingKey] },
     cookies: { keys: [randomBytes(32).toString("hex")] },
     pkce: { required: () => true },
+    // A browser app calls the token endpoint from its own origin: the origins of its redirect URIs may, as may any
+    // loopback origin when loopback redirects are accepted.
+    clientBasedCORS: (_ctx, origin, client) =>
+      origin !== "null" &&
+      ((client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin) ||
+        (loopback && client.clientId === LOCAL_CLIENT_ID && isLoopbackRedirect(`${origin}/`))),
     claims: { openid: ["sub"], profile: ["name"] },
     findAccount: (_ctx, sub) => {
       const user = localUser(sub);
@@ -99,6 +133,7 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
     ttl: { AccessToken: ttl, AuthorizationCode: 60, RefreshToken: 24 * 3600, Interaction: 3600, Session: 24 * 3600, Grant: 24 * 3600, IdToken: ttl },
   });
+  if (loopback) allowLoopbackRedirects(provider);
   provider.on("server_error", (_ctx, error) => console.error(JSON.stringify({ level: "error", msg: "identity provider error", error: error.message })));
 
   const callback = provider.callback();

@@ -17,6 +17,8 @@ export interface LocalStackOptions {
   persistTo?: string;
   sessionFile?: string;
   heartbeatIntervalMs?: number;
+  /** Redirect URIs the identity provider accepts besides the demo's and any loopback one (IDP_REDIRECT_URIS). */
+  idpRedirectUris?: string[];
 }
 
 export interface LocalStack {
@@ -71,7 +73,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const demoOrigins = [`http://127.0.0.1:${ports.DEMO_PORT}`, `http://localhost:${ports.DEMO_PORT}`];
     // Multi-guild mode lets a socket into a guild only when the token lists it.
     const idp = await listenAs("IDP_PORT", ports.IDP_PORT, () =>
-      startIdentityProvider({ port: ports.IDP_PORT, redirectUris: demoOrigins.map((o) => `${o}/`), guilds: [guildId, ...otherGuilds] }));
+      startIdentityProvider({ port: ports.IDP_PORT, redirectUris: [...demoOrigins.map((o) => `${o}/`), ...(options.idpRedirectUris ?? [])], guilds: [guildId, ...otherGuilds] }));
     stoppers.push(() => idp.close());
     say("idp", `identity provider ${idp.issuer}`);
 

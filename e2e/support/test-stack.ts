@@ -11,19 +11,25 @@ export interface TestStack extends LocalStack {
   dir: string;
 }
 
+export interface TestStackOptions {
+  /** Worker variables that replace the generated local ones (e.g. WEB_ORIGIN for an app on its own port). */
+  vars?: Record<string, string>;
+}
+
 /**
  * The whole local stack on free ports (so it runs beside a developer's stack and other test runs), with a
  * private vars file, fresh Durable Object state and a session file.
  */
-export function startTestStack(): Promise<TestStack> {
-  return onFreePorts(STACK_PORT_NAMES, startOnPorts);
+export function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
+  return onFreePorts(STACK_PORT_NAMES, (ports) => startOnPorts(ports, options));
 }
 
-async function startOnPorts(ports: StackPorts): Promise<TestStack> {
+async function startOnPorts(ports: StackPorts, options: TestStackOptions): Promise<TestStack> {
   const dir = mkdtempSync(join(tmpdir(), "scr-e2e-"));
   try {
     const devVarsPath = join(dir, "dev.vars");
-    const text = renderDevVars(ROOT, ports);
+    let text = renderDevVars(ROOT, ports);
+    for (const [name, value] of Object.entries(options.vars ?? {})) text = text.replace(new RegExp(`^${name}=.*$`, "m"), `${name}=${value}`);
     writeFileSync(devVarsPath, text);
     const vars = parseDotEnv(text);
     const stack = await startLocalStack({

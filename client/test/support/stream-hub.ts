@@ -16,8 +16,8 @@ export interface StreamRequest {
 export class StreamHub {
   readonly requests: StreamRequest[] = [];
   upgradesRefused = 0;
-  /** Answers each stream request; by default 200 with the ack's headers, left open. */
-  onRequest: (request: StreamRequest) => void = (request) => this.accept(request, 1);
+  /** Answers each stream request; by default 200 with the ack's headers (the hub at the client's last id, or 1), left open. */
+  onRequest: (request: StreamRequest) => void = (request) => this.accept(request, Number(request.headers["last-event-id"] ?? 1));
 
   private constructor(private readonly server: Server) {
     server.on("request", (req, res) => {
