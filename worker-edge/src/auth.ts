@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, errors, importJWK, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
+import * as clock from "./clock.js";
 import type { EdgeConfig } from "./config.js";
 
 /** Asymmetric algorithms only: `none` and HS* (which would let a public key act as a shared secret) never verify. */
@@ -78,7 +79,7 @@ export async function verifyAppToken(token: string, config: EdgeConfig): Promise
   let cache = verifiedTokens.get(config);
   if (!cache) verifiedTokens.set(config, (cache = new Map()));
   const digest = await tokenDigest(token);
-  const now = Date.now();
+  const now = clock.now();
   const hit = cache.get(digest);
   if (hit && hit.until > now) return hit.user;
   if (hit) cache.delete(digest);
@@ -103,6 +104,7 @@ async function verifyUncached(token: string, config: EdgeConfig): Promise<AppUse
       algorithms: ALLOWED_ALGORITHMS,
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ["exp", "sub", "iss", "aud"],
+      currentDate: new Date(clock.now()),
     };
     ({ payload } = await jwtVerify(token, key, options));
   } catch (error) {
@@ -111,7 +113,7 @@ async function verifyUncached(token: string, config: EdgeConfig): Promise<AppUse
   const claims = AppClaims.safeParse(payload);
   if (!claims.success) throw new AuthError("token claims are malformed");
   // The clock tolerance is for nbf/iat skew; expiry is strict, so no token is accepted only to be cut at once.
-  if (claims.data.exp * 1000 <= Date.now()) throw new AuthError("token expired");
+  if (claims.data.exp * 1000 <= clock.now()) throw new AuthError("token expired");
   return {
     userId: claims.data.sub,
     name: claims.data.name,

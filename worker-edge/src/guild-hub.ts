@@ -21,6 +21,7 @@ import { edgeConfig, isMultiGuild, type EdgeConfig } from "./config.js";
 import { DiscordRest } from "./discord-rest.js";
 import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
+import * as clock from "./clock.js";
 import { errorFields, log } from "./log.js";
 import { closeOverdueSockets, dueIdleRooms, isDue, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
 import { Audience } from "./hub/audience.js";
@@ -50,7 +51,15 @@ export class GuildHub extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.store = new HubStore(ctx.storage.sql);
+    try {
+      this.store = new HubStore(ctx.storage);
+    } catch (error) {
+      log("error", "GuildHub could not migrate its storage", { objectId: ctx.id.toString(), ...errorFields(error) });
+      throw error; // serving on a schema the code does not know would corrupt it
+    }
+    if (this.store.schema.from !== this.store.schema.to) {
+      log("info", "GuildHub migrated its storage", { guildId: this.store.guildId, ...this.store.schema });
+    }
     this.census = new SocketCensus(() => ctx.getWebSockets());
     this.audience = new Audience(() => ctx.getWebSockets());
     // Answered by the runtime itself, so a heartbeat never wakes a hibernated hub.
@@ -100,12 +109,12 @@ export class GuildHub extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     this.alarmAt = undefined; // the runtime clears the alarm it fires
-    const firedAt = Date.now();
+    const firedAt = clock.now();
     try {
       await this.onDeadlines(firedAt);
     } catch (error) {
       log("error", "GuildHub alarm failed", { guildId: this.guildId, ...errorFields(error) });
-      await this.scheduleAlarm(Date.now() + 5_000, firedAt); // try again rather than leave deadlines unenforced
+      await this.scheduleAlarm(clock.now() + 5_000, firedAt); // try again rather than leave deadlines unenforced
     }
   }
 
@@ -121,7 +130,7 @@ export class GuildHub extends DurableObject<Env> {
       log("warn", "GuildHub refused a superseded gateway", { guildId, epoch: lease.epoch, instance: lease.instance });
       return failure(new ApiError(409, "superseded", "a newer gateway serves this guild; stand down"));
     }
-    const now = Date.now();
+    const now = clock.now();
     let accepted = 0;
     let duplicates = 0;
     const produced: AppEvent[] = [];
@@ -162,14 +171,14 @@ export class GuildHub extends DurableObject<Env> {
       const inFlight = this.creating.get(`${request.userId}\n${key}`);
       if (inFlight) return inFlight;
     }
-    const refusal = this.admitCreate(request.userId, Date.now());
+    const refusal = this.admitCreate(request.userId, clock.now());
     if (refusal) return failure(refusal);
     const creation = this.createInDiscord(request);
     if (key === undefined) return creation;
     this.creating.set(`${request.userId}\n${key}`, creation);
     try {
       const result = await creation;
-      if (result.ok) this.store.saveIdempotentResult(request.userId, key, JSON.stringify(result.value), Date.now());
+      if (result.ok) this.store.saveIdempotentResult(request.userId, key, JSON.stringify(result.value), clock.now());
       return result;
     } finally {
       this.creating.delete(`${request.userId}\n${key}`);
@@ -188,7 +197,7 @@ export class GuildHub extends DurableObject<Env> {
     } catch (error) {
       return failureOf(error);
     }
-    const now = Date.now();
+    const now = clock.now();
     this.publish(roomDeleted(this.store, { guildId: request.guildId, channelId: request.channelId }, now), now);
     return { ok: true, value: { ok: true } };
   }
@@ -209,7 +218,7 @@ export class GuildHub extends DurableObject<Env> {
       return new Response(null, { status: 101, webSocket: client });
     }
     this.ctx.acceptWebSocket(server);
-    const authDeadline = Date.now() + AUTH_TIMEOUT_MS;
+    const authDeadline = clock.now() + AUTH_TIMEOUT_MS;
     this.setSocket(server, { phase: "pending", conn: connectionId(), authDeadline });
     await this.scheduleAlarm(authDeadline);
     return new Response(null, { status: 101, webSocket: client });
@@ -229,7 +238,7 @@ export class GuildHub extends DurableObject<Env> {
   private changeRooms(ws: WebSocket, message: ClientRooms): void {
     const current = attachmentOf(ws);
     if (current?.phase !== "live") return this.reject(ws, CloseCode.badMessage, "authenticate first");
-    const now = Date.now();
+    const now = clock.now();
     if (current.expiresAt <= now) return this.reject(ws, CloseCode.unauthorized, "token expired");
     const changed = withRoomFilter(current, message.rooms, now);
     if (!("attachment" in changed)) return this.reject(ws, CloseCode.tooMany, "changing rooms too often");
@@ -239,7 +248,7 @@ export class GuildHub extends DurableObject<Env> {
 
   private async authenticate(ws: WebSocket, auth: ClientAuth): Promise<void> {
     const previous = attachmentOf(ws);
-    const now = Date.now();
+    const now = clock.now();
     let reauth;
     if (previous?.phase === "live") {
       // Each auth is a signature check and an alarm write on the guild's one thread: bound how often.
@@ -338,9 +347,9 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   private async onDeadlines(firedAt: number): Promise<void> {
-    closeOverdueSockets(this.ctx.getWebSockets(), Date.now());
+    closeOverdueSockets(this.ctx.getWebSockets(), clock.now());
     await this.endIdleRooms();
-    this.store.prune(Date.now(), true);
+    this.store.prune(clock.now(), true);
     // Recomputed after every await: sockets accepted and rooms emptied meanwhile have deadlines too.
     const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets()), nextIdleDeadline(this.store, this.idleTtlMs));
     await this.scheduleAlarm(next, firedAt);
@@ -348,17 +357,17 @@ export class GuildHub extends DurableObject<Env> {
 
   private async endIdleRooms(): Promise<void> {
     const ttlMs = this.idleTtlMs;
-    for (const channelId of dueIdleRooms(this.store, ttlMs, Date.now())) {
+    for (const channelId of dueIdleRooms(this.store, ttlMs, clock.now())) {
       // A join may have landed while an earlier delete was awaited.
-      if (!isDue(this.store, channelId, ttlMs, Date.now())) continue;
+      if (!isDue(this.store, channelId, ttlMs, clock.now())) continue;
       try {
         await this.discord().deleteChannel(channelId, "Spell Coven room idle");
       } catch (error) {
         log("warn", "GuildHub could not end idle room", { guildId: this.guildId, channelId, ...errorFields(error) });
-        this.store.setRoomEmptySince(channelId, Date.now()); // try again after another TTL
+        this.store.setRoomEmptySince(channelId, clock.now()); // try again after another TTL
         continue;
       }
-      const now = Date.now();
+      const now = clock.now();
       this.publish(roomDeleted(this.store, { guildId: this.guildId, channelId }, now), now);
     }
   }
@@ -394,7 +403,7 @@ export class GuildHub extends DurableObject<Env> {
     } catch (error) {
       return failureOf(error);
     }
-    const now = Date.now();
+    const now = clock.now();
     const created = {
       guildId: request.guildId,
       channelId: channel.id,

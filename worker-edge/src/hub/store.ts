@@ -1,4 +1,5 @@
 import { Snowflake, type AppEvent, type GatewayLease, type GuildSyncPayload, type Member, type Room } from "../../../protocol/index.js";
+import { migrate } from "./migrations.js";
 import { CreateRoomPolicy, type Bucket } from "./rate-limit.js";
 
 /** Bounds on what the hub keeps: the replay buffer by count and age, event ids and idempotency keys by age. */
@@ -36,32 +37,6 @@ export interface MemberRecord extends Member {
 
 type Row = Record<string, SqlStorageValue>;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rooms (
-  channel_id TEXT PRIMARY KEY, name TEXT NOT NULL, parent_id TEXT, user_limit INTEGER NOT NULL,
-  creator_id TEXT, empty_since INTEGER
-);
-CREATE TABLE IF NOT EXISTS members (
-  user_id TEXT PRIMARY KEY, channel_id TEXT NOT NULL, username TEXT, avatar TEXT
-);
-CREATE TABLE IF NOT EXISTS events (
-  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, event TEXT NOT NULL, channel_id TEXT NOT NULL, message TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS seen_ids (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS ended_rooms (channel_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS displaced_rooms (channel_id TEXT PRIMARY KEY, creator_id TEXT NOT NULL, at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS seen_ids_at ON seen_ids (at);
-CREATE TABLE IF NOT EXISTS idempotency (
-  user_id TEXT NOT NULL, key TEXT NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (user_id, key)
-);
-CREATE TABLE IF NOT EXISTS create_buckets (user_id TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS sync_parts (
-  sync_id TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, picture TEXT NOT NULL, at INTEGER NOT NULL,
-  arrival INTEGER NOT NULL, PRIMARY KEY (sync_id, idx)
-);
-`;
-
 /** The picture one sync part carries. */
 export type SyncPicture = Pick<GuildSyncPayload, "channels" | "voiceStates">;
 
@@ -78,8 +53,19 @@ export class HubStore {
   private snapshot?: Room[];
   private lastSweep = -Infinity;
 
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(SCHEMA);
+  private readonly sql: SqlStorage;
+  /** The schema versions this object found and left (see migrations.ts). */
+  readonly schema: { from: number; to: number };
+
+  /** Migrates the storage first: nothing reads or writes it on an older schema. */
+  constructor(private readonly storage: DurableObjectStorage) {
+    this.schema = migrate(storage);
+    this.sql = storage.sql;
+  }
+
+  /** Runs `body` as one transaction: every write in it lands, or none does. */
+  transaction<T>(body: () => T): T {
+    return this.storage.transactionSync(body);
   }
 
   // --- meta

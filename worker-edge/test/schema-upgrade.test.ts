@@ -1,0 +1,125 @@
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { ServerMessage } from "../../protocol/index.js";
+import { advanceClockTo, resetClock } from "../src/clock.js";
+import { currentVersion, MIGRATIONS, SCHEMA_VERSION } from "../src/hub/migrations.js";
+import schema1 from "./fixtures/hub-schema-1-adedeb0.sql?raw";
+import schema2 from "./fixtures/hub-schema-2-d07b7ba.sql?raw";
+import schema3 from "./fixtures/hub-schema-3-a643564.sql?raw";
+import schema4 from "./fixtures/hub-schema-4-c459d24.sql?raw";
+import schema5 from "./fixtures/hub-schema-5-e35e344.sql?raw";
+import { TEST_GUILD_ID } from "./support/bindings.js";
+import { DiscordFake } from "./support/discord-fake.js";
+import { TestSocket } from "./support/edge.js";
+import { mintToken } from "./support/tokens.js";
+
+/**
+ * A deploy meets storage written by every schema the repository has shipped: each fixture is one of them with the
+ * rows its code wrote. The hub wakes on it with today's code, migrates before serving, and serves it intact.
+ */
+const FIXTURE_TIME = 1_893_456_000_000; // the fixtures' "now" (2030-01-01)
+const ROOM_A = "400000000000900001";
+const ROOM_B = "400000000000900002";
+const CREATOR = "500000000000900001";
+const TAMSIN = "500000000000900011";
+const RAVI = "500000000000900012";
+
+const fixtures = [
+  { commit: "adedeb0", sql: schema1, buckets: false, syncPart: false },
+  { commit: "d07b7ba", sql: schema2, buckets: false, syncPart: false },
+  { commit: "a643564", sql: schema3, buckets: true, syncPart: true },
+  { commit: "c459d24", sql: schema4, buckets: true, syncPart: true },
+  { commit: "e35e344", sql: schema5, buckets: true, syncPart: true },
+];
+
+let discord: DiscordFake;
+beforeEach(() => {
+  discord = new DiscordFake();
+  discord.install();
+});
+afterEach(() => vi.restoreAllMocks());
+afterAll(() => resetClock());
+
+/** A hub object whose storage holds exactly `sql`, as a previous deploy left it; the next call wakes it anew. */
+async function hubWithStorage(name: string, sql: string) {
+  const stub = env.GUILD_HUB.get(env.GUILD_HUB.idFromName(name));
+  await runInDurableObject(stub, (_hub, state) => {
+    const tables = state.storage.sql
+      .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'sqlite_%'")
+      .toArray();
+    for (const { name: table } of tables) state.storage.sql.exec(`DROP TABLE "${table}"`);
+    state.storage.sql.exec(sql);
+  });
+  await evictDurableObject(stub);
+  return stub;
+}
+
+async function openSocket(stub: ReturnType<typeof env.GUILD_HUB.get>): Promise<TestSocket> {
+  const response = await stub.fetch(new Request("https://edge.test/ws", { headers: { Upgrade: "websocket" } }));
+  if (!response.webSocket) throw new Error(`no WebSocket in the upgrade response (status ${response.status})`);
+  return new TestSocket(response.webSocket);
+}
+
+describe("a hub created by an earlier release", () => {
+  it("numbers its migrations 1, 2, 3… in order, so each runs once and after the one before", () => {
+    expect(MIGRATIONS.map((migration) => migration.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
+  });
+
+  it.each(fixtures)("upgrades storage shipped at $commit on wake and serves it intact", async (fixture) => {
+    const stub = await hubWithStorage(`schema-upgrade-${fixture.commit}`, fixture.sql);
+    advanceClockTo(FIXTURE_TIME);
+
+    // The picture, seq and creators the old release recorded.
+    const snapshot = await stub.snapshot(TEST_GUILD_ID);
+    expect(await runInDurableObject(stub, (_hub, state) => currentVersion(state.storage.sql))).toBe(SCHEMA_VERSION);
+    expect(snapshot.seq).toBe(3);
+    expect(snapshot.rooms).toEqual([
+      {
+        channelId: ROOM_A, name: "Friday Commander", userLimit: 4, parentId: null, creatorId: CREATOR,
+        members: [{ userId: TAMSIN, username: "Tamsin" }, { userId: RAVI, username: "Ravi", avatar: "a_0123456789abcdef" }],
+      },
+      { channelId: ROOM_B, name: "Draft table", userLimit: 8, parentId: null, members: [] },
+    ]);
+
+    // Idempotency keys answer as before, without calling Discord; a rate bucket it emptied stays empty.
+    const retried = await stub.createRoom({ guildId: TEST_GUILD_ID, userId: CREATOR, idempotencyKey: "create-1", body: { userLimit: 4 } });
+    expect(retried).toEqual({ ok: true, value: { channelId: ROOM_A, name: "Friday Commander", guildId: TEST_GUILD_ID } });
+    const another = await stub.createRoom({ guildId: TEST_GUILD_ID, userId: CREATOR, body: { name: "Another", userLimit: 4 } });
+    if (fixture.buckets) expect(another).toMatchObject({ ok: false, error: { code: "rate_limited" } });
+    else expect(another).toMatchObject({ ok: true });
+    expect(discord.calls.filter((call) => call.method === "POST")).toHaveLength(fixture.buckets ? 0 : 1);
+
+    // Event ids it saw are still duplicates; a new event continues the sequence.
+    const repeated = await stub.ingest(TEST_GUILD_ID, [{ id: "gw-session:43", event: "voice.left", payload: { guildId: TEST_GUILD_ID, channelId: ROOM_A, userId: RAVI } }]);
+    expect(repeated).toEqual({ ok: true, value: { accepted: 0, duplicates: 1 } });
+    const next = await stub.ingest(TEST_GUILD_ID, [{ id: "gw-session:44", event: "voice.joined", payload: { guildId: TEST_GUILD_ID, channelId: ROOM_B, userId: "500000000000900013" } }]);
+    expect(next).toEqual({ ok: true, value: { accepted: 1, duplicates: 0 } });
+    const seqAfterWrites = (await stub.snapshot(TEST_GUILD_ID)).seq;
+    expect(seqAfterWrites).toBe(fixture.buckets ? 4 : 5); // + the room created above, where it was allowed
+
+    // A client resuming from seq 1 gets the old release's envelopes verbatim, then the new ones.
+    const socket = await openSocket(stub);
+    await socket.auth(await mintToken({ sub: "500000000000900020" }), { since: 1 });
+    const replayed = await socket.waitForEvents(seqAfterWrites - 1, "the replay from seq 1");
+    expect(replayed.map((event) => event.seq)).toEqual(Array.from({ length: seqAfterWrites - 1 }, (_, i) => i + 2));
+    expect(replayed.at(-1)!.ts).toBeGreaterThanOrEqual(FIXTURE_TIME); // written at the hub's (moved) clock
+    expect(socket.raw.filter((raw) => raw.includes('"type":"event"')).slice(0, 2)).toEqual(
+      fixture.sql.match(/'(\{"v":1,"type":"event".*?"seq":[23]\})'/g)!.map((quoted) => quoted.slice(1, -1)),
+    );
+
+    // A multi-part sync the old release stored half of completes with its second part.
+    if (fixture.syncPart) {
+      const rest = await stub.ingest(TEST_GUILD_ID, [{
+        id: "gw-old:7:part1",
+        event: "guild.sync",
+        payload: { guildId: TEST_GUILD_ID, channels: [], voiceStates: [{ userId: RAVI, channelId: ROOM_B, username: "Ravi" }], part: { syncId: "gw-old:7", index: 1, count: 2 } },
+      }]);
+      expect(rest).toMatchObject({ ok: true });
+      const members = (await stub.snapshot(TEST_GUILD_ID)).rooms.map((room) => [room.channelId, room.members.map((m) => m.userId)]);
+      expect(members).toEqual([[ROOM_A, [TAMSIN]], [ROOM_B, [RAVI]]]);
+      await socket.waitFor((message: ServerMessage) => message.type === "event" && message.event === "voice.left", "Ravi leaving room A by the sync");
+    }
+    socket.ws.close(1000);
+  });
+});
