@@ -26,12 +26,13 @@ import { errorFields, log } from "./log.js";
 import { closeOverdueSockets, dueIdleRooms, isDue, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
 import { Audience } from "./hub/audience.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
-import { reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
+import { guildSync, reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
 import { CreateRoomPolicy, takeToken } from "./hub/rate-limit.js";
 import { withRoomFilter } from "./hub/room-filter.js";
 import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
 import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type LiveAttachment, type SocketAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
+import { isMultiPart, receiveSyncPart } from "./hub/sync-parts.js";
 
 const DEFAULT_ROOM_NAME = "Spell Coven room";
 const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000 / SocketLimits.reauthIntervalMs };
@@ -133,20 +134,41 @@ export class GuildHub extends DurableObject<Env> {
     const now = clock.now();
     let accepted = 0;
     let duplicates = 0;
+    let refused: ApiError | undefined;
     const produced: AppEvent[] = [];
     for (const event of events) {
-      if (this.store.hasSeen(event.id)) {
-        duplicates++;
-        continue;
+      // One transaction per event: its effects and the record that it was received land together.
+      const outcome = this.store.transaction(() => this.receive(event, now));
+      if (outcome === "duplicate") duplicates++;
+      else if (outcome === "orphaned") {
+        refused = orphanedPart(event);
+        log("warn", "GuildHub refused a sync part whose earlier parts it no longer holds", { guildId, id: event.id });
+        break; // what came before it stands; the gateway resends the rest as duplicates
+      } else {
+        produced.push(...outcome);
+        accepted++;
       }
-      produced.push(...reconcile(this.store, event, now));
-      this.store.markSeen(event.id, now);
-      accepted++;
     }
     this.publish(produced, now);
     await this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs));
     if (duplicates > 0) log("info", "GuildHub duplicate events", { guildId, duplicates });
+    if (refused) return failure(refused);
     return { ok: true, value: { accepted, duplicates } };
+  }
+
+  /** Applies one event, or says why not: a repeat of one already received, or a sync part that cannot complete. */
+  private receive(event: IdentifiedInternalEvent, now: number): AppEvent[] | "duplicate" | "orphaned" {
+    if (event.event === "guild.sync" && isMultiPart(event.payload)) {
+      const part = receiveSyncPart(this.store, event.payload, now);
+      if (part.kind === "complete") return guildSync(this.store, part.sync, now);
+      if (part.kind === "duplicate" || part.kind === "orphaned") return part.kind;
+      if (part.kind === "superseded") log("info", "GuildHub dropped a sync older than the one applied", { guildId: this.guildId, syncId: event.payload.part.syncId });
+      return [];
+    }
+    if (this.store.hasSeen(event.id)) return "duplicate";
+    const produced = reconcile(this.store, event, now);
+    this.store.markSeen(event.id, now);
+    return produced;
   }
 
   /** Follows the newest gateway: a later epoch takes the lease; an earlier one (or a rival at the same epoch) is refused. */
@@ -429,6 +451,10 @@ export class GuildHub extends DurableObject<Env> {
 
 function failure(error: ApiError): { ok: false; error: ReturnType<ApiError["toWire"]> } {
   return { ok: false, error: error.toWire() };
+}
+
+function orphanedPart(event: IdentifiedInternalEvent): ApiError {
+  return new ApiError(400, "invalid_input", `event ${event.id} is a sync part after parts the hub no longer holds; send a fresh guild.sync`);
 }
 
 function failureOf(error: unknown): { ok: false; error: ReturnType<ApiError["toWire"]> } {

@@ -50,6 +50,19 @@ export const MIGRATIONS: readonly Migration[] = [
       if (!hasColumn(sql, "sync_parts", "arrival")) sql.exec("ALTER TABLE sync_parts ADD COLUMN arrival INTEGER NOT NULL DEFAULT 0");
     },
   },
+  {
+    // Which multi-part syncs the hub has seen, so a part's fate never depends on an id window (sync-parts.ts).
+    version: 2,
+    name: "the sync ledger",
+    up: (sql) => {
+      sql.exec(`CREATE TABLE syncs (
+        sync_id TEXT PRIMARY KEY, first_arrival INTEGER NOT NULL, count INTEGER NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL
+      )`);
+      sql.exec("CREATE INDEX syncs_first_arrival ON syncs (first_arrival)");
+      sql.exec(`INSERT INTO syncs (sync_id, first_arrival, count, state, at)
+        SELECT sync_id, MIN(arrival), MAX(count), 'open', MAX(at) FROM sync_parts GROUP BY sync_id`);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,6 +1,6 @@
 import type { AppEvent, GuildSyncPayload, InternalEvent, PayloadOf } from "../../../protocol/index.js";
 import { publishedCreator, type HubStore, type MemberRecord } from "./store.js";
-import { completeSync } from "./sync-parts.js";
+import { isMultiPart, receiveWholeSync } from "./sync-parts.js";
 
 /**
  * Applies one incoming event to the hub's state and returns the app events it really causes, so a repeat, a
@@ -18,8 +18,10 @@ export function reconcile(store: HubStore, incoming: InternalEvent, now: number)
     case "voice.left":
       return voiceLeft(store, incoming.payload, now);
     case "guild.sync": {
-      const whole = completeSync(store, incoming.payload, now);
-      return whole ? guildSync(store, whole, now) : [];
+      if (isMultiPart(incoming.payload)) throw new Error("a sync part goes through receiveSyncPart, then guildSync");
+      receiveWholeSync(store);
+      const { part: _part, ...whole } = incoming.payload;
+      return guildSync(store, whole, now);
     }
   }
 }
@@ -102,7 +104,7 @@ function voiceLeft(store: HubStore, payload: PayloadOf<"voice.left">, now: numbe
  * Diffs Discord's full picture against the hub's and emits exactly the missing events, in an order clients can
  * apply: new rooms, then departures, then arrivals, then rooms that are gone.
  */
-function guildSync(store: HubStore, sync: GuildSyncPayload, now: number): AppEvent[] {
+export function guildSync(store: HubStore, sync: GuildSyncPayload, now: number): AppEvent[] {
   const { guildId } = sync;
   const events: AppEvent[] = [];
   const wantedRooms = new Set(sync.channels.map((channel) => channel.channelId));
