@@ -1,6 +1,9 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
 import { AppEvent } from "./events.js";
+import { MAX_SYNC_CHANNELS, MAX_SYNC_VOICE_STATES } from "./limits.js";
+
+export { MAX_SYNC_CHANNELS, MAX_SYNC_VOICE_STATES } from "./limits.js";
 
 export const SyncChannel = z.object({
   channelId: Snowflake,
@@ -28,8 +31,8 @@ export const SyncPart = z.object({
 /** Full picture of a guild's voice channels and who is in them, sent after every fresh Discord session. */
 export const GuildSyncPayload = z.object({
   guildId: Snowflake,
-  channels: z.array(SyncChannel).max(500),
-  voiceStates: z.array(SyncVoiceState).max(25_000),
+  channels: z.array(SyncChannel).max(MAX_SYNC_CHANNELS),
+  voiceStates: z.array(SyncVoiceState).max(MAX_SYNC_VOICE_STATES),
   part: SyncPart.optional(),
 });
 export type GuildSyncPayload = z.infer<typeof GuildSyncPayload>;

@@ -17,3 +17,7 @@ export const SocketLimits = {
 
 /** At most this many rooms in a filter: it lives in the socket's hibernation attachment (2 KB budget). */
 export const MAX_FILTER_ROOMS = 50;
+
+/** The largest guild.sync the hub applies: voice channels, and users in them (Discord's biggest guilds fit). */
+export const MAX_SYNC_CHANNELS = 500;
+export const MAX_SYNC_VOICE_STATES = 25_000;

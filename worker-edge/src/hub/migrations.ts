@@ -63,6 +63,12 @@ export const MIGRATIONS: readonly Migration[] = [
         SELECT sync_id, MIN(arrival), MAX(count), 'open', MAX(at) FROM sync_parts GROUP BY sync_id`);
     },
   },
+  {
+    // Whether a room has members is asked on every arrival and departure: by index, not by a scan of members.
+    version: 3,
+    name: "members by room",
+    up: (sql) => sql.exec("CREATE INDEX members_channel ON members (channel_id)"),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -48,11 +48,11 @@ export function roomCreated(
     parentId,
     userLimit: payload.userLimit,
     creatorId: creatorId ?? (known ? null : (store.takeDisplacedCreator(payload.channelId) ?? null)),
-    emptySince: known ? known.emptySince : store.memberCount(payload.channelId) === 0 ? now : null,
+    emptySince: known ? known.emptySince : store.hasMembers(payload.channelId) ? null : now,
   });
   const creator = publishedCreator(store.room(payload.channelId)!); // the first creator recorded stays
   if (!known) {
-    const present = store.members().filter((member) => member.channelId === payload.channelId);
+    const present = store.membersIn(payload.channelId);
     return [
       { event: "room.created", payload: { ...described, ...creator } },
       ...present.map((member): AppEvent => ({ event: "voice.joined", payload: { guildId: payload.guildId, ...member } })),
@@ -143,7 +143,7 @@ function profileOf(store: HubStore, userId: string): Pick<MemberRecord, "usernam
 function touchOccupancy(store: HubStore, channelId: string, now: number): void {
   const room = store.room(channelId);
   if (!room) return;
-  const empty = store.memberCount(channelId) === 0;
+  const empty = !store.hasMembers(channelId);
   if (empty && room.emptySince === null) store.setRoomEmptySince(channelId, now);
   if (!empty && room.emptySince !== null) store.setRoomEmptySince(channelId, null);
 }

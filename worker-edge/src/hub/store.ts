@@ -208,8 +208,14 @@ export class HubStore {
     return this.sql.exec<Row>("SELECT * FROM members ORDER BY user_id").toArray().map(memberFromRow);
   }
 
-  memberCount(channelId: string): number {
-    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM members WHERE channel_id = ?", channelId).one().n;
+  /** The members of one room, by index. */
+  membersIn(channelId: string): MemberRecord[] {
+    return this.sql.exec<Row>("SELECT * FROM members WHERE channel_id = ? ORDER BY user_id", channelId).toArray().map(memberFromRow);
+  }
+
+  /** Whether a room has anyone in it: one index probe, whatever the room's size. */
+  hasMembers(channelId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM members WHERE channel_id = ? LIMIT 1", channelId).toArray().length > 0;
   }
 
   putMember(member: MemberRecord): void {
