@@ -23,18 +23,18 @@ import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
 import * as clock from "./clock.js";
 import { errorFields, log } from "./log.js";
-import { closeOverdueSockets, dueIdleRooms, isDue, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
+import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
 import { Audience } from "./hub/audience.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
-import { guildSync, reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
-import { CreateRoomPolicy, takeToken } from "./hub/rate-limit.js";
+import { guildSync, reconcile } from "./hub/presence.js";
+import { takeToken } from "./hub/rate-limit.js";
 import { withRoomFilter } from "./hub/room-filter.js";
-import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
+import { RoomDesk } from "./hub/rooms.js";
+import { failure, type CreateRoomRequest, type EndRoomRequest, type HubResult } from "./hub/rpc.js";
 import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type LiveAttachment, type SocketAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 import { isMultiPart, receiveSyncPart } from "./hub/sync-parts.js";
 
-const DEFAULT_ROOM_NAME = "Spell Coven room";
 const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000 / SocketLimits.reauthIntervalMs };
 
 /**
@@ -45,8 +45,7 @@ export class GuildHub extends DurableObject<Env> {
   private readonly store: HubStore;
   private readonly census: SocketCensus;
   private readonly audience: Audience;
-  /** Creates in flight per user+idempotency key, so racing duplicates share one Discord call. */
-  private readonly creating = new Map<string, Promise<HubResult<CreateRoomResponse>>>();
+  private readonly rooms: RoomDesk;
   /** The alarm as this object last set or read it (null: none; undefined: unknown, read it). Only it sets alarms. */
   private alarmAt: number | null | undefined;
 
@@ -63,6 +62,13 @@ export class GuildHub extends DurableObject<Env> {
     }
     this.census = new SocketCensus(() => ctx.getWebSockets());
     this.audience = new Audience(() => ctx.getWebSockets());
+    this.rooms = new RoomDesk({
+      store: this.store,
+      guildId: () => this.guildId,
+      discord: () => this.discord(),
+      publish: (events, now) => this.publish(events, now),
+      roomsChanged: () => this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs)),
+    });
     // Answered by the runtime itself, so a heartbeat never wakes a hibernated hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -186,42 +192,12 @@ export class GuildHub extends DurableObject<Env> {
 
   async createRoom(request: CreateRoomRequest): Promise<HubResult<CreateRoomResponse>> {
     this.bindGuild(request.guildId);
-    const key = request.idempotencyKey;
-    if (key !== undefined) {
-      const stored = this.store.idempotentResult(request.userId, key);
-      if (stored) return { ok: true, value: JSON.parse(stored) as CreateRoomResponse };
-      const inFlight = this.creating.get(`${request.userId}\n${key}`);
-      if (inFlight) return inFlight;
-    }
-    const refusal = this.admitCreate(request.userId, clock.now());
-    if (refusal) return failure(refusal);
-    const creation = this.createInDiscord(request);
-    if (key === undefined) return creation;
-    this.creating.set(`${request.userId}\n${key}`, creation);
-    try {
-      const result = await creation;
-      if (result.ok) this.store.saveIdempotentResult(request.userId, key, JSON.stringify(result.value), clock.now());
-      return result;
-    } finally {
-      this.creating.delete(`${request.userId}\n${key}`);
-    }
+    return this.rooms.create(request);
   }
 
   async endRoom(request: EndRoomRequest): Promise<HubResult<{ ok: true }>> {
     this.bindGuild(request.guildId);
-    const room = this.store.room(request.channelId);
-    if (!room || room.creatorId === null) return failure(new ApiError(404, "not_found", "unknown room"));
-    if (room.creatorId !== request.userId && !request.isAdmin) {
-      return failure(new ApiError(403, "forbidden", "only the room's creator or an admin can end it"));
-    }
-    try {
-      await this.discord().deleteChannel(request.channelId, `Spell Coven room ended by user ${request.userId}`);
-    } catch (error) {
-      return failureOf(error);
-    }
-    const now = clock.now();
-    this.publish(roomDeleted(this.store, { guildId: request.guildId, channelId: request.channelId }, now), now);
-    return { ok: true, value: { ok: true } };
+    return this.rooms.end(request);
   }
 
   // --- sockets
@@ -370,73 +346,15 @@ export class GuildHub extends DurableObject<Env> {
 
   private async onDeadlines(firedAt: number): Promise<void> {
     closeOverdueSockets(this.ctx.getWebSockets(), clock.now());
-    await this.endIdleRooms();
+    await this.rooms.endIdle(this.idleTtlMs);
     this.store.prune(clock.now(), true);
     // Recomputed after every await: sockets accepted and rooms emptied meanwhile have deadlines too.
     const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets()), nextIdleDeadline(this.store, this.idleTtlMs));
     await this.scheduleAlarm(next, firedAt);
   }
 
-  private async endIdleRooms(): Promise<void> {
-    const ttlMs = this.idleTtlMs;
-    for (const channelId of dueIdleRooms(this.store, ttlMs, clock.now())) {
-      // A join may have landed while an earlier delete was awaited.
-      if (!isDue(this.store, channelId, ttlMs, clock.now())) continue;
-      try {
-        await this.discord().deleteChannel(channelId, "Spell Coven room idle");
-      } catch (error) {
-        log("warn", "GuildHub could not end idle room", { guildId: this.guildId, channelId, ...errorFields(error) });
-        this.store.setRoomEmptySince(channelId, clock.now()); // try again after another TTL
-        continue;
-      }
-      const now = clock.now();
-      this.publish(roomDeleted(this.store, { guildId: this.guildId, channelId }, now), now);
-    }
-  }
-
   private get idleTtlMs(): number {
     return this.config.ROOM_IDLE_TTL_SECONDS * 1000;
-  }
-
-  // --- rooms
-
-  /** Why this user may not create a room now, if they may not: the rate limit, then the live-room cap. */
-  private admitCreate(userId: string, now: number): ApiError | undefined {
-    if (this.store.roomsCreatedBy(userId) >= CreateRoomPolicy.liveRoomsPerUser) {
-      return new ApiError(429, "too_many_rooms", `at most ${CreateRoomPolicy.liveRoomsPerUser} live rooms per user; end one first`);
-    }
-    const { bucket, retryAfterSeconds } = takeToken(this.store.createBucket(userId), CreateRoomPolicy, now);
-    this.store.putCreateBucket(userId, bucket);
-    if (retryAfterSeconds > 0) {
-      return new ApiError(429, "rate_limited", "too many rooms created; slow down", { retryAfterSeconds });
-    }
-    return undefined;
-  }
-
-  private async createInDiscord(request: CreateRoomRequest): Promise<HubResult<CreateRoomResponse>> {
-    const name = request.body.name ?? DEFAULT_ROOM_NAME;
-    let channel;
-    try {
-      channel = await this.discord().createVoiceChannel(
-        request.guildId,
-        { name, parentId: request.body.parentId, userLimit: request.body.userLimit },
-        `Spell Coven room created by user ${request.userId}`,
-      );
-    } catch (error) {
-      return failureOf(error);
-    }
-    const now = clock.now();
-    const created = {
-      guildId: request.guildId,
-      channelId: channel.id,
-      name: channel.name ?? name,
-      parentId: channel.parent_id ?? request.body.parentId ?? null,
-      userLimit: channel.user_limit ?? request.body.userLimit,
-    };
-    // The gateway's CHANNEL_CREATE may already have announced it: then this only records the creator.
-    this.publish(roomCreated(this.store, created, request.userId, now), now);
-    await this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs));
-    return { ok: true, value: { channelId: channel.id, name: created.name, guildId: request.guildId } };
   }
 
   private discord(): DiscordRest {
@@ -449,15 +367,6 @@ export class GuildHub extends DurableObject<Env> {
   }
 }
 
-function failure(error: ApiError): { ok: false; error: ReturnType<ApiError["toWire"]> } {
-  return { ok: false, error: error.toWire() };
-}
-
 function orphanedPart(event: IdentifiedInternalEvent): ApiError {
   return new ApiError(400, "invalid_input", `event ${event.id} is a sync part after parts the hub no longer holds; send a fresh guild.sync`);
-}
-
-function failureOf(error: unknown): { ok: false; error: ReturnType<ApiError["toWire"]> } {
-  if (error instanceof ApiError) return failure(error);
-  throw error;
 }
