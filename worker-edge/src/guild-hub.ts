@@ -24,14 +24,14 @@ import { socketGuild } from "./guilds.js";
 import * as clock from "./clock.js";
 import { errorFields, log } from "./log.js";
 import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
-import { Audience } from "./hub/audience.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { guildSync, reconcile } from "./hub/presence.js";
 import { takeToken } from "./hub/rate-limit.js";
 import { withRoomFilter } from "./hub/room-filter.js";
 import { RoomDesk } from "./hub/rooms.js";
 import { failure, type CreateRoomRequest, type EndRoomRequest, type HubResult } from "./hub/rpc.js";
-import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type LiveAttachment, type SocketAttachment } from "./hub/sockets.js";
+import { SocketIndex } from "./hub/socket-index.js";
+import { closeSocket, connectionId, isOpen, type LiveAttachment, type SocketAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 import { isMultiPart, receiveSyncPart } from "./hub/sync-parts.js";
 
@@ -43,8 +43,7 @@ const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000
  */
 export class GuildHub extends DurableObject<Env> {
   private readonly store: HubStore;
-  private readonly census: SocketCensus;
-  private readonly audience: Audience;
+  private readonly sockets: SocketIndex;
   private readonly rooms: RoomDesk;
   /** The alarm as this object last set or read it (null: none; undefined: unknown, read it). Only it sets alarms. */
   private alarmAt: number | null | undefined;
@@ -60,8 +59,7 @@ export class GuildHub extends DurableObject<Env> {
     if (this.store.schema.from !== this.store.schema.to) {
       log("info", "GuildHub migrated its storage", { guildId: this.store.guildId, ...this.store.schema });
     }
-    this.census = new SocketCensus(() => ctx.getWebSockets());
-    this.audience = new Audience(() => ctx.getWebSockets());
+    this.sockets = new SocketIndex(() => ctx.getWebSockets());
     this.rooms = new RoomDesk({
       store: this.store,
       guildId: () => this.guildId,
@@ -102,15 +100,13 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.census.forget(ws);
-    this.audience.forget(ws);
+    this.sockets.forget(ws);
     closeSocket(ws, code, reason); // completes the closing handshake
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     log("warn", "GuildHub webSocketError", { guildId: this.guildId, ...errorFields(error) });
-    this.census.forget(ws);
-    this.audience.forget(ws);
+    this.sockets.forget(ws);
     closeSocket(ws, 1011);
   }
 
@@ -208,7 +204,7 @@ export class GuildHub extends DurableObject<Env> {
     }
     this.bindGuild(socketGuild(new URL(request.url), this.config));
     const { 0: client, 1: server } = new WebSocketPair();
-    if (this.census.pendingCount() >= SocketLimits.pendingSockets) {
+    if (this.sockets.pendingCount() >= SocketLimits.pendingSockets) {
       // Completed only to say why: a browser cannot read an HTTP error on a WebSocket.
       server.accept();
       closeSocket(server, CloseCode.tooMany, "too many connections waiting for auth");
@@ -223,6 +219,8 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   private async onClientMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    // Sent before the client saw the close the hub sent it (a 4429, an expiry): an ordinary race, nothing to do.
+    if (!isOpen(ws)) return;
     const size = typeof raw === "string" ? new TextEncoder().encode(raw).byteLength : raw.byteLength;
     if (size > MAX_CLIENT_MESSAGE_BYTES) return this.reject(ws, CloseCode.tooLarge, "message too large");
     if (typeof raw !== "string") return this.reject(ws, CloseCode.badMessage, "binary messages are not supported");
@@ -234,7 +232,7 @@ export class GuildHub extends DurableObject<Env> {
 
   /** Replaces a live socket's room filter, then sends a snapshot at the current seq so the client's state is exact. */
   private changeRooms(ws: WebSocket, message: ClientRooms): void {
-    const current = attachmentOf(ws);
+    const current = this.sockets.attachment(ws);
     if (current?.phase !== "live") return this.reject(ws, CloseCode.badMessage, "authenticate first");
     const now = clock.now();
     if (current.expiresAt <= now) return this.reject(ws, CloseCode.unauthorized, "token expired");
@@ -245,7 +243,7 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   private async authenticate(ws: WebSocket, auth: ClientAuth): Promise<void> {
-    const previous = attachmentOf(ws);
+    const previous = this.sockets.attachment(ws);
     const now = clock.now();
     let reauth;
     if (previous?.phase === "live") {
@@ -268,11 +266,11 @@ export class GuildHub extends DurableObject<Env> {
     if (previous?.phase === "live" && previous.userId !== user.userId) {
       return this.reject(ws, CloseCode.unauthorized, "a refreshed token must be for the same user");
     }
-    if (previous?.phase !== "live" && this.census.userSocketCount(user.userId, ws) >= SocketLimits.socketsPerUser) {
+    if (previous?.phase !== "live" && this.sockets.userSocketCount(user.userId, ws) >= SocketLimits.socketsPerUser) {
       return this.reject(ws, CloseCode.tooMany, "too many connections for this user");
     }
     // Read again after verifying: a room filter change may have landed meanwhile.
-    const latest = attachmentOf(ws);
+    const latest = this.sockets.attachment(ws);
     const batch = auth.batch ?? (previous?.phase === "live" ? previous.batch : undefined);
     const live: LiveAttachment = {
       phase: "live",
@@ -295,15 +293,13 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   private setSocket(ws: WebSocket, attachment: SocketAttachment): void {
-    setAttachment(ws, attachment);
-    this.census.record(ws, attachment);
-    this.audience.record(ws, attachment);
+    this.sockets.set(ws, attachment);
   }
 
   /** Closes a socket for a reason the client can act on, and logs why (never the token). */
   private reject(ws: WebSocket, code: number, reason: string): void {
-    log("info", "GuildHub closed socket", { guildId: this.guildId, conn: attachmentOf(ws)?.conn, code, reason });
-    this.audience.forget(ws);
+    log("info", "GuildHub closed socket", { guildId: this.guildId, conn: this.sockets.attachment(ws)?.conn, code, reason });
+    this.sockets.forget(ws);
     closeSocket(ws, code, reason);
   }
 
@@ -318,10 +314,10 @@ export class GuildHub extends DurableObject<Env> {
       return { event, message };
     });
     this.store.prune(now);
-    const shed = broadcast(this.audience, outgoing, now);
+    const shed = broadcast(this.sockets, outgoing, now);
     // One line per publish: what an operator charts and pages on (Workers Logs can query these fields; the
     // runtime's own metrics give its duration, as clocks do not advance during a synchronous loop in workerd).
-    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: this.audience.size, shed });
+    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: this.sockets.size, shed });
   }
 
   // --- deadlines: one alarm multiplexes auth timeouts, token expiries and idle rooms
@@ -345,11 +341,11 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   private async onDeadlines(firedAt: number): Promise<void> {
-    closeOverdueSockets(this.ctx.getWebSockets(), clock.now());
+    closeOverdueSockets(this.ctx.getWebSockets(), this.sockets, clock.now());
     await this.rooms.endIdle(this.idleTtlMs);
     this.store.prune(clock.now(), true);
     // Recomputed after every await: sockets accepted and rooms emptied meanwhile have deadlines too.
-    const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets()), nextIdleDeadline(this.store, this.idleTtlMs));
+    const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets(), this.sockets), nextIdleDeadline(this.store, this.idleTtlMs));
     await this.scheduleAlarm(next, firedAt);
   }
 
