@@ -1,16 +1,12 @@
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ServerMessage } from "../../protocol/index.js";
 import { advanceClockTo, resetClock } from "../src/clock.js";
 import { currentVersion, MIGRATIONS, SCHEMA_VERSION } from "../src/hub/migrations.js";
-import schema1 from "./fixtures/hub-schema-1-adedeb0.sql?raw";
-import schema2 from "./fixtures/hub-schema-2-d07b7ba.sql?raw";
-import schema3 from "./fixtures/hub-schema-3-a643564.sql?raw";
-import schema4 from "./fixtures/hub-schema-4-c459d24.sql?raw";
-import schema5 from "./fixtures/hub-schema-5-e35e344.sql?raw";
 import { TEST_GUILD_ID } from "./support/bindings.js";
 import { DiscordFake } from "./support/discord-fake.js";
+import { FIXTURE_TIME, hubWithStorage, SHIPPED_SCHEMAS } from "./support/hub-storage.js";
 import { TestSocket } from "./support/edge.js";
 import { mintToken } from "./support/tokens.js";
 
@@ -18,20 +14,11 @@ import { mintToken } from "./support/tokens.js";
  * A deploy meets storage written by every schema the repository has shipped: each fixture is one of them with the
  * rows its code wrote. The hub wakes on it with today's code, migrates before serving, and serves it intact.
  */
-const FIXTURE_TIME = 1_893_456_000_000; // the fixtures' "now" (2030-01-01)
 const ROOM_A = "400000000000900001";
 const ROOM_B = "400000000000900002";
 const CREATOR = "500000000000900001";
 const TAMSIN = "500000000000900011";
 const RAVI = "500000000000900012";
-
-const fixtures = [
-  { commit: "adedeb0", sql: schema1, buckets: false, syncPart: false },
-  { commit: "d07b7ba", sql: schema2, buckets: false, syncPart: false },
-  { commit: "a643564", sql: schema3, buckets: true, syncPart: true },
-  { commit: "c459d24", sql: schema4, buckets: true, syncPart: true },
-  { commit: "e35e344", sql: schema5, buckets: true, syncPart: true },
-];
 
 let discord: DiscordFake;
 beforeEach(() => {
@@ -40,20 +27,6 @@ beforeEach(() => {
 });
 afterEach(() => vi.restoreAllMocks());
 afterAll(() => resetClock());
-
-/** A hub object whose storage holds exactly `sql`, as a previous deploy left it; the next call wakes it anew. */
-async function hubWithStorage(name: string, sql: string) {
-  const stub = env.GUILD_HUB.get(env.GUILD_HUB.idFromName(name));
-  await runInDurableObject(stub, (_hub, state) => {
-    const tables = state.storage.sql
-      .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'sqlite_%'")
-      .toArray();
-    for (const { name: table } of tables) state.storage.sql.exec(`DROP TABLE "${table}"`);
-    state.storage.sql.exec(sql);
-  });
-  await evictDurableObject(stub);
-  return stub;
-}
 
 async function openSocket(stub: ReturnType<typeof env.GUILD_HUB.get>): Promise<TestSocket> {
   const response = await stub.fetch(new Request("https://edge.test/ws", { headers: { Upgrade: "websocket" } }));
@@ -66,7 +39,7 @@ describe("a hub created by an earlier release", () => {
     expect(MIGRATIONS.map((migration) => migration.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
   });
 
-  it.each(fixtures)("upgrades storage shipped at $commit on wake and serves it intact", async (fixture) => {
+  it.each(SHIPPED_SCHEMAS)("upgrades storage shipped at $commit on wake and serves it intact", async (fixture) => {
     const stub = await hubWithStorage(`schema-upgrade-${fixture.commit}`, fixture.sql);
     advanceClockTo(FIXTURE_TIME);
 
