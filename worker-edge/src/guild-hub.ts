@@ -16,26 +16,24 @@ import {
   type IdentifiedInternalEvent,
   type RoomsResponse,
 } from "../../protocol/index.js";
-import { AuthError, verifyAppToken } from "./auth.js";
-import { edgeConfig, isMultiGuild, type EdgeConfig } from "./config.js";
+import { edgeConfig, type EdgeConfig } from "./config.js";
 import { DiscordRest } from "./discord-rest.js";
 import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
 import * as clock from "./clock.js";
 import { errorFields, log } from "./log.js";
+import { exchangeAuth } from "./hub/auth-exchange.js";
 import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { guildSync, reconcile } from "./hub/presence.js";
-import { takeToken } from "./hub/rate-limit.js";
 import { withRoomFilter } from "./hub/room-filter.js";
 import { RoomDesk } from "./hub/rooms.js";
 import { failure, type CreateRoomRequest, type EndRoomRequest, type HubResult } from "./hub/rpc.js";
 import { SocketIndex } from "./hub/socket-index.js";
-import { closeSocket, connectionId, isOpen, type LiveAttachment, type SocketAttachment } from "./hub/sockets.js";
+import { closeSocket, connectionId, isOpen } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 import { isMultiPart, receiveSyncPart } from "./hub/sync-parts.js";
 
-const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000 / SocketLimits.reauthIntervalMs };
 
 /**
  * One per guild: the single source of truth for its rooms and voice presence, the event sequence and replay
@@ -100,13 +98,21 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.sockets.forget(ws);
+    try {
+      this.sockets.forget(ws);
+    } catch (error) {
+      log("error", "GuildHub webSocketClose failed", { guildId: this.guildId, ...errorFields(error) });
+    }
     closeSocket(ws, code, reason); // completes the closing handshake
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     log("warn", "GuildHub webSocketError", { guildId: this.guildId, ...errorFields(error) });
-    this.sockets.forget(ws);
+    try {
+      this.sockets.forget(ws);
+    } catch (failure) {
+      log("error", "GuildHub webSocketError failed", { guildId: this.guildId, ...errorFields(failure) });
+    }
     closeSocket(ws, 1011);
   }
 
@@ -213,7 +219,7 @@ export class GuildHub extends DurableObject<Env> {
     }
     this.ctx.acceptWebSocket(server);
     const authDeadline = clock.now() + AUTH_TIMEOUT_MS;
-    this.setSocket(server, { phase: "pending", conn: connectionId(), authDeadline });
+    this.sockets.set(server, { phase: "pending", conn: connectionId(), authDeadline });
     await this.scheduleAlarm(authDeadline);
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -238,62 +244,23 @@ export class GuildHub extends DurableObject<Env> {
     if (current.expiresAt <= now) return this.reject(ws, CloseCode.unauthorized, "token expired");
     const changed = withRoomFilter(current, message.rooms, now);
     if (!("attachment" in changed)) return this.reject(ws, CloseCode.tooMany, "changing rooms too often");
-    this.setSocket(ws, changed.attachment);
+    this.sockets.set(ws, changed.attachment);
     catchUp(ws, this.store, changed.attachment, undefined);
   }
 
   private async authenticate(ws: WebSocket, auth: ClientAuth): Promise<void> {
-    const previous = this.sockets.attachment(ws);
-    const now = clock.now();
-    let reauth;
-    if (previous?.phase === "live") {
-      // Each auth is a signature check and an alarm write on the guild's one thread: bound how often.
-      reauth = takeToken(previous.reauth, ReauthPolicy, now);
-      if (reauth.retryAfterSeconds > 0) return this.reject(ws, CloseCode.tooMany, "re-authenticating too often");
-    }
-    let user;
-    try {
-      user = await verifyAppToken(auth.token, this.config);
-    } catch (error) {
-      if (!(error instanceof AuthError)) throw error;
-      return this.reject(ws, CloseCode.unauthorized, error.message);
-    }
-    // Verifying awaits: under load the auth deadline may have closed the socket meanwhile.
-    if (!isOpen(ws)) return;
-    if (isMultiGuild(this.config) && !user.guilds.includes(this.guildId)) {
-      return this.reject(ws, CloseCode.guildNotAllowed, "guild not allowed for this token");
-    }
-    if (previous?.phase === "live" && previous.userId !== user.userId) {
-      return this.reject(ws, CloseCode.unauthorized, "a refreshed token must be for the same user");
-    }
-    if (previous?.phase !== "live" && this.sockets.userSocketCount(user.userId, ws) >= SocketLimits.socketsPerUser) {
-      return this.reject(ws, CloseCode.tooMany, "too many connections for this user");
-    }
-    // Read again after verifying: a room filter change may have landed meanwhile.
-    const latest = this.sockets.attachment(ws);
-    const batch = auth.batch ?? (previous?.phase === "live" ? previous.batch : undefined);
-    const live: LiveAttachment = {
-      phase: "live",
-      conn: previous?.conn ?? connectionId(),
-      userId: user.userId,
-      expiresAt: user.expiresAt * 1000,
-      rooms: auth.rooms ?? (latest?.phase === "live" ? latest.rooms : undefined),
-      ...(batch ? { batch } : {}),
-      reauth: reauth?.bucket ?? { tokens: ReauthPolicy.capacity, at: now },
-      ...(latest?.phase === "live" && latest.roomsBucket ? { roomsBucket: latest.roomsBucket } : {}),
-    };
-    this.setSocket(ws, live);
+    const outcome = await exchangeAuth({ sockets: this.sockets, config: this.config, guildId: this.guildId }, ws, auth, clock.now());
+    if (outcome.kind === "gone") return;
+    if (outcome.kind === "refused") return this.reject(ws, outcome.code, outcome.reason);
+    const live = outcome.attachment;
+    this.sockets.set(ws, live);
     await this.scheduleAlarm(live.expiresAt);
     if (!isOpen(ws)) return;
 
     const seq = this.store.seq;
     ws.send(JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId: this.guildId, seq } satisfies AuthOkMessage));
-    const resumed = previous?.phase === "live" ? "refresh" : catchUp(ws, this.store, live, auth.since) ? "replay" : "snapshot";
-    log("info", "GuildHub socket live", { guildId: this.guildId, conn: live.conn, userId: user.userId, resumed });
-  }
-
-  private setSocket(ws: WebSocket, attachment: SocketAttachment): void {
-    this.sockets.set(ws, attachment);
+    const resumed = outcome.refresh ? "refresh" : catchUp(ws, this.store, live, auth.since) ? "replay" : "snapshot";
+    log("info", "GuildHub socket live", { guildId: this.guildId, conn: live.conn, userId: live.userId, resumed });
   }
 
   /** Closes a socket for a reason the client can act on, and logs why (never the token). */
