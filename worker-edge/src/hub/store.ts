@@ -83,9 +83,16 @@ export class HubStore {
     this.sql = storage.sql;
   }
 
-  /** Runs `body` as one transaction: every write in it lands, or none does. */
+  /** Runs `body` as one transaction: every write in it lands, or none does (and the in-memory copies are dropped). */
   transaction<T>(body: () => T): T {
-    return this.storage.transactionSync(body);
+    try {
+      return this.storage.transactionSync(body);
+    } catch (error) {
+      this.metaCache.clear();
+      this.replay = undefined;
+      this.snapshot = undefined;
+      throw error;
+    }
   }
 
   // --- meta
@@ -336,7 +343,7 @@ export class HubStore {
     return this.sql.exec("SELECT 1 FROM sync_parts WHERE sync_id = ? AND idx = ?", syncId, index).toArray().length > 0;
   }
 
-  /** Stores a part of an open sync; the sync counts as active from `at`. */
+  /** Stores a part of an open sync; the sync counts as active from `at`. (`arrival` is for the release before the ledger.) */
   putSyncPart(sync: SyncRecord, index: number, picture: SyncPicture, at: number): void {
     this.sql.exec(
       "INSERT OR REPLACE INTO sync_parts (sync_id, idx, count, picture, at, arrival) VALUES (?, ?, ?, ?, ?, ?)",
