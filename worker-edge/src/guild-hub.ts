@@ -23,6 +23,7 @@ import { socketGuild } from "./guilds.js";
 import * as clock from "./clock.js";
 import { errorFields, log } from "./log.js";
 import { exchangeAuth } from "./hub/auth-exchange.js";
+import { SCHEMA_VERSION } from "./hub/migrations.js";
 import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { guildSync, reconcile } from "./hub/presence.js";
@@ -54,9 +55,10 @@ export class GuildHub extends DurableObject<Env> {
       log("error", "GuildHub could not migrate its storage", { objectId: ctx.id.toString(), ...errorFields(error) });
       throw error; // serving on a schema the code does not know would corrupt it
     }
-    if (this.store.schema.from !== this.store.schema.to) {
-      log("info", "GuildHub migrated its storage", { guildId: this.store.guildId, ...this.store.schema });
-    }
+    const { from, to } = this.store.schema;
+    if (from < to) log("info", "GuildHub migrated its storage", { guildId: this.store.guildId, from, to });
+    // A rollback: steps are additive, so this release still runs on what a later one added.
+    if (from > SCHEMA_VERSION) log("warn", "GuildHub storage is newer than this release", { guildId: this.store.guildId, from, known: SCHEMA_VERSION });
     this.sockets = new SocketIndex(() => ctx.getWebSockets());
     this.rooms = new RoomDesk({
       store: this.store,

@@ -1,4 +1,4 @@
-import { runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ServerMessage } from "../../protocol/index.js";
@@ -37,6 +37,19 @@ async function openSocket(stub: ReturnType<typeof env.GUILD_HUB.get>): Promise<T
 describe("a hub created by an earlier release", () => {
   it("numbers its migrations 1, 2, 3… in order, so each runs once and after the one before", () => {
     expect(MIGRATIONS.map((migration) => migration.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
+  });
+
+  it("keeps serving storage that a later release migrated further (a rollback by one release)", async () => {
+    const stub = env.GUILD_HUB.get(env.GUILD_HUB.idFromName("schema-rollback"));
+    await stub.ingest(TEST_GUILD_ID, [{ id: "rollback:1", event: "room.created", payload: { guildId: TEST_GUILD_ID, channelId: ROOM_A, name: "Kept", userLimit: 4 } }]);
+    await runInDurableObject(stub, (_hub, state) => {
+      state.storage.sql.exec("CREATE TABLE later_release (id TEXT PRIMARY KEY)"); // additive, as every step is
+      state.storage.sql.exec("INSERT INTO schema_migrations (version, name, at) VALUES (?, 'a later step', 0)", SCHEMA_VERSION + 1);
+    });
+    await evictDurableObject(stub);
+    expect((await stub.snapshot(TEST_GUILD_ID)).rooms.map((room) => room.name)).toEqual(["Kept"]);
+    const next = await stub.ingest(TEST_GUILD_ID, [{ id: "rollback:2", event: "voice.joined", payload: { guildId: TEST_GUILD_ID, channelId: ROOM_A, userId: TAMSIN } }]);
+    expect(next).toEqual({ ok: true, value: { accepted: 1, duplicates: 0 } });
   });
 
   it.each(SHIPPED_SCHEMAS)("upgrades storage shipped at $commit on wake and serves it intact", async (fixture) => {
