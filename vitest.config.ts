@@ -15,7 +15,14 @@ export default defineConfig({
         plugins: [
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: await edgeTestBindings() },
+            // EDGE_LIFE_SEEDS / EDGE_LIFE_SEED: more seeds for the deployment-life model test.
+            miniflare: {
+              bindings: {
+                ...(await edgeTestBindings()),
+                EDGE_LIFE_SEEDS: process.env.EDGE_LIFE_SEEDS ?? "",
+                EDGE_LIFE_SEED: process.env.EDGE_LIFE_SEED ?? "",
+              },
+            },
           })),
         ],
         test: {

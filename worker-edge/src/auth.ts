@@ -1,13 +1,15 @@
-import { createRemoteJWKSet, errors, importJWK, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { errors, importJWK, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
 import { MAX_TOKEN_BYTES } from "../../protocol/index.js";
+import * as clock from "./clock.js";
 import type { EdgeConfig } from "./config.js";
+import { KEY_SET_MAX_AGE_MS, RemoteKeySet } from "./jwks.js";
+
+export { JWKS_REFETCH_COOLDOWN_MS } from "./jwks.js";
 
 /** Asymmetric algorithms only: `none` and HS* (which would let a public key act as a shared secret) never verify. */
 export const ALLOWED_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"];
 const CLOCK_TOLERANCE_SECONDS = 30;
-/** How soon a token naming an unknown kid may refetch the JWKS again: short for rotations, long enough for floods. */
-export const JWKS_REFETCH_COOLDOWN_MS = 5_000;
 
 export interface AppUser {
   userId: string;
@@ -28,25 +30,17 @@ const AppClaims = z.object({
 
 export class AuthError extends Error {}
 
-// Cached per isolate, so the remote JWKS is fetched once and reused. A token naming an unknown kid (a rotated
-// key) refetches it, at most once per cooldown; a JWKS that is slow or down fails closed after the timeout.
-const remoteKeySets = new Map<string, JWTVerifyGetKey>();
+// Cached per isolate, so the remote JWKS is fetched once and reused (see RemoteKeySet).
+const remoteKeySets = new Map<string, RemoteKeySet>();
 const inlineKeys = new Map<string, JWTVerifyGetKey>();
 
-function keyFor(config: EdgeConfig): JWTVerifyGetKey {
-  if (config.JWT_PUBLIC_JWK_URL) {
-    let keySet = remoteKeySets.get(config.JWT_PUBLIC_JWK_URL);
-    if (!keySet) {
-      keySet = createRemoteJWKSet(new URL(config.JWT_PUBLIC_JWK_URL), {
-        timeoutDuration: 5_000,
-        cooldownDuration: JWKS_REFETCH_COOLDOWN_MS,
-        cacheMaxAge: 10 * 60_000,
-      });
-      remoteKeySets.set(config.JWT_PUBLIC_JWK_URL, keySet);
-    }
-    return keySet;
-  }
-  const raw = config.JWT_PUBLIC_JWK ?? "";
+function remoteKeySet(url: string): RemoteKeySet {
+  let keySet = remoteKeySets.get(url);
+  if (!keySet) remoteKeySets.set(url, (keySet = new RemoteKeySet(url)));
+  return keySet;
+}
+
+function inlineKey(raw: string): JWTVerifyGetKey {
   let key = inlineKeys.get(raw);
   if (!key) {
     const jwk = JSON.parse(raw) as Parameters<typeof importJWK>[0];
@@ -65,11 +59,22 @@ function keyFor(config: EdgeConfig): JWTVerifyGetKey {
 /**
  * Tokens this isolate verified, by SHA-256 of the token, per configuration: a reconnect storm or a user's many
  * tabs present the same token again and again, and a signature check is the costliest step of a connect. An
- * entry serves until the token expires, and no longer than a key set is cached (so a key rotation takes effect
- * as late as it would anyway); failures are never cached. Bounded: the oldest entry goes first.
+ * entry serves until the token expires and no longer than the key set it was verified against is trusted
+ * (KEY_SET_MAX_AGE_MS from its fetch), and not at all once a key set fetched since lacks its key: a withdrawn key
+ * stops verifying within the bound, cached tokens included. Failures are never cached. Bounded: the oldest
+ * entry goes first.
  */
-export const VerifiedTokenCache = { maxEntries: 10_000, maxAgeMs: 10 * 60_000 } as const;
-const verifiedTokens = new WeakMap<EdgeConfig, Map<string, { user: AppUser; until: number }>>();
+export const VerifiedTokenCache = { maxEntries: 10_000 } as const;
+
+interface Verified {
+  user: AppUser;
+  until: number;
+  /** The key set and key id it was verified with, for a remote key set. */
+  keySet?: RemoteKeySet;
+  kid?: string;
+}
+
+const verifiedTokens = new WeakMap<EdgeConfig, Map<string, Verified>>();
 
 /** Verifies an app JWT: signature, algorithm allow-list, issuer, audience, expiry and subject. */
 export async function verifyAppToken(token: string, config: EdgeConfig): Promise<AppUser> {
@@ -77,14 +82,13 @@ export async function verifyAppToken(token: string, config: EdgeConfig): Promise
   let cache = verifiedTokens.get(config);
   if (!cache) verifiedTokens.set(config, (cache = new Map()));
   const digest = await tokenDigest(token);
-  const now = Date.now();
   const hit = cache.get(digest);
-  if (hit && hit.until > now) return hit.user;
+  if (hit && hit.until > clock.now() && !(hit.kid !== undefined && hit.keySet?.withdrew(hit.kid))) return hit.user;
   if (hit) cache.delete(digest);
-  const user = await verifyUncached(token, config);
+  const verified = await verifyUncached(token, config);
   if (cache.size >= VerifiedTokenCache.maxEntries) cache.delete(cache.keys().next().value!);
-  cache.set(digest, { user, until: Math.min(user.expiresAt * 1000, now + VerifiedTokenCache.maxAgeMs) });
-  return user;
+  cache.set(digest, verified);
+  return verified.user;
 }
 
 async function tokenDigest(token: string): Promise<string> {
@@ -92,32 +96,46 @@ async function tokenDigest(token: string): Promise<string> {
   return btoa(String.fromCharCode(...new Uint8Array(digest)));
 }
 
-async function verifyUncached(token: string, config: EdgeConfig): Promise<AppUser> {
+async function verifyUncached(token: string, config: EdgeConfig): Promise<Verified> {
   let payload: JWTPayload;
+  let kid: string | undefined;
+  // When the key came from the remote key set: the fetch it came from bounds how long the result is trusted.
+  let trustedUntil = clock.now() + KEY_SET_MAX_AGE_MS;
+  const keySet = config.JWT_PUBLIC_JWK_URL ? remoteKeySet(config.JWT_PUBLIC_JWK_URL) : undefined;
   try {
-    const key = keyFor(config);
+    const key: JWTVerifyGetKey = keySet
+      ? async (header, input) => {
+          const found = await keySet.keyFor(header, input);
+          trustedUntil = found.keySet.fetchedAt + KEY_SET_MAX_AGE_MS;
+          return found.key;
+        }
+      : inlineKey(config.JWT_PUBLIC_JWK ?? "");
     const options = {
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,
       algorithms: ALLOWED_ALGORITHMS,
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ["exp", "sub", "iss", "aud"],
+      currentDate: new Date(clock.now()),
     };
-    ({ payload } = await jwtVerify(token, key, options));
+    let header;
+    ({ payload, protectedHeader: header } = await jwtVerify(token, key, options));
+    kid = header.kid;
   } catch (error) {
     throw new AuthError(describe(error));
   }
   const claims = AppClaims.safeParse(payload);
   if (!claims.success) throw new AuthError("token claims are malformed");
   // The clock tolerance is for nbf/iat skew; expiry is strict, so no token is accepted only to be cut at once.
-  if (claims.data.exp * 1000 <= Date.now()) throw new AuthError("token expired");
-  return {
+  if (claims.data.exp * 1000 <= clock.now()) throw new AuthError("token expired");
+  const user = {
     userId: claims.data.sub,
     name: claims.data.name,
     roles: claims.data.roles ?? [],
     guilds: claims.data.guilds ?? [],
     expiresAt: claims.data.exp,
   };
+  return { user, until: Math.min(user.expiresAt * 1000, trustedUntil), keySet, kid };
 }
 
 function describe(error: unknown): string {

@@ -6,7 +6,6 @@ import {
   MAX_CLIENT_MESSAGE_BYTES,
   SocketLimits,
   parseJson,
-  takeToken,
   type AppEvent,
   type AuthOkMessage,
   type ClientAuth,
@@ -17,24 +16,25 @@ import {
   type IdentifiedInternalEvent,
   type RoomsResponse,
 } from "../../protocol/index.js";
-import { AuthError, verifyAppToken } from "./auth.js";
-import { edgeConfig, isMultiGuild, type EdgeConfig } from "./config.js";
+import { edgeConfig, type EdgeConfig } from "./config.js";
 import { DiscordRest } from "./discord-rest.js";
 import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
+import * as clock from "./clock.js";
 import { errorFields, log } from "./log.js";
-import { closeOverdueSockets, dueIdleRooms, isDue, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
-import { Audience } from "./hub/audience.js";
+import { exchangeAuth } from "./hub/auth-exchange.js";
+import { SCHEMA_VERSION } from "./hub/migrations.js";
+import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
-import { reconcile, roomCreated, roomDeleted } from "./hub/presence.js";
-import { CreateRoomPolicy } from "./hub/rate-limit.js";
+import { guildSync, reconcile } from "./hub/presence.js";
 import { withRoomFilter } from "./hub/room-filter.js";
-import type { CreateRoomRequest, EndRoomRequest, HubResult } from "./hub/rpc.js";
-import { attachmentOf, closeSocket, connectionId, isOpen, setAttachment, SocketCensus, type LiveAttachment, type SocketAttachment } from "./hub/sockets.js";
+import { RoomDesk } from "./hub/rooms.js";
+import { failure, type CreateRoomRequest, type EndRoomRequest, type HubResult } from "./hub/rpc.js";
+import { SocketIndex } from "./hub/socket-index.js";
+import { closeSocket, connectionId, isOpen } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
+import { isMultiPart, receiveSyncPart } from "./hub/sync-parts.js";
 
-const DEFAULT_ROOM_NAME = "Spell Coven room";
-const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000 / SocketLimits.reauthIntervalMs };
 
 /**
  * One per guild: the single source of truth for its rooms and voice presence, the event sequence and replay
@@ -42,18 +42,31 @@ const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000
  */
 export class GuildHub extends DurableObject<Env> {
   private readonly store: HubStore;
-  private readonly census: SocketCensus;
-  private readonly audience: Audience;
-  /** Creates in flight per user+idempotency key, so racing duplicates share one Discord call. */
-  private readonly creating = new Map<string, Promise<HubResult<CreateRoomResponse>>>();
+  private readonly sockets: SocketIndex;
+  private readonly rooms: RoomDesk;
   /** The alarm as this object last set or read it (null: none; undefined: unknown, read it). Only it sets alarms. */
   private alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.store = new HubStore(ctx.storage.sql);
-    this.census = new SocketCensus(() => ctx.getWebSockets());
-    this.audience = new Audience(() => ctx.getWebSockets());
+    try {
+      this.store = new HubStore(ctx.storage);
+    } catch (error) {
+      log("error", "GuildHub could not migrate its storage", { objectId: ctx.id.toString(), ...errorFields(error) });
+      throw error; // serving on a schema the code does not know would corrupt it
+    }
+    const { from, to } = this.store.schema;
+    if (from < to) log("info", "GuildHub migrated its storage", { guildId: this.store.guildId, from, to });
+    // A rollback: steps are additive, so this release still runs on what a later one added.
+    if (from > SCHEMA_VERSION) log("warn", "GuildHub storage is newer than this release", { guildId: this.store.guildId, from, known: SCHEMA_VERSION });
+    this.sockets = new SocketIndex(() => ctx.getWebSockets());
+    this.rooms = new RoomDesk({
+      store: this.store,
+      guildId: () => this.guildId,
+      discord: () => this.discord(),
+      publish: (events, now) => this.publish(events, now),
+      roomsChanged: () => this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs)),
+    });
     // Answered by the runtime itself, so a heartbeat never wakes a hibernated hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -87,26 +100,32 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.census.forget(ws);
-    this.audience.forget(ws);
+    try {
+      this.sockets.forget(ws);
+    } catch (error) {
+      log("error", "GuildHub webSocketClose failed", { guildId: this.guildId, ...errorFields(error) });
+    }
     closeSocket(ws, code, reason); // completes the closing handshake
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     log("warn", "GuildHub webSocketError", { guildId: this.guildId, ...errorFields(error) });
-    this.census.forget(ws);
-    this.audience.forget(ws);
+    try {
+      this.sockets.forget(ws);
+    } catch (failure) {
+      log("error", "GuildHub webSocketError failed", { guildId: this.guildId, ...errorFields(failure) });
+    }
     closeSocket(ws, 1011);
   }
 
   override async alarm(): Promise<void> {
     this.alarmAt = undefined; // the runtime clears the alarm it fires
-    const firedAt = Date.now();
+    const firedAt = clock.now();
     try {
       await this.onDeadlines(firedAt);
     } catch (error) {
       log("error", "GuildHub alarm failed", { guildId: this.guildId, ...errorFields(error) });
-      await this.scheduleAlarm(Date.now() + 5_000, firedAt); // try again rather than leave deadlines unenforced
+      await this.scheduleAlarm(clock.now() + 5_000, firedAt); // try again rather than leave deadlines unenforced
     }
   }
 
@@ -122,23 +141,44 @@ export class GuildHub extends DurableObject<Env> {
       log("warn", "GuildHub refused a superseded gateway", { guildId, epoch: lease.epoch, instance: lease.instance });
       return failure(new ApiError(409, "superseded", "a newer gateway serves this guild; stand down"));
     }
-    const now = Date.now();
+    const now = clock.now();
     let accepted = 0;
     let duplicates = 0;
+    let refused: ApiError | undefined;
     const produced: AppEvent[] = [];
     for (const event of events) {
-      if (this.store.hasSeen(event.id)) {
-        duplicates++;
-        continue;
+      // One transaction per event: its effects and the record that it was received land together.
+      const outcome = this.store.transaction(() => this.receive(event, now));
+      if (outcome === "duplicate") duplicates++;
+      else if (outcome === "orphaned") {
+        refused = orphanedPart(event);
+        log("warn", "GuildHub refused a sync part whose earlier parts it no longer holds", { guildId, id: event.id });
+        break; // what came before it stands; the gateway resends the rest as duplicates
+      } else {
+        produced.push(...outcome);
+        accepted++;
       }
-      produced.push(...reconcile(this.store, event, now));
-      this.store.markSeen(event.id, now);
-      accepted++;
     }
     this.publish(produced, now);
     await this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs));
     if (duplicates > 0) log("info", "GuildHub duplicate events", { guildId, duplicates });
+    if (refused) return failure(refused);
     return { ok: true, value: { accepted, duplicates } };
+  }
+
+  /** Applies one event, or says why not: a repeat of one already received, or a sync part that cannot complete. */
+  private receive(event: IdentifiedInternalEvent, now: number): AppEvent[] | "duplicate" | "orphaned" {
+    if (event.event === "guild.sync" && isMultiPart(event.payload)) {
+      const part = receiveSyncPart(this.store, event.payload, now);
+      if (part.kind === "complete") return guildSync(this.store, part.sync, now);
+      if (part.kind === "duplicate" || part.kind === "orphaned") return part.kind;
+      if (part.kind === "superseded") log("info", "GuildHub dropped a sync older than the one applied", { guildId: this.guildId, syncId: event.payload.part.syncId });
+      return [];
+    }
+    if (this.store.hasSeen(event.id)) return "duplicate";
+    const produced = reconcile(this.store, event, now);
+    this.store.markSeen(event.id, now);
+    return produced;
   }
 
   /** Follows the newest gateway: a later epoch takes the lease; an earlier one (or a rival at the same epoch) is refused. */
@@ -156,42 +196,12 @@ export class GuildHub extends DurableObject<Env> {
 
   async createRoom(request: CreateRoomRequest): Promise<HubResult<CreateRoomResponse>> {
     this.bindGuild(request.guildId);
-    const key = request.idempotencyKey;
-    if (key !== undefined) {
-      const stored = this.store.idempotentResult(request.userId, key);
-      if (stored) return { ok: true, value: JSON.parse(stored) as CreateRoomResponse };
-      const inFlight = this.creating.get(`${request.userId}\n${key}`);
-      if (inFlight) return inFlight;
-    }
-    const refusal = this.admitCreate(request.userId, Date.now());
-    if (refusal) return failure(refusal);
-    const creation = this.createInDiscord(request);
-    if (key === undefined) return creation;
-    this.creating.set(`${request.userId}\n${key}`, creation);
-    try {
-      const result = await creation;
-      if (result.ok) this.store.saveIdempotentResult(request.userId, key, JSON.stringify(result.value), Date.now());
-      return result;
-    } finally {
-      this.creating.delete(`${request.userId}\n${key}`);
-    }
+    return this.rooms.create(request);
   }
 
   async endRoom(request: EndRoomRequest): Promise<HubResult<{ ok: true }>> {
     this.bindGuild(request.guildId);
-    const room = this.store.room(request.channelId);
-    if (!room || room.creatorId === null) return failure(new ApiError(404, "not_found", "unknown room"));
-    if (room.creatorId !== request.userId && !request.isAdmin) {
-      return failure(new ApiError(403, "forbidden", "only the room's creator or an admin can end it"));
-    }
-    try {
-      await this.discord().deleteChannel(request.channelId, `Spell Coven room ended by user ${request.userId}`);
-    } catch (error) {
-      return failureOf(error);
-    }
-    const now = Date.now();
-    this.publish(roomDeleted(this.store, { guildId: request.guildId, channelId: request.channelId }, now), now);
-    return { ok: true, value: { ok: true } };
+    return this.rooms.end(request);
   }
 
   // --- sockets
@@ -202,7 +212,7 @@ export class GuildHub extends DurableObject<Env> {
     }
     this.bindGuild(socketGuild(new URL(request.url), this.config));
     const { 0: client, 1: server } = new WebSocketPair();
-    if (this.census.pendingCount() >= SocketLimits.pendingSockets) {
+    if (this.sockets.pendingCount() >= SocketLimits.pendingSockets) {
       // Completed only to say why: a browser cannot read an HTTP error on a WebSocket.
       server.accept();
       closeSocket(server, CloseCode.tooMany, "too many connections waiting for auth");
@@ -210,13 +220,15 @@ export class GuildHub extends DurableObject<Env> {
       return new Response(null, { status: 101, webSocket: client });
     }
     this.ctx.acceptWebSocket(server);
-    const authDeadline = Date.now() + AUTH_TIMEOUT_MS;
-    this.setSocket(server, { phase: "pending", conn: connectionId(), authDeadline });
+    const authDeadline = clock.now() + AUTH_TIMEOUT_MS;
+    this.sockets.set(server, { phase: "pending", conn: connectionId(), authDeadline });
     await this.scheduleAlarm(authDeadline);
     return new Response(null, { status: 101, webSocket: client });
   }
 
   private async onClientMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    // Sent before the client saw the close the hub sent it (a 4429, an expiry): an ordinary race, nothing to do.
+    if (!isOpen(ws)) return;
     const size = typeof raw === "string" ? new TextEncoder().encode(raw).byteLength : raw.byteLength;
     if (size > MAX_CLIENT_MESSAGE_BYTES) return this.reject(ws, CloseCode.tooLarge, "message too large");
     if (typeof raw !== "string") return this.reject(ws, CloseCode.badMessage, "binary messages are not supported");
@@ -228,76 +240,35 @@ export class GuildHub extends DurableObject<Env> {
 
   /** Replaces a live socket's room filter, then sends a snapshot at the current seq so the client's state is exact. */
   private changeRooms(ws: WebSocket, message: ClientRooms): void {
-    const current = attachmentOf(ws);
+    const current = this.sockets.attachment(ws);
     if (current?.phase !== "live") return this.reject(ws, CloseCode.badMessage, "authenticate first");
-    const now = Date.now();
+    const now = clock.now();
     if (current.expiresAt <= now) return this.reject(ws, CloseCode.unauthorized, "token expired");
     const changed = withRoomFilter(current, message.rooms, now);
     if (!("attachment" in changed)) return this.reject(ws, CloseCode.tooMany, "changing rooms too often");
-    this.setSocket(ws, changed.attachment);
+    this.sockets.set(ws, changed.attachment);
     catchUp(ws, this.store, changed.attachment, undefined);
   }
 
   private async authenticate(ws: WebSocket, auth: ClientAuth): Promise<void> {
-    const previous = attachmentOf(ws);
-    const now = Date.now();
-    let reauth;
-    if (previous?.phase === "live") {
-      // Each auth is a signature check and an alarm write on the guild's one thread: bound how often.
-      reauth = takeToken(previous.reauth, ReauthPolicy, now);
-      if (reauth.waitSeconds > 0) return this.reject(ws, CloseCode.tooMany, "re-authenticating too often");
-    }
-    let user;
-    try {
-      user = await verifyAppToken(auth.token, this.config);
-    } catch (error) {
-      if (!(error instanceof AuthError)) throw error;
-      return this.reject(ws, CloseCode.unauthorized, error.message);
-    }
-    // Verifying awaits: under load the auth deadline may have closed the socket meanwhile.
-    if (!isOpen(ws)) return;
-    if (isMultiGuild(this.config) && !user.guilds.includes(this.guildId)) {
-      return this.reject(ws, CloseCode.guildNotAllowed, "guild not allowed for this token");
-    }
-    if (previous?.phase === "live" && previous.userId !== user.userId) {
-      return this.reject(ws, CloseCode.unauthorized, "a refreshed token must be for the same user");
-    }
-    if (previous?.phase !== "live" && this.census.userSocketCount(user.userId, ws) >= SocketLimits.socketsPerUser) {
-      return this.reject(ws, CloseCode.tooMany, "too many connections for this user");
-    }
-    // Read again after verifying: a room filter change may have landed meanwhile.
-    const latest = attachmentOf(ws);
-    const batch = auth.batch ?? (previous?.phase === "live" ? previous.batch : undefined);
-    const live: LiveAttachment = {
-      phase: "live",
-      conn: previous?.conn ?? connectionId(),
-      userId: user.userId,
-      expiresAt: user.expiresAt * 1000,
-      rooms: auth.rooms ?? (latest?.phase === "live" ? latest.rooms : undefined),
-      ...(batch ? { batch } : {}),
-      reauth: reauth?.bucket ?? { tokens: ReauthPolicy.capacity, at: now },
-      ...(latest?.phase === "live" && latest.roomsBucket ? { roomsBucket: latest.roomsBucket } : {}),
-    };
-    this.setSocket(ws, live);
+    const outcome = await exchangeAuth({ sockets: this.sockets, config: this.config, guildId: this.guildId }, ws, auth, clock.now());
+    if (outcome.kind === "gone") return;
+    if (outcome.kind === "refused") return this.reject(ws, outcome.code, outcome.reason);
+    const live = outcome.attachment;
+    this.sockets.set(ws, live);
     await this.scheduleAlarm(live.expiresAt);
     if (!isOpen(ws)) return;
 
     const seq = this.store.seq;
     ws.send(JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId: this.guildId, seq } satisfies AuthOkMessage));
-    const resumed = previous?.phase === "live" ? "refresh" : catchUp(ws, this.store, live, auth.since) ? "replay" : "snapshot";
-    log("info", "GuildHub socket live", { guildId: this.guildId, conn: live.conn, userId: user.userId, resumed });
-  }
-
-  private setSocket(ws: WebSocket, attachment: SocketAttachment): void {
-    setAttachment(ws, attachment);
-    this.census.record(ws, attachment);
-    this.audience.record(ws, attachment);
+    const resumed = outcome.refresh ? "refresh" : catchUp(ws, this.store, live, auth.since) ? "replay" : "snapshot";
+    log("info", "GuildHub socket live", { guildId: this.guildId, conn: live.conn, userId: live.userId, resumed });
   }
 
   /** Closes a socket for a reason the client can act on, and logs why (never the token). */
   private reject(ws: WebSocket, code: number, reason: string): void {
-    log("info", "GuildHub closed socket", { guildId: this.guildId, conn: attachmentOf(ws)?.conn, code, reason });
-    this.audience.forget(ws);
+    log("info", "GuildHub closed socket", { guildId: this.guildId, conn: this.sockets.attachment(ws)?.conn, code, reason });
+    this.sockets.forget(ws);
     closeSocket(ws, code, reason);
   }
 
@@ -312,10 +283,10 @@ export class GuildHub extends DurableObject<Env> {
       return { event, message };
     });
     this.store.prune(now);
-    const shed = broadcast(this.audience, outgoing, now);
+    const shed = broadcast(this.sockets, outgoing, now);
     // One line per publish: what an operator charts and pages on (Workers Logs can query these fields; the
     // runtime's own metrics give its duration, as clocks do not advance during a synchronous loop in workerd).
-    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: this.audience.size, shed });
+    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: this.sockets.size, shed });
   }
 
   // --- deadlines: one alarm multiplexes auth timeouts, token expiries and idle rooms
@@ -339,74 +310,16 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   private async onDeadlines(firedAt: number): Promise<void> {
-    closeOverdueSockets(this.ctx.getWebSockets(), Date.now());
-    await this.endIdleRooms();
-    this.store.prune(Date.now(), true);
+    closeOverdueSockets(this.ctx.getWebSockets(), this.sockets, clock.now());
+    await this.rooms.endIdle(this.idleTtlMs);
+    this.store.prune(clock.now(), true);
     // Recomputed after every await: sockets accepted and rooms emptied meanwhile have deadlines too.
-    const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets()), nextIdleDeadline(this.store, this.idleTtlMs));
+    const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets(), this.sockets), nextIdleDeadline(this.store, this.idleTtlMs));
     await this.scheduleAlarm(next, firedAt);
-  }
-
-  private async endIdleRooms(): Promise<void> {
-    const ttlMs = this.idleTtlMs;
-    for (const channelId of dueIdleRooms(this.store, ttlMs, Date.now())) {
-      // A join may have landed while an earlier delete was awaited.
-      if (!isDue(this.store, channelId, ttlMs, Date.now())) continue;
-      try {
-        await this.discord().deleteChannel(channelId, "Spell Coven room idle");
-      } catch (error) {
-        log("warn", "GuildHub could not end idle room", { guildId: this.guildId, channelId, ...errorFields(error) });
-        this.store.setRoomEmptySince(channelId, Date.now()); // try again after another TTL
-        continue;
-      }
-      const now = Date.now();
-      this.publish(roomDeleted(this.store, { guildId: this.guildId, channelId }, now), now);
-    }
   }
 
   private get idleTtlMs(): number {
     return this.config.ROOM_IDLE_TTL_SECONDS * 1000;
-  }
-
-  // --- rooms
-
-  /** Why this user may not create a room now, if they may not: the rate limit, then the live-room cap. */
-  private admitCreate(userId: string, now: number): ApiError | undefined {
-    if (this.store.roomsCreatedBy(userId) >= CreateRoomPolicy.liveRoomsPerUser) {
-      return new ApiError(429, "too_many_rooms", `at most ${CreateRoomPolicy.liveRoomsPerUser} live rooms per user; end one first`);
-    }
-    const { bucket, waitSeconds } = takeToken(this.store.createBucket(userId), CreateRoomPolicy, now);
-    this.store.putCreateBucket(userId, bucket);
-    if (waitSeconds > 0) {
-      return new ApiError(429, "rate_limited", "too many rooms created; slow down", { retryAfterSeconds: Math.ceil(waitSeconds) });
-    }
-    return undefined;
-  }
-
-  private async createInDiscord(request: CreateRoomRequest): Promise<HubResult<CreateRoomResponse>> {
-    const name = request.body.name ?? DEFAULT_ROOM_NAME;
-    let channel;
-    try {
-      channel = await this.discord().createVoiceChannel(
-        request.guildId,
-        { name, parentId: request.body.parentId, userLimit: request.body.userLimit },
-        `Spell Coven room created by user ${request.userId}`,
-      );
-    } catch (error) {
-      return failureOf(error);
-    }
-    const now = Date.now();
-    const created = {
-      guildId: request.guildId,
-      channelId: channel.id,
-      name: channel.name ?? name,
-      parentId: channel.parent_id ?? request.body.parentId ?? null,
-      userLimit: channel.user_limit ?? request.body.userLimit,
-    };
-    // The gateway's CHANNEL_CREATE may already have announced it: then this only records the creator.
-    this.publish(roomCreated(this.store, created, request.userId, now), now);
-    await this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs));
-    return { ok: true, value: { channelId: channel.id, name: created.name, guildId: request.guildId } };
   }
 
   private discord(): DiscordRest {
@@ -419,11 +332,6 @@ export class GuildHub extends DurableObject<Env> {
   }
 }
 
-function failure(error: ApiError): { ok: false; error: ReturnType<ApiError["toWire"]> } {
-  return { ok: false, error: error.toWire() };
-}
-
-function failureOf(error: unknown): { ok: false; error: ReturnType<ApiError["toWire"]> } {
-  if (error instanceof ApiError) return failure(error);
-  throw error;
+function orphanedPart(event: IdentifiedInternalEvent): ApiError {
+  return new ApiError(400, "invalid_input", `event ${event.id} is a sync part after parts the hub no longer holds; send a fresh guild.sync`);
 }

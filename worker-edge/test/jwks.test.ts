@@ -1,6 +1,8 @@
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { AuthError, JWKS_REFETCH_COOLDOWN_MS, verifyAppToken } from "../src/auth.js";
+import * as clock from "../src/clock.js";
+import { KEY_SET_MAX_AGE_MS } from "../src/jwks.js";
 import type { EdgeConfig } from "../src/config.js";
 import { TEST_AUDIENCE, TEST_ISSUER } from "./support/bindings.js";
 
@@ -14,15 +16,18 @@ afterEach(() => vi.restoreAllMocks());
 async function signingKey(kid: string) {
   const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" };
-  const sign = (sub = "200000000000000001") =>
-    new SignJWT({})
+  // Issued at the edge's clock, which a test may have moved; valid for an hour.
+  const sign = (sub = "200000000000000001") => {
+    const now = Math.floor(clock.now() / 1000);
+    return new SignJWT({})
       .setProtectedHeader({ alg: "RS256", kid })
       .setSubject(sub)
       .setIssuer(TEST_ISSUER)
       .setAudience(TEST_AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime("10m")
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3_600)
       .sign(privateKey);
+  };
   return { jwk, sign };
 }
 
@@ -97,3 +102,48 @@ describe("a remote JWKS", () => {
   }, 12_000);
 });
 
+
+describe("withdrawing a signing key", () => {
+  afterAll(() => clock.resetClock());
+  const MINUTE = 60_000;
+  it("documents a bound of 10 minutes", () => expect(KEY_SET_MAX_AGE_MS).toBe(10 * MINUTE));
+
+  it("stops accepting every token signed with it within 10 minutes, tokens already verified included", async () => {
+    const old = await signingKey("old");
+    const next = await signingKey("next");
+    let published = [old.jwk, next.jwk];
+    serveJwks(() => published);
+    const config = remoteConfig();
+    const withdrawnAt = clock.now();
+    await verifyAppToken(await next.sign(), config); // the key set is fetched now
+    published = [next.jwk]; // and the identity provider withdraws "old" at once
+
+    // Until the fetched key set is 10 minutes old, "old" still verifies: that is the documented bound.
+    clock.advanceClock(KEY_SET_MAX_AGE_MS - 6_000);
+    const verifiedLate = await old.sign("200000000000000002");
+    await expect(verifyAppToken(verifiedLate, config)).resolves.toMatchObject({ userId: "200000000000000002" });
+
+    // Past it, neither a new token nor the one verified a moment before the bound is accepted.
+    clock.advanceClockTo(withdrawnAt + KEY_SET_MAX_AGE_MS + 1_000);
+    await expect(verifyAppToken(await old.sign(), config)).rejects.toThrow("token signed by an unknown key");
+    await expect(verifyAppToken(verifiedLate, config)).rejects.toThrow(AuthError);
+    clock.advanceClockTo(withdrawnAt + KEY_SET_MAX_AGE_MS + 9.5 * MINUTE);
+    await expect(verifyAppToken(verifiedLate, config)).rejects.toThrow(AuthError);
+    await expect(verifyAppToken(await next.sign(), config)).resolves.toMatchObject({ userId: "200000000000000001" });
+  });
+
+  it("drops tokens verified with a key as soon as a refetched key set lacks it", async () => {
+    const old = await signingKey("rotated-out");
+    const next = await signingKey("rotated-in");
+    let published = [old.jwk];
+    const fetches = serveJwks(() => published);
+    const config = remoteConfig();
+    const cached = await old.sign();
+    await verifyAppToken(cached, config);
+    published = [next.jwk]; // withdrawn, and a new key that a token names: the key set is fetched again
+    clock.advanceClock(JWKS_REFETCH_COOLDOWN_MS + 1);
+    await verifyAppToken(await next.sign(), config);
+    expect(fetches.count).toBe(2);
+    await expect(verifyAppToken(cached, config)).rejects.toThrow(AuthError);
+  });
+});

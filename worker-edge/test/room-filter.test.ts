@@ -1,5 +1,5 @@
 import { evictDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { SocketLimits, type SnapshotMessage } from "../../protocol/index.js";
 import { hubStub, newChannelId, newUserId, postInternal, TestSocket } from "./support/edge.js";
 import { joined, roomCreated } from "./support/events.js";
@@ -28,6 +28,8 @@ async function changeRooms(socket: TestSocket, rooms: string[] | undefined): Pro
 
 const membersByRoom = (snapshot: SnapshotMessage, rooms: string[]) =>
   Object.fromEntries(rooms.map((id) => [id, snapshot.payload.rooms.find((r) => r.channelId === id)?.members.map((m) => m.userId)]));
+
+afterEach(() => vi.restoreAllMocks());
 
 describe("changing the room filter on a live socket", () => {
   it("answers with a snapshot at the current seq under the new filter, then filters by it", async () => {
@@ -102,5 +104,31 @@ describe("changing the room filter on a live socket", () => {
     for (let i = 0; i <= SocketLimits.roomsBurst; i++) socket.send({ type: "rooms", rooms: [newChannelId()] });
     expect(await socket.waitForClose()).toMatchObject({ code: 4429, reason: "changing rooms too often" });
     expect(snapshots(socket)).toHaveLength(1 + SocketLimits.roomsBurst);
+  });
+
+  it("drops a change that arrives after the hub closed the socket: no error, and the socket stays out of the fan-out", async () => {
+    const errors = vi.spyOn(console, "error");
+    const logged = vi.spyOn(console, "log");
+    /** The fan-out's socket count, from the line the hub logs per publish. */
+    const audienceAfterPublish = async (watcher: TestSocket, count: number) => {
+      await ingest(roomCreated(newChannelId()));
+      await watcher.waitForEvents(count, "the room event");
+      const lines = logged.mock.calls.flat().map(String).filter((line) => line.includes('"GuildHub published"'));
+      const line = JSON.parse(lines.at(-1)!) as { sockets: number; shed: number };
+      expect(line.shed).toBe(0); // no send was tried on a socket already closed
+      return line.sockets;
+    };
+    const watcher = await liveSocket();
+    const token = await mintToken({ sub: newUserId() });
+    const socket = await TestSocket.open();
+    await socket.auth(token);
+    const before = await audienceAfterPublish(watcher, 1);
+    // Re-authenticating past the burst closes the socket 4429; the client's filter change was already on its way.
+    for (let i = 0; i <= SocketLimits.reauthBurst; i++) socket.send({ type: "auth", token });
+    socket.send({ type: "rooms", rooms: [newChannelId()] });
+    expect(await socket.waitForClose()).toMatchObject({ code: 4429, reason: "re-authenticating too often" });
+    expect(await audienceAfterPublish(watcher, 2)).toBe(before - 1);
+    expect(errors.mock.calls.flat().filter((line) => String(line).includes("GuildHub"))).toEqual([]);
+    watcher.ws.close(1000);
   });
 });

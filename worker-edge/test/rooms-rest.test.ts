@@ -146,6 +146,46 @@ describe("idempotency and rate limits", () => {
     expect(await response.json()).toMatchObject({ error: "too_many_rooms" });
     expect(discord.calls).toHaveLength(0);
   });
+
+  it("holds the live-room cap against creates sent at the same time", async () => {
+    const userId = newUserId();
+    await runInDurableObject(hubStub(), (_hub, state) => {
+      for (let i = 0; i < 8; i++) {
+        state.storage.sql.exec(
+          "INSERT INTO rooms (channel_id, name, parent_id, user_limit, creator_id, empty_since) VALUES (?, ?, NULL, 4, ?, NULL)",
+          `78000000000000000${i}`, `mine ${i}`, userId,
+        );
+      }
+    });
+    const token = await tokenFor(userId);
+    let release!: () => void;
+    discord.hold = new Promise((resolve) => (release = resolve));
+    // Five at once, each inside the create burst: while they wait on Discord none of their rooms exists yet.
+    const racing = Array.from({ length: 5 }, (_, i) => createRoom(token, { name: `racing ${i}` }));
+    await vi.waitFor(() => expect(discord.calls.length).toBeGreaterThanOrEqual(2), { timeout: 2_000 });
+    release();
+    const statuses = (await Promise.all(racing)).map((response) => response.status).sort();
+    expect(statuses).toEqual([201, 201, 429, 429, 429]);
+    expect(discord.calls.filter((c) => c.method === "POST")).toHaveLength(2);
+    const after = await (await edgeFetch("/rooms", authed(token))).json<{ rooms: Array<{ creatorId?: string }> }>();
+    expect(after.rooms.filter((room) => room.creatorId === userId)).toHaveLength(10);
+  });
+
+  it("frees a reserved place when Discord refuses the create", async () => {
+    const userId = newUserId();
+    await runInDurableObject(hubStub(), (_hub, state) => {
+      for (let i = 0; i < 9; i++) {
+        state.storage.sql.exec(
+          "INSERT INTO rooms (channel_id, name, parent_id, user_limit, creator_id, empty_since) VALUES (?, ?, NULL, 4, ?, NULL)",
+          `79000000000000000${i}`, `mine ${i}`, userId,
+        );
+      }
+    });
+    const token = await tokenFor(userId);
+    discord.script({ status: 500, body: { message: "oops" } });
+    expect((await createRoom(token, { name: "fails" })).status).toBe(502);
+    expect((await createRoom(token, { name: "the tenth" })).status).toBe(201);
+  });
 });
 
 describe("Discord failures", () => {

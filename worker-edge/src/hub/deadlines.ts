@@ -1,5 +1,6 @@
 import { CloseCode } from "../../../protocol/index.js";
-import { attachmentOf, closeSocket, deadlineOf, isOpen } from "./sockets.js";
+import type { SocketIndex } from "./socket-index.js";
+import { closeSocket, deadlineOf, isOpen } from "./sockets.js";
 import type { HubStore, RoomRecord } from "./store.js";
 
 /**
@@ -8,19 +9,20 @@ import type { HubStore, RoomRecord } from "./store.js";
  */
 
 /** Closes every socket whose deadline has passed: 4408 while pending, 4401 once live. */
-export function closeOverdueSockets(sockets: WebSocket[], now: number): void {
+export function closeOverdueSockets(sockets: WebSocket[], index: SocketIndex, now: number): void {
   for (const ws of sockets) {
-    const attachment = attachmentOf(ws);
+    const attachment = index.attachment(ws);
     if (!attachment || deadlineOf(attachment) > now) continue;
+    index.forget(ws);
     if (attachment.phase === "pending") closeSocket(ws, CloseCode.authTimeout, "auth timeout");
     else closeSocket(ws, CloseCode.unauthorized, "token expired");
   }
 }
 
-export function nextSocketDeadline(sockets: WebSocket[]): number {
+export function nextSocketDeadline(sockets: WebSocket[], index: SocketIndex): number {
   let next = Infinity;
   for (const ws of sockets) {
-    const attachment = attachmentOf(ws);
+    const attachment = index.attachment(ws);
     if (attachment && isOpen(ws)) next = Math.min(next, deadlineOf(attachment));
   }
   return next;

@@ -1,5 +1,5 @@
 import { CloseCode, type AppEvent, type SnapshotMessage } from "../../../protocol/index.js";
-import type { Audience } from "./audience.js";
+import type { SocketIndex } from "./socket-index.js";
 import { closeSocket, wantsEvent, type LiveAttachment } from "./sockets.js";
 import type { HubStore } from "./store.js";
 
@@ -10,12 +10,12 @@ export interface Outgoing {
 }
 
 /**
- * Sends each message to every live socket that wants it, walking only its recipients (see Audience): no
+ * Sends each message to every live socket that wants it, walking only its recipients (see SocketIndex): no
  * per-socket allocation, serialisation or storage. A socket that opted into batch frames gets the events of one
  * publish it wants in one frame. workerd exposes no send-buffer size, so a send it refuses is the only sign of a
  * consumer to shed: that socket is closed 1013 and skipped from then on. Returns the sockets shed.
  */
-export function broadcast(audience: Audience, outgoing: Outgoing[], now: number): number {
+export function broadcast(audience: SocketIndex, outgoing: Outgoing[], now: number): number {
   const shed = new Set<WebSocket>();
   try {
     sendAll(audience, outgoing, now, shed);
@@ -25,7 +25,7 @@ export function broadcast(audience: Audience, outgoing: Outgoing[], now: number)
   return shed.size;
 }
 
-function sendAll(audience: Audience, outgoing: Outgoing[], now: number, shed: Set<WebSocket>): void {
+function sendAll(audience: SocketIndex, outgoing: Outgoing[], now: number, shed: Set<WebSocket>): void {
   const batching = outgoing.length > 1;
   // Filtered sockets taking batch frames may want only some events of the publish: collected per socket.
   const partial = new Map<WebSocket, string[]>();

@@ -1,6 +1,6 @@
 import type { AppEvent, GuildSyncPayload, InternalEvent, PayloadOf } from "../../../protocol/index.js";
 import { publishedCreator, type HubStore, type MemberRecord } from "./store.js";
-import { completeSync } from "./sync-parts.js";
+import { isMultiPart, receiveWholeSync } from "./sync-parts.js";
 
 /**
  * Applies one incoming event to the hub's state and returns the app events it really causes, so a repeat, a
@@ -18,8 +18,10 @@ export function reconcile(store: HubStore, incoming: InternalEvent, now: number)
     case "voice.left":
       return voiceLeft(store, incoming.payload, now);
     case "guild.sync": {
-      const whole = completeSync(store, incoming.payload, now);
-      return whole ? guildSync(store, whole, now) : [];
+      if (isMultiPart(incoming.payload)) throw new Error("a sync part goes through receiveSyncPart, then guildSync");
+      receiveWholeSync(store);
+      const { part: _part, ...whole } = incoming.payload;
+      return guildSync(store, whole, now);
     }
   }
 }
@@ -46,11 +48,11 @@ export function roomCreated(
     parentId,
     userLimit: payload.userLimit,
     creatorId: creatorId ?? (known ? null : (store.takeDisplacedCreator(payload.channelId) ?? null)),
-    emptySince: known ? known.emptySince : store.memberCount(payload.channelId) === 0 ? now : null,
+    emptySince: known ? known.emptySince : store.hasMembers(payload.channelId) ? null : now,
   });
   const creator = publishedCreator(store.room(payload.channelId)!); // the first creator recorded stays
   if (!known) {
-    const present = store.members().filter((member) => member.channelId === payload.channelId);
+    const present = store.membersIn(payload.channelId);
     return [
       { event: "room.created", payload: { ...described, ...creator } },
       ...present.map((member): AppEvent => ({ event: "voice.joined", payload: { guildId: payload.guildId, ...member } })),
@@ -102,7 +104,7 @@ function voiceLeft(store: HubStore, payload: PayloadOf<"voice.left">, now: numbe
  * Diffs Discord's full picture against the hub's and emits exactly the missing events, in an order clients can
  * apply: new rooms, then departures, then arrivals, then rooms that are gone.
  */
-function guildSync(store: HubStore, sync: GuildSyncPayload, now: number): AppEvent[] {
+export function guildSync(store: HubStore, sync: GuildSyncPayload, now: number): AppEvent[] {
   const { guildId } = sync;
   const events: AppEvent[] = [];
   const wantedRooms = new Set(sync.channels.map((channel) => channel.channelId));
@@ -141,7 +143,7 @@ function profileOf(store: HubStore, userId: string): Pick<MemberRecord, "usernam
 function touchOccupancy(store: HubStore, channelId: string, now: number): void {
   const room = store.room(channelId);
   if (!room) return;
-  const empty = store.memberCount(channelId) === 0;
+  const empty = !store.hasMembers(channelId);
   if (empty && room.emptySince === null) store.setRoomEmptySince(channelId, now);
   if (!empty && room.emptySince !== null) store.setRoomEmptySince(channelId, null);
 }

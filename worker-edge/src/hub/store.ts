@@ -1,16 +1,27 @@
 import { Snowflake, type AppEvent, type GatewayLease, type GuildSyncPayload, type Member, type Room } from "../../../protocol/index.js";
 import type { Bucket } from "../../../protocol/index.js";
+import { migrate } from "./migrations.js";
 import { CreateRoomPolicy } from "./rate-limit.js";
+
+/** How long an internal event id is remembered: a retry within it is a duplicate. */
+const SEEN_ID_AGE_MS = 24 * 60 * 60_000;
 
 /** Bounds on what the hub keeps: the replay buffer by count and age, event ids and idempotency keys by age. */
 export const Retention = {
   replayEvents: 1_000,
   replayAgeMs: 15 * 60_000,
-  seenIdAgeMs: 24 * 60 * 60_000,
+  seenIdAgeMs: SEEN_ID_AGE_MS,
   idempotencyAgeMs: 24 * 60 * 60_000,
   endedRoomAgeMs: 24 * 60 * 60_000,
-  /** Parts of a multi-part sync that never completed (the gateway restarted and will send a new one). */
-  syncPartAgeMs: 10 * 60_000,
+  /**
+   * Parts of a multi-part sync that is not complete, from its last part: as long as an event id is remembered, so
+   * a delivery gap the gateway rides out with its ids (it retries with the same ones) it rides out with its parts.
+   */
+  syncPartAgeMs: SEEN_ID_AGE_MS,
+  /** Open syncs whose parts are kept; a newer one supersedes the oldest beyond this (a gateway sends one at a time). */
+  openSyncs: 4,
+  /** Syncs the ledger remembers, by count not age: a sync retried however late is still known as applied or superseded. */
+  syncLedgerEntries: 1_000,
   /** How often the age-based deletes run: every bound above is minutes to hours, so once a minute is enough. */
   sweepEveryMs: 60_000,
 } as const;
@@ -37,31 +48,15 @@ export interface MemberRecord extends Member {
 
 type Row = Record<string, SqlStorageValue>;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rooms (
-  channel_id TEXT PRIMARY KEY, name TEXT NOT NULL, parent_id TEXT, user_limit INTEGER NOT NULL,
-  creator_id TEXT, empty_since INTEGER
-);
-CREATE TABLE IF NOT EXISTS members (
-  user_id TEXT PRIMARY KEY, channel_id TEXT NOT NULL, username TEXT, avatar TEXT
-);
-CREATE TABLE IF NOT EXISTS events (
-  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, event TEXT NOT NULL, channel_id TEXT NOT NULL, message TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS seen_ids (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS ended_rooms (channel_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS displaced_rooms (channel_id TEXT PRIMARY KEY, creator_id TEXT NOT NULL, at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS seen_ids_at ON seen_ids (at);
-CREATE TABLE IF NOT EXISTS idempotency (
-  user_id TEXT NOT NULL, key TEXT NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (user_id, key)
-);
-CREATE TABLE IF NOT EXISTS create_buckets (user_id TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS sync_parts (
-  sync_id TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, picture TEXT NOT NULL, at INTEGER NOT NULL,
-  arrival INTEGER NOT NULL, PRIMARY KEY (sync_id, idx)
-);
-`;
+export type SyncState = "open" | "applied" | "superseded";
+
+export interface SyncRecord {
+  syncId: string;
+  /** The arrival number of its first part: orders pictures (a sync that began later is newer). */
+  firstArrival: number;
+  count: number;
+  state: SyncState;
+}
 
 /** The picture one sync part carries. */
 export type SyncPicture = Pick<GuildSyncPayload, "channels" | "voiceStates">;
@@ -79,8 +74,26 @@ export class HubStore {
   private snapshot?: Room[];
   private lastSweep = -Infinity;
 
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(SCHEMA);
+  private readonly sql: SqlStorage;
+  /** The schema versions this object found and left (see migrations.ts). */
+  readonly schema: { from: number; to: number };
+
+  /** Migrates the storage first: nothing reads or writes it on an older schema. */
+  constructor(private readonly storage: DurableObjectStorage) {
+    this.schema = migrate(storage);
+    this.sql = storage.sql;
+  }
+
+  /** Runs `body` as one transaction: every write in it lands, or none does (and the in-memory copies are dropped). */
+  transaction<T>(body: () => T): T {
+    try {
+      return this.storage.transactionSync(body);
+    } catch (error) {
+      this.metaCache.clear();
+      this.replay = undefined;
+      this.snapshot = undefined;
+      throw error;
+    }
   }
 
   // --- meta
@@ -203,8 +216,14 @@ export class HubStore {
     return this.sql.exec<Row>("SELECT * FROM members ORDER BY user_id").toArray().map(memberFromRow);
   }
 
-  memberCount(channelId: string): number {
-    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM members WHERE channel_id = ?", channelId).one().n;
+  /** The members of one room, by index. */
+  membersIn(channelId: string): MemberRecord[] {
+    return this.sql.exec<Row>("SELECT * FROM members WHERE channel_id = ? ORDER BY user_id", channelId).toArray().map(memberFromRow);
+  }
+
+  /** Whether a room has anyone in it: one index probe, whatever the room's size. */
+  hasMembers(channelId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM members WHERE channel_id = ? LIMIT 1", channelId).toArray().length > 0;
   }
 
   putMember(member: MemberRecord): void {
@@ -307,18 +326,35 @@ export class HubStore {
     this.sql.exec("INSERT OR REPLACE INTO create_buckets (user_id, tokens, at) VALUES (?, ?, ?)", userId, bucket.tokens, bucket.at);
   }
 
-  // --- parts of a multi-part guild.sync
+  // --- multi-part guild.sync: the ledger of syncs and the parts of open ones
 
-  putSyncPart(syncId: string, index: number, count: number, picture: SyncPicture, at: number, arrival: number): void {
+  syncRecord(syncId: string): SyncRecord | undefined {
+    const row = this.sql.exec<Row>("SELECT * FROM syncs WHERE sync_id = ?", syncId).toArray()[0];
+    return row && { syncId, firstArrival: Number(row.first_arrival), count: Number(row.count), state: String(row.state) as SyncState };
+  }
+
+  openSync(syncId: string, count: number, firstArrival: number, at: number): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO sync_parts (sync_id, idx, count, picture, at, arrival) VALUES (?, ?, ?, ?, ?, ?)",
-      syncId, index, count, JSON.stringify(picture), at, arrival,
+      "INSERT INTO syncs (sync_id, first_arrival, count, state, at) VALUES (?, ?, ?, 'open', ?)",
+      syncId, firstArrival, count, at,
     );
   }
 
-  /** When the first part of `syncId` arrived (its arrival number). */
-  syncStartedAt(syncId: string): number {
-    return Number(this.sql.exec<{ arrival: number | null }>("SELECT MIN(arrival) AS arrival FROM sync_parts WHERE sync_id = ?", syncId).one().arrival ?? 0);
+  hasSyncPart(syncId: string, index: number): boolean {
+    return this.sql.exec("SELECT 1 FROM sync_parts WHERE sync_id = ? AND idx = ?", syncId, index).toArray().length > 0;
+  }
+
+  /** Stores a part of an open sync; the sync counts as active from `at`. (`arrival` is for the release before the ledger.) */
+  putSyncPart(sync: SyncRecord, index: number, picture: SyncPicture, at: number): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO sync_parts (sync_id, idx, count, picture, at, arrival) VALUES (?, ?, ?, ?, ?, ?)",
+      sync.syncId, index, sync.count, JSON.stringify(picture), at, sync.firstArrival,
+    );
+    this.sql.exec("UPDATE syncs SET at = ? WHERE sync_id = ?", at, sync.syncId);
+  }
+
+  syncPartCount(syncId: string): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sync_parts WHERE sync_id = ?", syncId).one().n;
   }
 
   /** The parts of `syncId` received so far, in order. */
@@ -329,9 +365,23 @@ export class HubStore {
       .map((row) => JSON.parse(row.picture) as SyncPicture);
   }
 
-  /** Forgets a completed sync and every incomplete one that began before it: a newer picture supersedes them. */
-  dropSyncPartsUpTo(syncId: string, started: number): void {
-    this.sql.exec("DELETE FROM sync_parts WHERE sync_id = ? OR arrival < ?", syncId, started);
+  /** Records how a sync ended and drops its parts. */
+  finishSync(syncId: string, state: Exclude<SyncState, "open">): void {
+    this.sql.exec("UPDATE syncs SET state = ? WHERE sync_id = ?", state, syncId);
+    this.sql.exec("DELETE FROM sync_parts WHERE sync_id = ?", syncId);
+  }
+
+  /** Open syncs that began before `firstArrival` are older pictures than one just applied: they never apply. */
+  supersedeSyncsBefore(firstArrival: number): void {
+    for (const { sync_id } of this.sql.exec<{ sync_id: string }>("SELECT sync_id FROM syncs WHERE state = 'open' AND first_arrival < ?", firstArrival).toArray()) {
+      this.finishSync(sync_id, "superseded");
+    }
+  }
+
+  /** Beyond `limit` open syncs, the ones that began first are superseded by the later ones: bounds the parts stored. */
+  supersedeOpenSyncsBeyond(limit: number): void {
+    const open = this.sql.exec<{ sync_id: string }>("SELECT sync_id FROM syncs WHERE state = 'open' ORDER BY first_arrival DESC").toArray();
+    for (const { sync_id } of open.slice(limit)) this.finishSync(sync_id, "superseded");
   }
 
   /**
@@ -354,7 +404,15 @@ export class HubStore {
     this.sql.exec("DELETE FROM ended_rooms WHERE at < ?", now - Retention.endedRoomAgeMs);
     this.sql.exec("DELETE FROM displaced_rooms WHERE at < ?", now - Retention.endedRoomAgeMs);
     this.sql.exec("DELETE FROM idempotency WHERE at < ?", now - Retention.idempotencyAgeMs);
-    this.sql.exec("DELETE FROM sync_parts WHERE at < ?", now - Retention.syncPartAgeMs);
+    // The parts of a sync idle for the window go together (its ledger row stays, so its fate stays known).
+    this.sql.exec(
+      "DELETE FROM sync_parts WHERE sync_id IN (SELECT sync_id FROM syncs WHERE state = 'open' AND at < ?)",
+      now - Retention.syncPartAgeMs,
+    );
+    this.sql.exec(
+      "DELETE FROM syncs WHERE first_arrival <= (SELECT first_arrival FROM syncs ORDER BY first_arrival DESC LIMIT 1 OFFSET ?)",
+      Retention.syncLedgerEntries,
+    );
     // A bucket untouched for longer than a full refill is full again: the same as no row.
     const refillMs = (CreateRoomPolicy.capacity / CreateRoomPolicy.refillPerSecond) * 1000;
     this.sql.exec("DELETE FROM create_buckets WHERE at < ?", now - refillMs);

@@ -165,7 +165,7 @@ function inHubStorage<R>(body: (fresh: () => HubStore) => R): Promise<R> {
   const stub = env.GUILD_HUB.get(env.GUILD_HUB.idFromName("presence-property-tests"));
   return runInDurableObject(stub, (_instance, state) =>
     body(() => {
-      const store = new HubStore(state.storage.sql);
+      const store = new HubStore(state.storage);
       for (const table of TABLES) state.storage.sql.exec(`DELETE FROM ${table}`);
       return store;
     }),

@@ -23,6 +23,8 @@ export class DiscordFake {
   private readonly scripted: ScriptedReply[] = [];
   /** Resolves pending creates only when a test releases them, to make races deterministic. */
   hold: Promise<void> | undefined;
+  /** The bot token Discord accepts; a rotation changes it before the edge has the new one. */
+  botToken = TEST_BOT_TOKEN;
 
   /** The id the next created channel gets, for a test that has the gateway announce it before the create returns. */
   static nextChannelId(): string {
@@ -38,11 +40,12 @@ export class DiscordFake {
     vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
       const request = new Request(input, init);
       if (!request.url.startsWith(TEST_DISCORD_API_BASE)) return original(input, init);
-      return this.handle(request);
+      return this.reply(request);
     });
   }
 
-  private async handle(request: Request): Promise<Response> {
+  /** Answers one request to Discord's REST API (install() routes the Worker's fetches here). */
+  async reply(request: Request): Promise<Response> {
     const path = request.url.slice(TEST_DISCORD_API_BASE.length);
     const text = await request.text();
     this.calls.push({
@@ -55,7 +58,7 @@ export class DiscordFake {
     if (this.hold) await this.hold;
     const scripted = this.scripted.shift();
     if (scripted) return Response.json(scripted.body, { status: scripted.status, headers: scripted.headers });
-    if (request.headers.get("Authorization") !== `Bot ${TEST_BOT_TOKEN}`) {
+    if (request.headers.get("Authorization") !== `Bot ${this.botToken}`) {
       return Response.json({ message: "401: Unauthorized", code: 0 }, { status: 401 });
     }
     const create = /^\/guilds\/(\d+)\/channels$/.exec(path);

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { SignJWT, importJWK, type JWK } from "jose";
+import * as clock from "../../src/clock.js";
 import { TEST_AUDIENCE, TEST_ISSUER } from "./bindings.js";
 
 const testEnv = env as Env & { TEST_SIGNING_JWK: string; TEST_FOREIGN_JWK: string };
@@ -16,11 +17,11 @@ export interface TokenOptions {
   key?: "trusted" | "foreign";
 }
 
-/** Mints an RS256 app JWT the way the identity provider would. */
+/** Mints an RS256 app JWT the way the identity provider would, issued at the edge's clock (tests may move it). */
 export async function mintToken(options: TokenOptions = {}): Promise<string> {
   const jwk = JSON.parse(options.key === "foreign" ? testEnv.TEST_FOREIGN_JWK : testEnv.TEST_SIGNING_JWK) as JWK;
   const key = await importJWK(jwk, "RS256");
-  const now = Math.floor(Date.now() / 1000);
+  const now = Math.floor(clock.now() / 1000);
   const claims: Record<string, unknown> = { name: options.name ?? "Alice" };
   if (options.roles) claims.roles = options.roles;
   if (options.guilds) claims.guilds = options.guilds;
