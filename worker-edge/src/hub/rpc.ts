@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { CreateRoomBody } from "../../../protocol/index.js";
+import type { CreateRoomBody, LeaseGrant, LeaseRefusal } from "../../../protocol/index.js";
 import type { ApiErrorWire } from "../errors.js";
 
 /** What the Worker asks of a GuildHub over RPC. Errors travel as values: RPC does not keep error classes. */
@@ -18,3 +18,11 @@ export interface EndRoomRequest {
   isAdmin: boolean;
   channelId: string;
 }
+
+/** A batch from the gateway: applied (with the sender's renewed lease, when it named one), or refused by the lease (409). */
+export type IngestOutcome =
+  | { kind: "applied"; accepted: number; duplicates: number; lease?: LeaseGrant }
+  | { kind: "refused"; refusal: LeaseRefusal };
+
+/** A lease renewal or release: the lease now held (none after a release), or refused (409). */
+export type LeaseOutcome = { kind: "granted"; lease?: LeaseGrant } | { kind: "refused"; refusal: LeaseRefusal };
