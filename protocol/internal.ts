@@ -60,8 +60,15 @@ export const GatewayIdentity = z.object({
 });
 export type GatewayIdentity = z.infer<typeof GatewayIdentity>;
 
-/** A lease as the hub answers it: the term, and how long it lasts from the answer, measured by the hub's clock. */
-export const LeaseGrant = z.object({ term: z.number().int().min(1), expiresInMs: z.number().int().min(0) });
+/**
+ * A lease as the hub answers it: the term, and how long it lasts from the answer, measured by the hub's clock.
+ * `syncRequired`: the term has not begun with a guild.sync yet (a heartbeat took over a guild): send one now.
+ */
+export const LeaseGrant = z.object({
+  term: z.number().int().min(1),
+  expiresInMs: z.number().int().min(0),
+  syncRequired: z.literal(true).optional(),
+});
 export type LeaseGrant = z.infer<typeof LeaseGrant>;
 
 /** Why a hub refused a gateway (409): another holds the lease, this one lost it, or a new term must begin with a sync. */

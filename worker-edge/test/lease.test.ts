@@ -75,7 +75,8 @@ describe("the gateway lease the hub grants", () => {
     advance(TTL_MS - 1);
     expect((await heartbeat(gateway("new-host"))).body).toMatchObject({ error: "lease_held", retryAfterMs: 1 });
     advance(1);
-    expect(await heartbeat(gateway("new-host"))).toEqual({ status: 200, body: { ok: true, lease: { term: term + 1, expiresInMs: TTL_MS } } });
+    // Taken by a heartbeat, the new term has not begun with a sync: the answer says one is owed.
+    expect(await heartbeat(gateway("new-host"))).toEqual({ status: 200, body: { ok: true, lease: { term: term + 1, expiresInMs: TTL_MS, syncRequired: true } } });
   });
 
   it("begins a new term with a guild.sync: the new holder's other writes are refused 409 sync_required until it sends one", async () => {
@@ -122,7 +123,7 @@ describe("the gateway lease the hub grants", () => {
     // Only the holder can release it.
     expect((await heartbeat(gateway("standby-host", 0), true)).body).toMatchObject({ error: "lease_held" });
     expect((await heartbeat(gateway("idle-host", term), true)).status).toBe(200);
-    expect((await heartbeat(gateway("standby-host"))).body).toEqual({ ok: true, lease: { term: term + 1, expiresInMs: TTL_MS } });
+    expect((await heartbeat(gateway("standby-host"))).body).toEqual({ ok: true, lease: { term: term + 1, expiresInMs: TTL_MS, syncRequired: true } });
   });
 
   it("keeps the term of the same instance restarting within the TTL: no sync is owed", async () => {

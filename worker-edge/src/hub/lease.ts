@@ -92,7 +92,7 @@ export function releaseLease(current: Lease | undefined, claim: GatewayIdentity,
 
 /** The lease as its holder is told it: the term and the time left by the hub's clock. */
 export function grantOf(lease: Lease, now: number): LeaseGrant {
-  return { term: lease.term, expiresInMs: timeLeft(lease, now) };
+  return { term: lease.term, expiresInMs: timeLeft(lease, now), ...(lease.synced ? {} : { syncRequired: true as const }) };
 }
 
 const REFUSAL_MESSAGES: Record<LeaseRefusalReason, string> = {
