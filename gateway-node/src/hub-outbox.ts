@@ -194,10 +194,12 @@ export class HubOutbox {
     let attempt = 0;
     try {
       while (!this.stopped && this.depth > 0) {
-        const wait = this.lease.waitMs();
-        if (wait > 0) {
-          this.wakeIdleWaiters(); // standing by: the holder serves the guild meanwhile, nothing here is owed
-          await this.options.sleep(wait);
+        if (this.standingBy) {
+          // The holder serves the guild meanwhile: nothing here is owed. Ask with a heartbeat, not the whole queue.
+          this.wakeIdleWaiters();
+          const wait = this.lease.waitMs();
+          if (wait > 0) await this.options.sleep(wait);
+          else if (!(await this.postLease(false, 10_000))) await this.options.sleep(backoffDelay(attempt++, this.options.backoff, this.options.random));
           continue;
         }
         const batch = this.nextBatch();
@@ -316,7 +318,8 @@ export class HubOutbox {
     if (this.syncPending) {
       const { payload, sessionId, seq, settles } = this.options.currentSync();
       this.syncTaken = true;
-      const events = syncEvents(payload, `sync:${Date.now()}:${++this.syncCounter}`);
+      // Named by the instance too: two processes of one bot may build a sync in the same millisecond.
+      const events = syncEvents(payload, `sync:${this.options.gateway.instance}:${Date.now()}:${++this.syncCounter}`);
       const covers = sessionId !== undefined && seq !== undefined ? { sessionId, seq } : undefined;
       return { events, entries: 0, sync: true, covers, settles };
     }
