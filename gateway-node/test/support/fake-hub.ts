@@ -130,14 +130,16 @@ export class FakeHub {
     let duplicates = 0;
     for (const event of events) {
       const { id, ...content } = event;
-      const known = this.contentById.get(id);
+      // Each guild's hub keeps its own ids, as each guild's Durable Object does.
+      const key = `${event.payload.guildId}/${id}`;
+      const known = this.contentById.get(key);
       if (known !== undefined && known !== JSON.stringify(content)) this.idConflicts.push(id);
-      this.contentById.set(id, JSON.stringify(content));
-      if (event.id && this.seen.has(event.id)) {
+      this.contentById.set(key, JSON.stringify(content));
+      if (this.seen.has(key)) {
         duplicates++;
         continue;
       }
-      if (event.id) this.seen.add(event.id);
+      this.seen.add(key);
       this.accepted.push(event);
     }
     this.duplicates += duplicates;
