@@ -24,7 +24,7 @@ import { pick, seededRandom } from "./support/prng.js";
  * schedule, and GATEWAY_OPERATOR_SEED=<seed> GATEWAY_OPERATOR_SCHEDULES=1 replays it.
  */
 const FIRST_SEED = Number(process.env.GATEWAY_OPERATOR_SEED ?? 1);
-const SCHEDULES = Number(process.env.GATEWAY_OPERATOR_SCHEDULES ?? 6);
+const SCHEDULES = Number(process.env.GATEWAY_OPERATOR_SCHEDULES ?? 5);
 const STEPS = Number(process.env.GATEWAY_OPERATOR_STEPS ?? 14);
 
 const TTL_MS = 600;
