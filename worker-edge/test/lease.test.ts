@@ -20,7 +20,8 @@ const advance = (ms: number) => {
   vi.setSystemTime(clock);
 };
 
-const gateway = (instance: string, term = 0, extra: Record<string, unknown> = {}) => ({ instance, term, ...extra });
+/** What gateway-node sends: its instance, its term, and its start time for edges of the previous release. */
+const gateway = (instance: string, term = 0, extra: Record<string, unknown> = {}) => ({ instance, term, epoch: Date.now(), ...extra });
 
 async function write(events: unknown[], sender: unknown, nowMs?: number): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await postInternal({ events, gateway: sender }, { nowMs });
@@ -36,7 +37,9 @@ async function heartbeat(sender: unknown, release = false): Promise<{ status: nu
 async function holding(instance: string): Promise<number> {
   const first = await write([sync([], [])], gateway(instance));
   expect(first.status, JSON.stringify(first.body)).toBe(200);
-  return (first.body.lease as { term: number }).term;
+  const lease = first.body.lease as { term: number } | undefined;
+  expect(lease, "the hub grants a lease").toBeDefined();
+  return lease!.term;
 }
 
 async function watcher(): Promise<TestSocket> {
