@@ -40,7 +40,18 @@ async function healthz(service: GatewayService): Promise<{ status: number; body:
   return { status: response.status, body: (await response.json()) as never };
 }
 
-const leaseOf = async (service: GatewayService, guildId = GUILD) => (await healthz(service)).body.guilds[guildId]?.lease;
+const leaseOf = async (service: GatewayService, guildId = GUILD) => (await healthz(service)).body.guilds?.[guildId]?.lease;
+
+/** Waits for a guild's lease state on a process; a timeout says what its /healthz said instead. */
+async function leaseState(service: GatewayService, states: string[], what: string, guildId = GUILD, timeoutMs = 5_000): Promise<void> {
+  let last: unknown;
+  await until(async () => {
+    last = (await healthz(service)).body;
+    return states.includes(String((await leaseOf(service, guildId))?.state)) || undefined;
+  }, what, timeoutMs).catch((error: Error) => {
+    throw new Error(`${error.message}; its /healthz: ${JSON.stringify(last)}`);
+  });
+}
 const hubEqualsDiscord = (guildId = GUILD) => pictureDiff(hubPicture(h!.hub.accepted.filter((e) => e.payload.guildId === guildId)), discordTruth(h!.sim.guild(guildId)));
 
 describe("a rolling deploy onto a host whose clock is off", () => {
@@ -55,7 +66,7 @@ describe("a rolling deploy onto a host whose clock is off", () => {
     const oldInstance = h.hub.holder(GUILD)!.instance;
 
     const successor = await startProcess({ skewMs });
-    await until(async () => (await leaseOf(successor))?.state === "standby" || undefined, "the successor to stand by");
+    await leaseState(successor, ["standby"], "the successor to stand by");
     const standby = await healthz(successor);
     expect(standby.status, JSON.stringify(standby.body)).toBe(200);
     expect(standby.body.guilds[GUILD]!.lease).toMatchObject({ state: "standby", reason: "lease_held" });
@@ -79,7 +90,7 @@ describe("a rolling deploy onto a host whose clock is off", () => {
     h = await startHarness();
     await until(() => h!.hub.accepted.length === 1, "the old process's guild.sync");
     const successor = await startProcess({ skewMs: -30_000 });
-    await until(async () => (await leaseOf(successor))?.state === "standby" || undefined, "the successor to stand by");
+    await leaseState(successor, ["standby"], "the successor to stand by");
 
     await h.service.abort(); // SIGKILL: no flush, no release
     const killed = Date.now();
@@ -109,7 +120,7 @@ describe("a lease per guild", () => {
     await until(() => h!.hub.holder(GUILD_A) && h!.hub.holder(GUILD_B), "the old process to hold both guilds");
     const old = h.hub.holder(GUILD_B)!;
     const shardZero = await startProcess({ shardIds: [0] });
-    await until(async () => (await leaseOf(shardZero, GUILD_A))?.state === "standby" || undefined, "the new shard-0 process to stand by for A");
+    await leaseState(shardZero, ["standby"], "the new shard-0 process to stand by for A", GUILD_A);
 
     // The old process loses its way to A's hub (only A's): its lease of A lapses and the standby takes A.
     h.hub.onPost = ({ instance, guildId }) => (instance === old.instance && guildId === GUILD_A ? 503 : undefined);
@@ -118,7 +129,7 @@ describe("a lease per guild", () => {
     h.sim.guild(GUILD_B).setVoiceState(USERS[1]!, ROOM[GUILD_B]);
     await until(() => hubEqualsDiscord(GUILD_A).length === 0 && hubEqualsDiscord(GUILD_B).length === 0, "both guilds' joins");
     h.hub.onPost = undefined;
-    await until(async () => (await leaseOf(h!.service, GUILD_A))?.state === "standby" || undefined, "the old process to stand by for A");
+    await leaseState(h!.service, ["standby"], "the old process to stand by for A", GUILD_A);
 
     // B never changed hands and was never refused; the old process stayed healthy and kept its Discord sessions.
     expect(h.hub.holder(GUILD_B)).toEqual(old);
@@ -136,7 +147,7 @@ describe("a lease per guild", () => {
     await until(() => h!.hub.accepted.length === 1, "the first holder's guild.sync");
     const first = h.hub.holder(GUILD)!.instance;
     const successor = await startProcess();
-    await until(async () => (await leaseOf(successor))?.state === "standby" || undefined, "the successor to stand by");
+    await leaseState(successor, ["standby"], "the successor to stand by");
 
     // The holder loses its way to the hub: its join waits in its queue while its lease lapses.
     h.hub.onPost = ({ instance }) => (instance === first ? 503 : undefined);
@@ -148,7 +159,7 @@ describe("a lease per guild", () => {
     const acceptedBefore = h.hub.accepted.length;
     h.hub.onPost = undefined; // the old holder's queued batch (the join to A, its old term) arrives late
     await until(() => h!.hub.posts.some((post) => post.instance === first && post.error === "lease_lost"), "the late batch refused as lease_lost");
-    await until(async () => ["standby", "fenced"].includes(String((await leaseOf(h!.service))?.state)) || undefined, "the old holder to stand by");
+    await leaseState(h!.service, ["standby", "fenced"], "the old holder to stand by");
     expect(h.hub.accepted.slice(acceptedBefore)).toEqual([]);
     expect(hubEqualsDiscord()).toEqual([]);
     const terms = h.hub.writes.map((write) => write.term!);
