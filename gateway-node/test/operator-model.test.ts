@@ -148,8 +148,8 @@ async function operate(run: Run, step: number): Promise<void> {
   } else if (roll < 0.7) {
     await moveShards(run);
   } else if (roll < 0.78) {
-    const holders = new Set(GUILDS.map((guild) => run.hub.holder(guild)?.instance));
-    const holder = live.find((p) => holders.has(p.service.guilds.values().next().value?.outbox.lease.identity().instance));
+    // A holder: a process that has delivered (a standby never has).
+    const holder = live.find((p) => p.service.outbox.stats.delivered > 0);
     if (holder) await retire(run, holder, false);
     else run.log.push("no holder to kill");
   } else if (roll < 0.86 && run.hubUp) {
