@@ -10,11 +10,13 @@ export const LEASE_RENEW_FRACTION = 1 / 3;
 /**
  * One guild's lease, as this process sees it (the hub decides; see worker-edge/src/hub/lease.ts):
  *
- *   claiming ── granted ──▶ holding(term): delivers; renews with every batch, or a heartbeat when idle
- *   holding ── 409 lease_held ──▶ standby(until): another process holds the guild; keep the Discord session and
- *              queue (bounded), ask again when the holder's time runs out or sooner (a holder that stops releases)
- *   holding ── 409 lease_lost ──▶ fenced: another process took the guild; ask for a new term, which begins with a sync
- *   standby / fenced ── time to ask again ──▶ claiming (term 0)
+ *   claiming (term 0: the first batch asks) ── granted ──▶ holding(term): delivers; every batch renews, or a
+ *              heartbeat when idle; a new term (409 sync_required, or a grant saying syncRequired) begins with a sync
+ *   any ── 409 lease_held ──▶ standby(until): another process holds the guild; keep the Discord session and queue
+ *              (bounded), ask again when the holder's time runs out, or sooner (a holder that stops releases)
+ *   holding ── 409 lease_lost ──▶ fenced: another process took the guild; ask again for a new term (term 0)
+ *   standby / fenced ── its time comes: a heartbeat asks with term 0 ──▶ holding, or standby again
+ *   holding ── released as the process stops ──▶ claiming
  *
  * Times here are this process's monotonic clock plus durations the hub gave: its wall clock decides nothing.
  */
