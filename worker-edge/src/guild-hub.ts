@@ -157,7 +157,8 @@ export class GuildHub extends DurableObject<Env> {
   private refuseGateway(decision: LeaseRefusalDecision, sender: GatewayIdentity | undefined, now: number): LeaseRefusal {
     if (decision.lease) this.holdLease(decision.lease); // sync_required: the term is the sender's, to begin with a sync
     const refusal = refusalOf(decision, now);
-    log("info", "GuildHub refused a gateway", { guildId: this.guildId, instance: sender?.instance, term: sender?.term, error: refusal.error, retryAfterMs: refusal.retryAfterMs });
+    // A standby asks every few seconds: routine. Fencing and new terms are worth a line.
+    log(refusal.error === "lease_held" ? "debug" : "info", "GuildHub refused a gateway", { guildId: this.guildId, instance: sender?.instance, term: sender?.term, error: refusal.error, retryAfterMs: refusal.retryAfterMs });
     return refusal;
   }
 
