@@ -101,7 +101,7 @@ async function runSchedule(seed: number): Promise<{ processes: number; worstUnse
     await launch(run, newHost(run, 0), [0, 1]);
     for (let step = 0; step < STEPS; step++) {
       await operate(run, step);
-      await sleep(Math.floor(random() * TTL_MS));
+      await sleep(Math.floor((random() * TTL_MS) / 2));
     }
     // Quiescence: the hub back, every shard covered by a live process, nobody acting.
     if (!run.hubUp) await healHub(run);
