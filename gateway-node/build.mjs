@@ -8,7 +8,7 @@ await build({
   outfile: `${outdir}/main.mjs`,
   bundle: true,
   platform: "node",
-  target: "node20",
+  target: "node22",
   format: "esm",
   sourcemap: true,
   // ws tries these optional native speed-ups with require(); they are not installed.

@@ -22,7 +22,6 @@ export const ERROR_CODES = [
   "payload_too_large",
   "rate_limited",
   "too_many_rooms",
-  "superseded",
   "discord_error",
   "discord_unavailable",
   "internal",

@@ -61,26 +61,68 @@ export type InternalEvent = z.infer<typeof InternalEvent>;
 const WithId = z.object({ id: InternalEventId });
 
 /**
- * Which gateway process sent a batch: `epoch` is when it started (ms). Per guild the hub follows the newest
- * gateway and refuses an older one with 409 `superseded`, so two processes at once cannot both write presence.
+ * Who writes a guild: a gateway process, named by `instance` (kept across restarts on one host, in SESSION_FILE),
+ * and the lease term it holds for the guild. Each guild's hub grants the lease (see worker-edge/src/hub/lease.ts):
+ * term 0 asks for one; a term the hub has since given to another writer is refused as `lease_lost`.
+ * A sender without `term` is a gateway of the previous release (`{epoch, instance}`), served until that release is
+ * gone; `epoch` is sent for the previous release's edges, which follow the newest start time.
  */
-export const GatewayLease = z.object({
-  epoch: z.number().int().min(0),
+export const GatewayIdentity = z.object({
   instance: z.string().min(1).max(MAX_GATEWAY_INSTANCE_LENGTH),
+  term: z.number().int().min(0).optional(),
+  epoch: z.number().int().min(0).optional(),
 });
-export type GatewayLease = z.infer<typeof GatewayLease>;
+export type GatewayIdentity = z.infer<typeof GatewayIdentity>;
+
+/**
+ * A lease as the hub answers it: the term, and how long it lasts from the answer, measured by the hub's clock.
+ * `syncRequired`: the term has not begun with a guild.sync yet (a heartbeat took over a guild): send one now.
+ */
+export const LeaseGrant = z.object({
+  term: z.number().int().min(1),
+  expiresInMs: z.number().int().min(0),
+  syncRequired: z.literal(true).optional(),
+});
+export type LeaseGrant = z.infer<typeof LeaseGrant>;
+
+/** Why a hub refused a gateway (409): another holds the lease, this one lost it, or a new term must begin with a sync. */
+export const LEASE_REFUSALS = ["lease_held", "lease_lost", "sync_required"] as const;
+export type LeaseRefusalReason = (typeof LEASE_REFUSALS)[number];
+
+/** The 409 body: `retryAfterMs` is the holder's time left; `lease` is the caller's when it holds one (sync_required). */
+export const LeaseRefusal = z.object({
+  error: z.enum(LEASE_REFUSALS),
+  message: z.string(),
+  retryAfterMs: z.number().int().min(0),
+  lease: LeaseGrant.optional(),
+});
+export type LeaseRefusal = z.infer<typeof LeaseRefusal>;
 
 export const InternalEventsBody = z.union([
-  z.object({ events: z.array(z.intersection(InternalEvent, WithId)).min(1).max(MAX_EVENTS_PER_REQUEST), gateway: GatewayLease.optional() }),
+  z.object({ events: z.array(z.intersection(InternalEvent, WithId)).min(1).max(MAX_EVENTS_PER_REQUEST), gateway: GatewayIdentity.optional() }),
   z.intersection(InternalEvent, WithId),
 ]);
 export type InternalEventsBody = z.infer<typeof InternalEventsBody>;
 export type IdentifiedInternalEvent = InternalEvent & { id: string };
 
+/** POST /internal/lease: renews a guild's lease while there is nothing to deliver, or releases it on shutdown. */
+export const LeaseRequestBody = z.object({
+  guildId: Snowflake,
+  gateway: GatewayIdentity.extend({ term: z.number().int().min(0) }),
+  release: z.boolean().optional(),
+});
+export type LeaseRequestBody = z.infer<typeof LeaseRequestBody>;
+
+/** 200 to POST /internal/lease: the lease now held, or none after a release (or for a guild the edge does not serve). */
+export const LeaseResponse = z.object({ ok: z.literal(true), lease: LeaseGrant.optional() });
+export type LeaseResponse = z.infer<typeof LeaseResponse>;
+
 export const InternalEventsResponse = z.object({
   ok: z.literal(true),
   accepted: z.number().int().min(0),
   duplicates: z.number().int().min(0),
+  /** The sender's lease for the batch's guild, renewed by the batch (absent for a sender naming no gateway). */
+  lease: LeaseGrant.optional(),
 });
 export type InternalEventsResponse = z.infer<typeof InternalEventsResponse>;
 

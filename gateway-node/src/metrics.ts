@@ -1,10 +1,10 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { ShardState, type GatewayShard } from "./gateway/shard.js";
+import type { LeaseState } from "./guild-lease.js";
 import type { GuildRelay } from "./guild-relay.js";
 import type { Histogram } from "./histogram.js";
 
 export interface ServiceCounters {
-  superseded: number;
   sessionFileOk: number;
 }
 
@@ -70,7 +70,9 @@ export function renderMetrics({ shards, shardStats, relays, latency, counters, e
     metric("gateway_identifies_total", "counter", "IDENTIFYs sent.", total(shardList.map((shard) => shard.identifies))),
     metric("gateway_heartbeat_ack_latency_seconds", "gauge", "Latency of the slowest shard's last heartbeat ACK.", Math.max(0, ...shardList.map((shard) => stats(shard).lastAckLatencyMs)) / 1000),
     metric("gateway_session_file_ok", "gauge", "0 while the session file cannot be written (a restart would IDENTIFY).", counters.sessionFileOk),
-    metric("gateway_superseded", "gauge", "1 when the hub follows a newer gateway process and this one stood down.", counters.superseded),
+    labelled("gateway_guilds_by_lease_state", "gauge", "Guilds of this process in each lease state (standby: another process holds the guild).", LEASE_STATES.map((state) =>
+      [{ state }, relays.filter((relay) => relay.outbox.lease.state.name === state).length] as const,
+    )),
     labelled("gateway_shard_connection_state", "gauge", "1 for each shard's current Discord connection state.", shardList.flatMap((shard) =>
       states.map((state) => [{ shard: shard.id, state }, shard.state === state ? 1 : 0] as const),
     )),
@@ -80,6 +82,11 @@ export function renderMetrics({ shards, shardStats, relays, latency, counters, e
     labelled("gateway_shard_identifies_total", "counter", "IDENTIFYs sent, per shard.", shardList.map((shard) => [{ shard: shard.id }, shard.identifies] as const)),
     labelled("gateway_shard_heartbeat_ack_latency_seconds", "gauge", "Latency of each shard's last heartbeat ACK.", shardList.map((shard) => [{ shard: shard.id }, stats(shard).lastAckLatencyMs / 1000] as const)),
     labelled("gateway_guild_available", "gauge", "1 while Discord reports the guild available (0 in an outage, or when the bot is not in it).", relays.map((relay) => [guildLabels(relay), relay.state === "available" ? 1 : 0] as const)),
+    labelled("gateway_guild_lease_state", "gauge", "1 for each guild's lease state on this process.", relays.flatMap((relay) =>
+      LEASE_STATES.map((state) => [{ ...guildLabels(relay), state }, relay.outbox.lease.state.name === state ? 1 : 0] as const),
+    )),
+    labelled("gateway_guild_lease_term", "gauge", "The lease term this process holds for the guild (0: none).", relays.map((relay) => [guildLabels(relay), relay.outbox.lease.term ?? 0] as const)),
+    labelled("gateway_guild_lease_terms_total", "counter", "Lease terms this process has held for the guild: one more after each takeover.", relays.map((relay) => [guildLabels(relay), relay.outbox.lease.termsHeld] as const)),
     labelled("gateway_guild_events_queued_total", "counter", "App events queued for the guild's hub.", relays.map((relay) => [guildLabels(relay), relay.eventsQueued] as const)),
     labelled("gateway_guild_events_delivered_total", "counter", "Events the guild's hub accepted.", relays.map((relay) => [guildLabels(relay), relay.outbox.stats.delivered] as const)),
     labelled("gateway_guild_events_dropped_total", "counter", "Events dropped for the guild (a guild.sync follows).", relays.map((relay) => [guildLabels(relay), relay.outbox.stats.dropped] as const)),
@@ -93,6 +100,8 @@ export function renderMetrics({ shards, shardStats, relays, latency, counters, e
   ];
   return `${lines.join("\n")}\n`;
 }
+
+const LEASE_STATES: ReadonlyArray<LeaseState["name"]> = ["claiming", "holding", "standby", "fenced"];
 
 const guildLabels = (relay: GuildRelay) => ({ guild: relay.guildId, shard: relay.shardId });
 

@@ -1,4 +1,5 @@
 import { GatewayIntentBits, type GatewayDispatchPayload } from "discord-api-types/v10";
+import { hostname } from "node:os";
 import WebSocket from "ws";
 import { z } from "zod";
 import { servedGuildIds, type GatewayConfig } from "./config.js";
@@ -16,8 +17,10 @@ import { fileSessionStore, memorySessionStore, migrateLoaded, type SessionStore,
 export const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildVoiceStates;
 
 export interface ServiceSettings {
-  /** How often an idle gateway checks that the hub answers (its /health). */
+  /** How often an idle gateway contacts an edge that grants no lease (the previous release), to know it answers. */
   hubProbeIntervalMs: number;
+  /** While another process holds a guild's lease, ask its hub again at least this often: a holder that stops releases early. */
+  standbyPollMs: number;
   outboxMaxEvents: number;
   outboxBatchSize: number;
   flushTimeoutMs: number;
@@ -28,6 +31,7 @@ export interface ServiceSettings {
 /** Every default in one place; tests shrink the timings. */
 export const SERVICE_DEFAULTS: ServiceSettings = {
   hubProbeIntervalMs: 15_000,
+  standbyPollMs: 2_000,
   outboxMaxEvents: 10_000,
   outboxBatchSize: 100,
   flushTimeoutMs: 5_000,
@@ -97,9 +101,10 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   const served = servedGuildIds(config);
 
   const stored = migrateLoaded(store.load(), config.PRIMARY_GUILD_ID);
-  const counters = { superseded: 0, sessionFileOk: 1 };
-  // This process's claim on its guilds' hubs: a later start wins, so a rolling deploy's old process stands down.
-  const lease = { epoch: now(), instance: random().toString(36).slice(2, 12) || "gateway" };
+  const counters = { sessionFileOk: 1 };
+  // This process as its guilds' hubs know it: the same instance after a restart on this host (SESSION_FILE), so a
+  // restart that resumes its Discord sessions keeps its lease terms; another host is another instance.
+  const gateway = { instance: stored?.instance ?? newInstanceId(random), epoch: now() };
   const latency = new Histogram(HUB_LATENCY_BUCKETS);
   const identifyQueue = new IdentifyQueue(1, settings.shard.identifySpacingMs, { now, sleep });
   const shards = new Map<number, GatewayShard>();
@@ -151,14 +156,6 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     return undefined;
   }
 
-  /** Another gateway process serves the guilds now: leave Discord and stay idle (exiting would restart and fight it). */
-  function standDown(): void {
-    if (counters.superseded) return;
-    counters.superseded = 1;
-    for (const relay of relays.values()) relay.outbox.stop();
-    for (const shard of shards.values()) void shard.shutdown();
-  }
-
   /** A shard resumes from its slowest guild: every dispatch up to there is delivered for all of them. */
   function resumablePosition(shardId: number, shard: GatewayShard): GatewaySession | undefined {
     const session = shard.session;
@@ -185,7 +182,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       if (entry) guilds[guildId] = entry;
     }
     try {
-      store.save({ version: 2, shardCount: plan.count, shards: Object.fromEntries(storedSessions), guilds });
+      store.save({ version: 2, instance: gateway.instance, shardCount: plan.count, shards: Object.fromEntries(storedSessions), guilds });
       if (!counters.sessionFileOk) log("info", "the session file is writable again");
       counters.sessionFileOk = 1;
     } catch (error) {
@@ -214,6 +211,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
         committed: persist,
         log,
         outbox: {
+          guildId,
           endpoint: config.HUB_ENDPOINT,
           secret: config.HUB_SECRET,
           maxEvents: settings.outboxMaxEvents,
@@ -223,8 +221,11 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
           random,
           sleep,
           log: (level, msg, fields) => log(level, msg, { guildId, ...fields }),
-          lease,
-          superseded: standDown,
+          gateway,
+          standbyPollMs: settings.standbyPollMs,
+          idleContactMs: settings.hubProbeIntervalMs,
+          now,
+          clock: () => performance.now(),
           latency,
         },
       });
@@ -262,8 +263,11 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     for (const shard of shards.values()) shard.start();
   }
 
+  /**
+   * Healthy when every shard is ready, the bot is in every guild and every guild's hub answers: each guild either
+   * delivers (it holds the lease) or stands by for a live holder on another process, which is healthy and idle.
+   */
   const healthy = () => {
-    if (counters.superseded) return { healthy: false, body: { discord: firstShard()?.state ?? "idle", hub: "superseded: a newer gateway serves the guild" } };
     const all = [...shards.values()];
     const lagging = all.find((shard) => shard.state !== ShardState.Ready);
     const guildList = [...relays.values()];
@@ -273,13 +277,20 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       discord: all.length === 0 ? "starting" : (lagging ?? all[0]!).state,
       guild: primary?.state ?? "none on this process",
       hub: hubOk ? "reachable" : "failing",
+      instance: gateway.instance,
       outboxDepth: summary.depth,
       sessionFile: counters.sessionFileOk ? "ok" : "failing",
       shards: Object.fromEntries(all.map((shard) => [shard.id, { state: shard.state, guilds: relaysByShard.get(shard.id)?.length ?? 0 }])),
       guilds: Object.fromEntries(
         guildList.map((relay) => [
           relay.guildId,
-          { shard: relay.shardId, state: relay.state, hub: relay.outbox.stats.hubReachable ? "reachable" : "failing", outboxDepth: relay.outbox.depth },
+          {
+            shard: relay.shardId,
+            state: relay.state,
+            hub: relay.outbox.stats.hubReachable ? "reachable" : "failing",
+            outboxDepth: relay.outbox.depth,
+            lease: relay.outbox.lease.report(),
+          },
         ]),
       ),
     };
@@ -315,8 +326,6 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     startShards(result);
     return result;
   });
-  const prober = setInterval(() => relays.forEach((relay) => void relay.outbox.probe()), settings.hubProbeIntervalMs);
-  prober.unref();
 
   return {
     healthPort: health.port,
@@ -333,10 +342,11 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     metricsText,
     async stop() {
       stopped = true;
-      clearInterval(prober);
       // Stop reading dispatches; close with 4000 so every session stays resumable.
       await Promise.all([...shards.values()].map((shard) => shard.shutdown()));
       const flushed = await Promise.all([...relays.values()].map((relay) => relay.outbox.flush(settings.flushTimeoutMs)));
+      // Delivered: give each guild back, so a successor (a rolling deploy's new process) takes over at once.
+      await Promise.all([...relays.values()].map((relay) => relay.outbox.release()));
       summary.stop();
       eventLoop.stop();
       await health.close();
@@ -344,7 +354,6 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     },
     async abort() {
       stopped = true;
-      clearInterval(prober);
       for (const shard of shards.values()) shard.destroy();
       summary.stop();
       eventLoop.stop();
@@ -354,3 +363,9 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
 }
 
 const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+
+/** A name for this process the hubs can tell apart from any other: the host, and a random part. */
+function newInstanceId(random: () => number): string {
+  const suffix = Math.floor(random() * 36 ** 8).toString(36).padStart(8, "0");
+  return `${hostname().slice(0, 40)}-${suffix}`;
+}

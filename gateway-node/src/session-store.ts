@@ -16,6 +16,8 @@ const Guild = z.object({ sessionId: z.string().min(1), seq: z.number().int().min
 /** Today's file: every shard's session and every guild's committed picture. */
 const GatewayStateV2 = z.object({
   version: z.literal(2),
+  /** This process's name to the hubs' leases: a restart on this host is the same instance. */
+  instance: z.string().min(1).max(64).optional(),
   shardCount: z.number().int().min(1),
   shards: z.record(z.string().regex(/^\d+$/), Session),
   guilds: z.record(Snowflake, Guild),
@@ -33,6 +35,7 @@ export interface StoredGuild {
 /** What a restarted process resumes from: each shard's session, and each guild's committed picture. */
 export interface StoredGateway {
   version: 2;
+  instance?: string;
   shardCount: number;
   shards: Record<string, GatewaySession>;
   guilds: Record<string, StoredGuild>;

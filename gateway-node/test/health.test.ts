@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startHarness, until, FAST, type Harness } from "./support/harness.js";
+import { startHarness, until, type Harness } from "./support/harness.js";
 
 let h: Harness;
 afterEach(() => h?.close());
@@ -9,11 +9,9 @@ async function healthz(): Promise<{ status: number; body: Record<string, unknown
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-const probing = { settings: { ...FAST, hubProbeIntervalMs: 100 } };
-
 describe("/healthz", () => {
-  it("says the hub is failing when it is down, even with nothing to deliver", async () => {
-    h = await startHarness({ deps: probing });
+  it("says the hub is failing when it is down, even with nothing to deliver (the lease's heartbeats find out)", async () => {
+    h = await startHarness();
     await until(() => h.hub.accepted.length === 1 && h.service.outbox.depth === 0, "the first guild.sync");
     expect((await healthz()).status).toBe(200);
     await h.hub.stop();
@@ -24,7 +22,7 @@ describe("/healthz", () => {
   });
 
   it("is unhealthy, and says why, when the bot is not in PRIMARY_GUILD_ID", async () => {
-    h = await startHarness({ deps: probing, config: { PRIMARY_GUILD_ID: "199999999999999999" } });
+    h = await startHarness({ config: { PRIMARY_GUILD_ID: "199999999999999999" } });
     await until(() => h.service.shard.state === "ready" || undefined, "the session to be ready");
     const { status, body } = await healthz();
     expect(status).toBe(503);
@@ -32,7 +30,7 @@ describe("/healthz", () => {
   });
 
   it("is unhealthy when the bot is removed from the guild, but not during an outage", async () => {
-    h = await startHarness({ deps: probing });
+    h = await startHarness();
     await until(() => h.hub.accepted.length === 1, "the first guild.sync");
     h.sim.guildOutage();
     await until(async () => (await healthz()).body.guild === "unavailable" || undefined, "the outage to be seen");
@@ -47,7 +45,7 @@ describe("/healthz", () => {
 
 describe("/metrics", () => {
   it("follows Prometheus conventions: seconds, a delivery histogram, a last-success timestamp, memory and event-loop lag", async () => {
-    h = await startHarness({ deps: probing });
+    h = await startHarness();
     await until(() => h.hub.accepted.length === 1 && h.service.outbox.depth === 0, "the first guild.sync");
     const text = await (await fetch(`http://127.0.0.1:${h.service.healthPort}/metrics`)).text();
     expect(text).toMatch(/^# TYPE gateway_hub_request_duration_seconds histogram$/m);

@@ -6,6 +6,7 @@ import {
   CloseCode,
   CreateRoomBody,
   InternalEventsBody,
+  LeaseRequestBody,
   MAX_INTERNAL_BODY_BYTES,
   MAX_REST_BODY_BYTES,
   SIGNATURE_HEADER,
@@ -18,6 +19,8 @@ import {
   verifyHubSignature,
   type IdentifiedInternalEvent,
   type InternalEventsResponse,
+  type LeaseGrant,
+  type LeaseResponse,
 } from "../../protocol/index.js";
 import { AuthError, bearerToken, verifyAppToken, type AppUser } from "./auth.js";
 import { readTextWithin } from "./body.js";
@@ -36,6 +39,25 @@ const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,128}$/, "must be 1–128
 
 function hub(env: Env, guildId: string) {
   return env.GUILD_HUB.get(env.GUILD_HUB.idFromName(guildId));
+}
+
+/**
+ * The body of a signed internal request. Nothing of an unauthenticated body is read before the cheap checks pass,
+ * and never more than the limit.
+ */
+async function signedBody(c: Context<EdgeEnv>): Promise<string> {
+  const timestamp = c.req.header(TIMESTAMP_HEADER) ?? null;
+  const signature = c.req.header(SIGNATURE_HEADER) ?? null;
+  const headers = checkHubHeaders(timestamp, signature);
+  if (!headers.ok) throw new ApiError(401, "unauthorized", `signature rejected (${headers.reason})`);
+  if (Number(c.req.header("Content-Length") ?? 0) > MAX_INTERNAL_BODY_BYTES) {
+    throw new ApiError(413, "payload_too_large", "body too large");
+  }
+  const body = await readTextWithin(c.req.raw, MAX_INTERNAL_BODY_BYTES);
+  if (body === undefined) throw new ApiError(413, "payload_too_large", "body too large");
+  const check = await verifyHubSignature(hubSecrets(c.var.config), timestamp, signature, body);
+  if (!check.ok) throw new ApiError(401, "unauthorized", `signature rejected (${check.reason})`);
+  return body;
 }
 
 function unwrap<T>(result: HubResult<T>): T {
@@ -75,19 +97,7 @@ function routes(): Hono<EdgeEnv> {
   });
 
   api.post("/internal/events", async (c) => {
-    const timestamp = c.req.header(TIMESTAMP_HEADER) ?? null;
-    const signature = c.req.header(SIGNATURE_HEADER) ?? null;
-    // Nothing of an unauthenticated body is read before the cheap checks pass, and never more than the limit.
-    const headers = checkHubHeaders(timestamp, signature);
-    if (!headers.ok) throw new ApiError(401, "unauthorized", `signature rejected (${headers.reason})`);
-    if (Number(c.req.header("Content-Length") ?? 0) > MAX_INTERNAL_BODY_BYTES) {
-      throw new ApiError(413, "payload_too_large", "body too large");
-    }
-    const body = await readTextWithin(c.req.raw, MAX_INTERNAL_BODY_BYTES);
-    if (body === undefined) throw new ApiError(413, "payload_too_large", "body too large");
-    const check = await verifyHubSignature(hubSecrets(c.var.config), timestamp, signature, body);
-    if (!check.ok) throw new ApiError(401, "unauthorized", `signature rejected (${check.reason})`);
-    const parsed = InternalEventsBody.safeParse(parseJson(body));
+    const parsed = InternalEventsBody.safeParse(parseJson(await signedBody(c)));
     if (!parsed.success) throw invalidInput(parsed.error, "events");
 
     const byGuild = new Map<string, IdentifiedInternalEvent[]>();
@@ -96,20 +106,36 @@ function routes(): Hono<EdgeEnv> {
       list.push(event);
       byGuild.set(event.payload.guildId, list);
     }
+    const sender = "events" in parsed.data ? parsed.data.gateway : undefined;
+    // The lease is per guild, and so is its answer: a gateway's batch is one guild's events.
+    if (sender && byGuild.size > 1) throw new ApiError(400, "invalid_input", "a batch naming a gateway carries one guild's events");
     const served = servedGuilds(c.var.config);
-    const lease = "events" in parsed.data ? parsed.data.gateway : undefined;
     let accepted = 0;
     let duplicates = 0;
+    let lease: LeaseGrant | undefined;
     for (const [guildId, events] of byGuild) {
       if (!served.has(guildId)) {
         accepted += events.length; // acknowledged so the gateway moves on, and dropped
         continue;
       }
-      const result = unwrap(await hub(c.env, guildId).ingest(guildId, events, lease));
-      accepted += result.accepted;
-      duplicates += result.duplicates;
+      const outcome = await hub(c.env, guildId).ingest(guildId, events, sender);
+      if (outcome.kind === "refused") return c.json(outcome.refusal, 409);
+      if (outcome.kind === "failed") throw ApiError.fromWire(outcome.error);
+      accepted += outcome.accepted;
+      duplicates += outcome.duplicates;
+      lease = outcome.lease;
     }
-    return c.json({ ok: true, accepted, duplicates } satisfies InternalEventsResponse);
+    return c.json({ ok: true, accepted, duplicates, ...(lease ? { lease } : {}) } satisfies InternalEventsResponse);
+  });
+
+  api.post("/internal/lease", async (c) => {
+    const parsed = LeaseRequestBody.safeParse(parseJson(await signedBody(c)));
+    if (!parsed.success) throw invalidInput(parsed.error, "lease request");
+    const { guildId, gateway, release } = parsed.data;
+    if (!servedGuilds(c.var.config).has(guildId)) return c.json({ ok: true } satisfies LeaseResponse); // as for its events
+    const outcome = await hub(c.env, guildId).gatewayLease(guildId, gateway, release ?? false);
+    if (outcome.kind === "refused") return c.json(outcome.refusal, 409);
+    return c.json({ ok: true, ...(outcome.lease ? { lease: outcome.lease } : {}) } satisfies LeaseResponse);
   });
 
   const rest = new Hono<EdgeEnv>();

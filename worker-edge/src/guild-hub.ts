@@ -12,8 +12,9 @@ import {
   type ClientRooms,
   type CreateRoomResponse,
   type EventEnvelope,
-  type GatewayLease,
+  type GatewayIdentity,
   type IdentifiedInternalEvent,
+  type LeaseRefusal,
   type RoomsResponse,
 } from "../../protocol/index.js";
 import { edgeConfig, type EdgeConfig } from "./config.js";
@@ -28,8 +29,9 @@ import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { guildSync, reconcile } from "./hub/presence.js";
 import { withRoomFilter } from "./hub/room-filter.js";
+import { admitBatch, claimLease, grantOf, refusalOf, releaseLease, type Lease, type LeaseRefusalDecision } from "./hub/lease.js";
 import { RoomDesk } from "./hub/rooms.js";
-import { failure, type CreateRoomRequest, type EndRoomRequest, type HubResult } from "./hub/rpc.js";
+import { type CreateRoomRequest, type EndRoomRequest, type HubResult, type IngestOutcome, type LeaseOutcome } from "./hub/rpc.js";
 import { SocketIndex } from "./hub/socket-index.js";
 import { closeSocket, connectionId, isOpen } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
@@ -131,17 +133,12 @@ export class GuildHub extends DurableObject<Env> {
 
   // --- RPC from the Worker
 
-  async ingest(
-    guildId: string,
-    events: IdentifiedInternalEvent[],
-    lease?: GatewayLease,
-  ): Promise<HubResult<{ accepted: number; duplicates: number }>> {
+  async ingest(guildId: string, events: IdentifiedInternalEvent[], sender?: GatewayIdentity): Promise<IngestOutcome> {
     this.bindGuild(guildId);
-    if (lease && !this.followsGateway(lease)) {
-      log("warn", "GuildHub refused a superseded gateway", { guildId, epoch: lease.epoch, instance: lease.instance });
-      return failure(new ApiError(409, "superseded", "a newer gateway serves this guild; stand down"));
-    }
     const now = clock.now();
+    const admission = admitBatch(this.store.lease, sender, events, now);
+    if (admission.kind === "refused") return { kind: "refused", refusal: this.refuseGateway(admission, sender, now) };
+    if (admission.kind === "granted") this.holdLease(admission.lease);
     let accepted = 0;
     let duplicates = 0;
     let refused: ApiError | undefined;
@@ -162,8 +159,8 @@ export class GuildHub extends DurableObject<Env> {
     this.publish(produced, now);
     await this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs));
     if (duplicates > 0) log("info", "GuildHub duplicate events", { guildId, duplicates });
-    if (refused) return failure(refused);
-    return { ok: true, value: { accepted, duplicates } };
+    if (refused) return { kind: "failed", error: refused.toWire() };
+    return { kind: "applied", accepted, duplicates, ...(admission.kind === "granted" ? { lease: grantOf(admission.lease, now) } : {}) };
   }
 
   /** Applies one event, or says why not: a repeat of one already received, or a sync part that cannot complete. */
@@ -181,12 +178,31 @@ export class GuildHub extends DurableObject<Env> {
     return produced;
   }
 
-  /** Follows the newest gateway: a later epoch takes the lease; an earlier one (or a rival at the same epoch) is refused. */
-  private followsGateway(lease: GatewayLease): boolean {
-    const current = this.store.gatewayLease;
-    if (current && (lease.epoch < current.epoch || (lease.epoch === current.epoch && lease.instance !== current.instance))) return false;
-    if (!current || lease.epoch > current.epoch) this.store.gatewayLease = lease;
-    return true;
+
+
+  /** A gateway renews its lease while idle, or releases it as it stops (see hub/lease.ts). */
+  async gatewayLease(guildId: string, gateway: GatewayIdentity, release: boolean): Promise<LeaseOutcome> {
+    this.bindGuild(guildId);
+    const now = clock.now();
+    const decision = release ? releaseLease(this.store.lease, gateway, now) : claimLease(this.store.lease, gateway, now);
+    if (decision.kind === "refused") return { kind: "refused", refusal: this.refuseGateway(decision, gateway, now) };
+    this.holdLease(decision.lease);
+    if (decision.kind === "released") log("info", "GuildHub lease released", { guildId, holder: gateway.instance, term: decision.lease.term });
+    return decision.kind === "released" ? { kind: "granted" } : { kind: "granted", lease: grantOf(decision.lease, now) };
+  }
+
+  private holdLease(lease: Lease): void {
+    const before = this.store.lease;
+    if (before?.term !== lease.term) log("info", "GuildHub lease granted", { guildId: this.guildId, holder: lease.holder, term: lease.term, previous: before?.holder });
+    this.store.lease = lease;
+  }
+
+  private refuseGateway(decision: LeaseRefusalDecision, sender: GatewayIdentity | undefined, now: number): LeaseRefusal {
+    if (decision.lease) this.holdLease(decision.lease); // sync_required: the term is the sender's, to begin with a sync
+    const refusal = refusalOf(decision, now);
+    // A standby asks every few seconds: routine. Fencing and new terms are worth a line.
+    log(refusal.error === "lease_held" ? "debug" : "info", "GuildHub refused a gateway", { guildId: this.guildId, instance: sender?.instance, term: sender?.term, error: refusal.error, retryAfterMs: refusal.retryAfterMs });
+    return refusal;
   }
 
   async snapshot(guildId: string): Promise<RoomsResponse> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hubRequestHeaders, MAX_INTERNAL_BODY_BYTES } from "../../protocol/index.js";
+import { hubRequestHeaders, MAX_CLOCK_SKEW_SECONDS, MAX_INTERNAL_BODY_BYTES } from "../../protocol/index.js";
 import { TEST_HUB_SECRET } from "./support/bindings.js";
 import { edgeFetch, newChannelId, postInternal } from "./support/edge.js";
 import { roomCreated } from "./support/events.js";
@@ -33,7 +33,7 @@ describe("POST /internal/events reads bounded bodies", () => {
 
   it("answers 401 to a stale timestamp before reading the body", async () => {
     const { stream, counter } = countedStream(4 * 1024 * 1024);
-    const headers = await hubRequestHeaders(TEST_HUB_SECRET, "", Date.now() - 120_000);
+    const headers = await hubRequestHeaders(TEST_HUB_SECRET, "", Date.now() - (MAX_CLOCK_SKEW_SECONDS + 60) * 1000);
     const response = await postStream(stream, headers);
     expect(response.status).toBe(401);
     expect(counter.pulled).toBeLessThanOrEqual(256 * 1024);

@@ -18,10 +18,10 @@ describe("POST /internal/events", () => {
 
   it.each([
     ["a wrong secret", { secret: "another-secret-0123456789abcdef" }, 0],
-    ["a timestamp 90 s old", {}, -90_000],
-    ["a timestamp 90 s ahead", {}, 90_000],
+    ["a timestamp 6 minutes old", {}, -360_000],
+    ["a timestamp 6 minutes ahead", {}, 360_000],
   ])("rejects %s with 401", async (_label, options, skewMs) => {
-    // Applied when the test runs (a table value would age); the exact 60 s boundary is tested in protocol/test.
+    // Applied when the test runs (a table value would age); the exact boundary is tested in protocol/test.
     const response = await postInternal({ events: [roomCreated(newChannelId())] }, { ...options, nowMs: Date.now() + skewMs });
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: "unauthorized" });
@@ -67,28 +67,5 @@ describe("POST /internal/events", () => {
   it("rejects a body over 1 MiB with 413", async () => {
     const response = await postInternal(undefined, { raw: JSON.stringify({ events: [], pad: "p".repeat(1_100_000) }) });
     expect(response.status).toBe(413);
-  });
-});
-
-describe("the gateway lease", () => {
-  it("follows the newest gateway and refuses an older one with 409 superseded, broadcasting nothing from it", async () => {
-    const socket = await TestSocket.open();
-    await socket.auth(await mintToken({ sub: newUserId() }));
-    const newer = { epoch: Date.now(), instance: "newer" };
-    const older = { epoch: newer.epoch - 60_000, instance: "older" };
-    expect((await postInternal({ events: [roomCreated(newChannelId())], gateway: newer })).status).toBe(200);
-
-    const refused = await postInternal({ events: [roomCreated(newChannelId())], gateway: older });
-    expect(refused.status).toBe(409);
-    expect(await refused.json()).toMatchObject({ error: "superseded" });
-    const rival = await postInternal({ events: [roomCreated(newChannelId())], gateway: { ...newer, instance: "rival" } });
-    expect(rival.status).toBe(409);
-
-    // The lease holder, and a sender that names no lease (an older gateway build), are still served.
-    expect((await postInternal({ events: [roomCreated(newChannelId())], gateway: newer })).status).toBe(200);
-    expect((await postInternal({ events: [roomCreated(newChannelId())] })).status).toBe(200);
-    await socket.waitForEvents(3, "the accepted events");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(socket.events()).toHaveLength(3);
   });
 });

@@ -49,7 +49,7 @@ describe("a hub created by an earlier release", () => {
     await evictDurableObject(stub);
     expect((await stub.snapshot(TEST_GUILD_ID)).rooms.map((room) => room.name)).toEqual(["Kept"]);
     const next = await stub.ingest(TEST_GUILD_ID, [{ id: "rollback:2", event: "voice.joined", payload: { guildId: TEST_GUILD_ID, channelId: ROOM_A, userId: TAMSIN } }]);
-    expect(next).toEqual({ ok: true, value: { accepted: 1, duplicates: 0 } });
+    expect(next).toEqual({ kind: "applied", accepted: 1, duplicates: 0 });
   });
 
   it.each(SHIPPED_SCHEMAS)("upgrades storage shipped at $commit on wake and serves it intact", async (fixture) => {
@@ -78,9 +78,9 @@ describe("a hub created by an earlier release", () => {
 
     // Event ids it saw are still duplicates; a new event continues the sequence.
     const repeated = await stub.ingest(TEST_GUILD_ID, [{ id: "gw-session:43", event: "voice.left", payload: { guildId: TEST_GUILD_ID, channelId: ROOM_A, userId: RAVI } }]);
-    expect(repeated).toEqual({ ok: true, value: { accepted: 0, duplicates: 1 } });
+    expect(repeated).toEqual({ kind: "applied", accepted: 0, duplicates: 1 });
     const next = await stub.ingest(TEST_GUILD_ID, [{ id: "gw-session:44", event: "voice.joined", payload: { guildId: TEST_GUILD_ID, channelId: ROOM_B, userId: "500000000000900013" } }]);
-    expect(next).toEqual({ ok: true, value: { accepted: 1, duplicates: 0 } });
+    expect(next).toEqual({ kind: "applied", accepted: 1, duplicates: 0 });
     const seqAfterWrites = (await stub.snapshot(TEST_GUILD_ID)).seq;
     expect(seqAfterWrites).toBe(fixture.buckets ? 4 : 5); // + the room created above, where it was allowed
 
@@ -101,7 +101,7 @@ describe("a hub created by an earlier release", () => {
         event: "guild.sync",
         payload: { guildId: TEST_GUILD_ID, channels: [], voiceStates: [{ userId: RAVI, channelId: ROOM_B, username: "Ravi" }], part: { syncId: "gw-old:7", index: 1, count: 2 } },
       }]);
-      expect(rest).toMatchObject({ ok: true });
+      expect(rest).toMatchObject({ kind: "applied" });
       const members = (await stub.snapshot(TEST_GUILD_ID)).rooms.map((room) => [room.channelId, room.members.map((m) => m.userId)]);
       expect(members).toEqual([[ROOM_A, [TAMSIN]], [ROOM_B, [RAVI]]]);
       await socket.waitFor((message: ServerMessage) => message.type === "event" && message.event === "voice.left", "Ravi leaving room A by the sync");

@@ -30,7 +30,7 @@ async function applyMs(people: number): Promise<number> {
   const started = performance.now();
   const result = await hub.ingest(TEST_GUILD_ID, [{ id: `scaling:${hubCounter}`, event: "guild.sync", payload: sync }]);
   const elapsed = performance.now() - started;
-  expect(result).toEqual({ ok: true, value: { accepted: 1, duplicates: 0 } });
+  expect(result).toEqual({ kind: "applied", accepted: 1, duplicates: 0 });
   expect((await hub.snapshot(TEST_GUILD_ID)).rooms.flatMap((room) => room.members)).toHaveLength(people);
   return elapsed;
 }

@@ -15,6 +15,7 @@ export const USERS = ["210000000000000001", "210000000000000002", "2100000000000
 /** Timings shrunk so reconnect paths take milliseconds; behaviour is the production code's. */
 export const FAST: GatewayServiceDeps["settings"] = {
   flushTimeoutMs: 2_000,
+  standbyPollMs: 100,
   hubBackoff: { minMs: 20, maxMs: 200, factor: 2 },
   shard: {
     identifySpacingMs: 0,
@@ -25,6 +26,9 @@ export const FAST: GatewayServiceDeps["settings"] = {
     backoff: { minMs: 20, maxMs: 200, factor: 2 },
   },
 };
+
+/** The test hub's lease TTL: the edge's 30 s shrunk, so renewals and takeovers take moments. */
+export const TEST_LEASE_TTL_MS = 1_500;
 
 export interface Harness {
   sim: DiscordSimulator;
@@ -52,6 +56,7 @@ export async function startHarness(
     ...options.sim,
   });
   const hub = new FakeHub();
+  hub.leaseTtlMs = TEST_LEASE_TTL_MS;
   await hub.start();
   const config: GatewayConfig = {
     DISCORD_BOT_TOKEN: BOT_TOKEN,

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { CreateRoomBody } from "../../../protocol/index.js";
+import type { CreateRoomBody, LeaseGrant, LeaseRefusal } from "../../../protocol/index.js";
 import { ApiError, type ApiErrorWire } from "../errors.js";
 
 /** What the Worker asks of a GuildHub over RPC. Errors travel as values: RPC does not keep error classes. */
@@ -28,3 +28,13 @@ export function failureOf(error: unknown): { ok: false; error: ApiErrorWire } {
   if (error instanceof ApiError) return failure(error);
   throw error;
 }
+
+/** A batch from the gateway: applied (with the sender's renewed lease, when it named one), or refused by the lease (409). */
+export type IngestOutcome =
+  | { kind: "applied"; accepted: number; duplicates: number; lease?: LeaseGrant }
+  | { kind: "refused"; refusal: LeaseRefusal }
+  /** A part of a sync that can no longer complete: the events before it stand, the gateway sends a fresh sync. */
+  | { kind: "failed"; error: ApiErrorWire };
+
+/** A lease renewal or release: the lease now held (none after a release), or refused (409). */
+export type LeaseOutcome = { kind: "granted"; lease?: LeaseGrant } | { kind: "refused"; refusal: LeaseRefusal };

@@ -1,5 +1,6 @@
-import { Snowflake, type AppEvent, type GatewayLease, type GuildSyncPayload, type Member, type Room } from "../../../protocol/index.js";
+import { Snowflake, type AppEvent, type GuildSyncPayload, type Member, type Room } from "../../../protocol/index.js";
 import type { Bucket } from "../../../protocol/index.js";
+import type { Lease } from "./lease.js";
 import { migrate } from "./migrations.js";
 import { CreateRoomPolicy } from "./rate-limit.js";
 
@@ -114,14 +115,14 @@ export class HubStore {
     this.setMeta("guild_id", value);
   }
 
-  /** The gateway this guild follows (see GatewayLease). */
-  get gatewayLease(): GatewayLease | undefined {
-    const raw = this.meta("gateway_lease");
-    return raw === undefined ? undefined : (JSON.parse(raw) as GatewayLease);
+  /** The gateway lease of this guild (see hub/lease.ts). */
+  get lease(): Lease | undefined {
+    const raw = this.meta("lease");
+    return raw === undefined ? undefined : (JSON.parse(raw) as Lease);
   }
 
-  set gatewayLease(lease: GatewayLease) {
-    this.setMeta("gateway_lease", JSON.stringify(lease));
+  set lease(lease: Lease) {
+    this.setMeta("lease", JSON.stringify(lease));
   }
 
   /** Counts sync messages as they arrive, so the hub can tell which of two pictures is newer. */

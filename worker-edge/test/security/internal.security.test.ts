@@ -7,7 +7,7 @@ import { captureConsole, expectNoSecretsLeaked, GoodClient, GUILD_ID, probe, sle
 
 /** Hostile input on POST /internal/events (gateway → hub), the HMAC-signed path. */
 
-const MAX_SKEW_SECONDS = 60;
+const MAX_SKEW_SECONDS = 300;
 const MAX_INTERNAL_BODY_BYTES = 1024 * 1024;
 /** How much of a 32 MiB streamed body the Worker may pull before answering (it must not need all of it). */
 const STREAM_TOTAL_BYTES = 32 * 1024 * 1024;
@@ -94,11 +94,11 @@ describe("signature and timestamp", () => {
     await good.expectStillServed();
   });
 
-  it("accepts a timestamp 30 s old and one 30 s ahead (control)", async () => {
+  it("accepts a gateway clock 65 s behind and one 65 s ahead: a minute of skew plus latency (control)", async () => {
     const a = newChannelId();
     const b = newChannelId();
-    expect((await sendJson({ events: [roomCreated(a)] }, { timestamp: String(nowSeconds() - 30) })).status).toBe(200);
-    expect((await sendJson({ events: [roomCreated(b)] }, { timestamp: String(nowSeconds() + 30) })).status).toBe(200);
+    expect((await sendJson({ events: [roomCreated(a)] }, { timestamp: String(nowSeconds() - 65) })).status).toBe(200);
+    expect((await sendJson({ events: [roomCreated(b)] }, { timestamp: String(nowSeconds() + 65) })).status).toBe(200);
     await good.expectStillServed([a, b]);
   });
 });

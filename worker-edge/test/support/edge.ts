@@ -21,11 +21,22 @@ export function createRoom(token: string, body: unknown, headers: Record<string,
   });
 }
 
-/** POSTs internal events signed as gateway-node would. */
-export async function postInternal(body: unknown, options: { secret?: string; nowMs?: number; raw?: string } = {}): Promise<Response> {
+/** POSTs internal events signed as gateway-node would; `nowMs` is the sender's clock. */
+export function postInternal(body: unknown, options: SignedPostOptions = {}): Promise<Response> {
+  return postSigned("/internal/events", body, options);
+}
+
+/** POSTs a lease renewal or release (POST /internal/lease) signed as gateway-node would. */
+export function postLease(body: unknown, options: SignedPostOptions = {}): Promise<Response> {
+  return postSigned("/internal/lease", body, options);
+}
+
+type SignedPostOptions = { secret?: string; nowMs?: number; raw?: string };
+
+async function postSigned(path: string, body: unknown, options: SignedPostOptions): Promise<Response> {
   const text = options.raw ?? JSON.stringify(body);
   const headers = await hubRequestHeaders(options.secret ?? TEST_HUB_SECRET, text, options.nowMs);
-  return edgeFetch("/internal/events", { method: "POST", headers, body: text });
+  return edgeFetch(path, { method: "POST", headers, body: text });
 }
 
 export function hubStub() {
