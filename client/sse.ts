@@ -1,7 +1,7 @@
 // The server-sent events transport (the `/sse` entry), as a WebSocketLike so connect() drives it like a socket: the first `auth`
 // message starts a `fetch` stream (the token goes in a header, never the URL), a later one (a token refresh)
-// restarts it from the last id, a room filter change restarts it for a fresh snapshot, a refusal or the stream's `event: error` becomes the close code a socket gets.
-import { closeCodeForStatus, SSE_ERROR_EVENT, SSE_HEARTBEAT_MS, SseHeader } from "../protocol/sse.js";
+// restarts it from the last id, a room filter change restarts it for a fresh snapshot, a refusal or the stream's `event: end` becomes the close code a socket gets.
+import { closeCodeForStatus, SSE_END_EVENT, SSE_HEARTBEAT_MS, SseHeader } from "../protocol/sse.js";
 import { parseJson } from "../protocol/json.js";
 import type { WebSocketConstructor, WebSocketLike } from "./connect.js";
 
@@ -136,12 +136,12 @@ export class SseSocket implements WebSocketLike {
 
   /** Returns false when the event ended the stream. */
   private dispatch(name: string, data: string, id: string | undefined): boolean {
-    if (name === SSE_ERROR_EVENT) {
+    if (name === SSE_END_EVENT) {
       let close: { code?: unknown; reason?: unknown } = {};
       try {
         close = JSON.parse(data) as typeof close;
       } catch {
-        // a malformed error frame still ends the stream
+        // a malformed end event still ends the stream
       }
       this.end(typeof close.code === "number" ? close.code : 1011, typeof close.reason === "string" ? close.reason : "stream error");
       return false;
