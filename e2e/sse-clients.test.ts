@@ -204,9 +204,9 @@ describe("the eventsource package (Node), with a bearer token from its fetch opt
   let source: EventSource | undefined;
   afterEach(() => source?.close());
 
-  function open(tokens: ReturnType<typeof tokenSource>): Received[] {
+  function open(tokens: ReturnType<typeof tokenSource>, path = "/events"): Received[] {
     const received: Received[] = [];
-    source = new EventSource(`${edge()}/events`, {
+    source = new EventSource(`${edge()}${path}`, {
       // The package's documented way to add headers: a fetch of one's own, called for every connection.
       fetch: async (input, init) => fetch(input, { ...init, headers: { ...init.headers, Authorization: `Bearer ${await tokens.next()}` } }),
     });
@@ -228,6 +228,25 @@ describe("the eventsource package (Node), with a bearer token from its fetch opt
     await renewsAtExpiry(() => received);
     expect(tokens.issued).toBe(2);
   });
+
+  it("waits to reconnect after an in-stream refusal, and gives up for good on an HTTP 400", async () => {
+    const received = open(tokenSource(-60));
+    const errors: Array<{ code?: number }> = [];
+    source!.addEventListener("error", (event) => errors.push({ code: event.code }));
+    const [refused] = await waitForEvent(() => received, (item) => item.event === "end", "the in-stream refusal");
+    expect(endOf(refused!)).toEqual({ code: 4401, reason: "token expired" });
+    await until(() => errors.length > 0, "the error event of the ended stream");
+    expect(source!.readyState).toBe(source!.CONNECTING);
+    source!.close();
+
+    const malformed = open(tokenSource(600), "/events?access_token=x");
+    const finalErrors: Array<{ code?: number }> = [];
+    source!.addEventListener("error", (event) => finalErrors.push({ code: event.code }));
+    await until(() => finalErrors.length > 0, "the error event of the refused request");
+    expect(finalErrors).toEqual([{ code: 400 }]);
+    expect(source!.readyState).toBe(source!.CLOSED);
+    expect(malformed).toEqual([]);
+  });
 });
 
 describe("fetch-event-source (in the browser), with a bearer token", () => {
@@ -245,5 +264,24 @@ describe("fetch-event-source (in the browser), with a bearer token", () => {
     tokens.ttl = 600;
     await renewsAtExpiry(seenInPage);
     expect(tokens.issued).toBe(2);
+  });
+
+  it("waits to reconnect after an in-stream refusal, and stops on an HTTP 400 when onopen throws as shown", async () => {
+    const p = await openPage(tokenSource(-60));
+    await p.evaluate((url) => window.clients.fetchEventSource(url), `${edge()}/events`);
+    const [refused] = await waitForEvent(seenInPage, (item) => item.event === "end", "the in-stream refusal");
+    expect(endOf(refused!)).toEqual({ code: 4401, reason: "token expired" });
+    await until(async () => (await p.evaluate(() => window.clients.seen)).some((item) => item.kind === "error"), "onerror for the closed stream");
+    expect((await p.evaluate(() => window.clients.seen)).filter((item) => item.kind === "error")).toEqual([{ kind: "error" }]); // retrying, not given up
+    await p.evaluate(() => window.clients.close());
+    await p.close();
+
+    const again = await openPage(tokenSource(600));
+    await again.evaluate((url) => window.clients.fetchEventSource(url), `${edge()}/events?access_token=x`);
+    const seen = await until(async () => {
+      const items = await again.evaluate(() => window.clients.seen);
+      return items.some((item) => item.readyState === 2) ? items : undefined;
+    }, "fetch-event-source to give up");
+    expect(seen).toEqual([{ kind: "open", status: 400 }, { kind: "error" }, { kind: "error", readyState: 2 }]);
   });
 });
