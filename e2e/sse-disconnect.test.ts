@@ -82,7 +82,7 @@ describe("a client that leaves an event stream", () => {
     }
   }
 
-  it("stops reading: once the queue for it passes the bound, its stream is shed and its hub socket released", async () => {
+  it("stops reading: once the bytes waiting for it back up into the Worker, its stream is shed (1013) and its hub socket released", async () => {
     const sub = newUserId();
     const token = await worker.token({ sub });
     const { streams: [stalled] } = await admit(token, 1, RELEASE_BOUND_MS);
@@ -108,6 +108,8 @@ describe("a client that leaves an event stream", () => {
     }
     console.info(`sse-disconnect: a stalled client was shed after about ${Math.round(published / 1024)} KiB published`);
     for (const stream of full.streams) stream.reset();
+    stalled!.resumeReading();
+    await stalled!.waitForText('event: end\ndata: {"code":1013', "the end event of the shed stream", 30_000);
     stalled!.reset();
   });
 });

@@ -37,10 +37,6 @@ export class RawStream {
     return this.received;
   }
 
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
   /** Waits until `text` has arrived in the body. */
   async waitForText(text: string, what: string, timeoutMs = 5_000): Promise<void> {
     await this.waitFor(() => this.received.includes(text), what, timeoutMs);
@@ -59,6 +55,10 @@ export class RawStream {
   /** Stays connected but stops reading: the kernel's receive buffer fills, then the sender's. */
   stopReading(): void {
     this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
   }
 
   private async waitFor(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {

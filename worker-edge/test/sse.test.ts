@@ -266,6 +266,25 @@ describe("GET /events authentication", () => {
     await expect.poll(() => hubSocketsOf(sub), { timeout: 3_000 }).toBe(0);
   });
 
+  it("sheds a client that stopped reading: after 10 s without taking a byte, 1013, and its hub socket is released", { timeout: 30_000 }, async () => {
+    const sub = newUserId();
+    const response = await edgeFetch("/events", { headers: { Authorization: `Bearer ${await mintToken({ sub })}` } });
+    const reader = response.body!.getReader();
+    let text = "";
+    while (!text.includes("event: snapshot")) text += new TextDecoder().decode((await reader.read()).value);
+    // Reads nothing more: the relay's own comments pile up unread.
+    await new Promise((resolve) => setTimeout(resolve, 9_000));
+    expect(await hubSocketsOf(sub)).toBe(1);
+    await expect.poll(() => hubSocketsOf(sub), { timeout: 6_000, interval: 250 }).toBe(0);
+    const rest = new SseReader(new Response(new ReadableStream({ pull: async (controller) => {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    } })));
+    await rest.waitForEnd();
+    expect(rest.frames.at(-1)).toEqual({ event: "end", data: JSON.stringify({ code: 1013, reason: "client not reading" }) });
+  });
+
   it("ends with an end event carrying the socket's 4401 when the token expires, even while the hub is hibernated", async () => {
     const stream = await openStream("/events", await mintToken({ sub: newUserId(), expiresIn: 2 }));
     await stream.waitForFrames(1, "snapshot");

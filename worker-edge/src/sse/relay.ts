@@ -14,12 +14,19 @@ import { frameHubMessage, sseComment, sseEnd, sseRetry } from "./frames.js";
 import type { StreamRequest } from "./request.js";
 import { refusedStream, retryAdvice, STREAM_HEADERS, type StreamRefusal } from "./response.js";
 
+/** The stream's own buffer before its queue counts as backed up (bytes). */
+const HIGH_WATER_MARK = 64 * 1024;
 /**
  * Bytes queued in the Worker for a client that does not read (past what the network path buffers): past this it
  * is shed with 1013, like a socket the hub cannot send to. Above a large guild's snapshot, so one is never shed
  * for being sent it.
  */
 const QUEUE_LIMIT_BYTES = 1024 * 1024;
+/**
+ * A stream with bytes queued of which none were taken for this long is shed with 1013: a client that stopped
+ * reading, once the network path's buffers are full. A slow reader keeps taking bytes and is not affected.
+ */
+const STALL_LIMIT_MS = 10_000;
 /** The hub answers auth in milliseconds; this only bounds a hub that never does. */
 const ACK_TIMEOUT_MS = AUTH_TIMEOUT_MS + 5_000;
 /**
@@ -88,6 +95,9 @@ class HubRelay {
   /** Whether the hub said anything (a pong at least) since the last heartbeat's ping. */
   private heard = true;
   private lastWriteAt = Date.now();
+  /** Bytes enqueued so far, and what the reader had taken (and when) at the last check: progress, or a stall. */
+  private enqueuedBytes = 0;
+  private taken = { bytes: 0, at: Date.now() };
   private readonly openedAt = Date.now();
 
   constructor(
@@ -101,7 +111,7 @@ class HubRelay {
         },
         cancel: () => this.end(undefined),
       },
-      { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
+      { highWaterMark: HIGH_WATER_MARK, size: (chunk) => chunk.byteLength },
     );
     this.outcome = new Promise((resolve) => (this.settle = resolve));
     this.ackTimer = setTimeout(() => this.refuse({ code: CloseCode.serviceRestart, reason: "the hub did not answer" }), ACK_TIMEOUT_MS);
@@ -134,7 +144,7 @@ class HubRelay {
     clearTimeout(this.ackTimer);
     this.phase = "streaming";
     this.enqueue(sseRetry(retryAdvice("admitted")));
-    this.timers.push(setInterval(() => this.beat(), SSE_HEARTBEAT_MS), setInterval(() => this.probe(), DEPARTURE_PROBE_MS));
+    this.timers.push(setInterval(() => this.beat(), SSE_HEARTBEAT_MS), setInterval(() => this.tick(), DEPARTURE_PROBE_MS));
     this.settle(ack);
     log("info", "edge event stream opened", { requestId: this.target.requestId, guildId: this.target.guildId, seq: ack.seq });
   }
@@ -161,8 +171,20 @@ class HubRelay {
     }
   }
 
-  private probe(): void {
-    if (Date.now() - this.lastWriteAt >= DEPARTURE_PROBE_MS) this.enqueue(sseComment(""));
+  /** Sheds a reader that took nothing for too long; probes a stream that was silent for too long. */
+  private tick(): void {
+    const now = Date.now();
+    if (this.stalled(now)) return this.end({ code: CloseCode.overloaded, reason: "client not reading" });
+    if (now - this.lastWriteAt >= DEPARTURE_PROBE_MS) this.enqueue(sseComment(""));
+  }
+
+  /** Whether bytes wait in the queue and the reader has taken none for STALL_LIMIT_MS. */
+  private stalled(now: number): boolean {
+    const queued = HIGH_WATER_MARK - (this.controller.desiredSize ?? HIGH_WATER_MARK);
+    const taken = this.enqueuedBytes - queued;
+    if (queued > 0 && taken <= this.taken.bytes) return now - this.taken.at >= STALL_LIMIT_MS;
+    this.taken = { bytes: taken, at: now };
+    return false;
   }
 
   private enqueue(chunk: Uint8Array): void {
@@ -171,6 +193,7 @@ class HubRelay {
       return this.end({ code: CloseCode.overloaded, reason: "overloaded" });
     }
     this.controller.enqueue(chunk);
+    this.enqueuedBytes += chunk.byteLength;
     this.lastWriteAt = Date.now();
   }
 
