@@ -285,6 +285,20 @@ describe("GET /events authentication", () => {
     expect(rest.frames.at(-1)).toEqual({ event: "end", data: JSON.stringify({ code: 1013, reason: "client not reading" }) });
   });
 
+  it("closes its hub socket when the client leaves before the stream has started", async () => {
+    const sub = newUserId();
+    const token = await mintToken({ sub });
+    for (let i = 0; i < SocketLimits.socketsPerUser; i++) {
+      const client = new AbortController();
+      const request = edgeFetch("/events", { headers: { Authorization: `Bearer ${token}` }, signal: client.signal }).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, i)); // at different points of the handshake
+      client.abort();
+      await request;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await expect.poll(() => hubSocketsOf(sub), { timeout: 3_000 }).toBe(0);
+  });
+
   it("ends with an end event carrying the socket's 4401 when the token expires, even while the hub is hibernated", async () => {
     const stream = await openStream("/events", await mintToken({ sub: newUserId(), expiresIn: 2 }));
     await stream.waitForFrames(1, "snapshot");
