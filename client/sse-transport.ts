@@ -2,7 +2,7 @@
 // URL). A token refresh restarts the stream from the last event id; a room filter change restarts it without one,
 // so the edge answers with a snapshot for the new filter. A refusal (HTTP status) or the stream's last `end`
 // event becomes the close code a socket would have had.
-import { closeCodeForStatus, SSE_HEARTBEAT_MS, SseHeader } from "../protocol/sse.js";
+import { closeCodeForStatus, SSE_END_EVENT, SSE_HEARTBEAT_MS, SseHeader } from "../protocol/sse.js";
 import { parseJson } from "../protocol/json.js";
 import { corsBlockedOrigin, corsMessage } from "./cors.js";
 import type { AuthRequest, HubTransport, TransportHandlers } from "./transport.js";
@@ -10,7 +10,7 @@ import type { AuthRequest, HubTransport, TransportHandlers } from "./transport.j
 /** A stream silent for longer than this (two heartbeats and some) fails the connection's ping, which drops it. */
 const QUIET_LIMIT_MS = SSE_HEARTBEAT_MS * 2 + 5_000;
 /** The name of a stream's last event, data {code, reason}; "error" is its name before the rename, accepted for one release. */
-const END_EVENTS = new Set(["end", "error"]);
+const END_EVENTS = new Set([SSE_END_EVENT, "error"]);
 
 /** wss://edge/ws?guildId=… → https://edge/events?guildId=… (and /api/ws → /api/events). */
 export function eventsUrl(socketUrl: string): string {

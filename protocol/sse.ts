@@ -10,31 +10,33 @@ export const SseHeader = {
 /** A comment line this often keeps proxies from closing an idle stream (most cut at 30–100 s of silence). */
 export const SSE_HEARTBEAT_MS = 20_000;
 
-/** The event name of the last frame of a stream the hub ended; data `{code, reason}` with a socket close code. */
-export const SSE_ERROR_EVENT = "error";
-
-/** Query parameters that would put a token in a URL (and so in logs and histories): refused with 400. */
-export const URL_TOKEN_PARAMS = ["token", "access_token", "accesstoken", "auth", "authorization", "jwt", "bearer"] as const;
+/**
+ * The event name of a stream's last frame, data `{code, reason}` with a socket close code. Not `error`: an
+ * EventSource fires `error` for its own connection errors, and a listener could not tell the two apart.
+ */
+export const SSE_END_EVENT = "end";
 
 /**
- * A refusal before the stream starts is an HTTP error; the socket would have been closed with the matching code.
- * The SDK maps a status back to its code, so both transports take the same path (retry, unauthorized, forbidden).
+ * The `retry:` (reconnection time, ms) a stream starts with: the base plus a random jitter drawn per stream, so
+ * the clients of a restarted Worker come back spread over the jitter window, not in step. A stream refused for
+ * a reason that takes time to clear (the user's socket cap, an expired or missing credential, a hub that is not
+ * answering) is answered as an event stream with the refused advice and an `end` event instead of an HTTP error,
+ * which an EventSource would treat as final.
  */
-const STATUS_BY_CLOSE_CODE: ReadonlyMap<number, number> = new Map([
-  [CloseCode.unauthorized, 401],
-  [CloseCode.guildNotAllowed, 403],
-  [CloseCode.tooMany, 429],
-  [CloseCode.badMessage, 400],
-  [CloseCode.tooLarge, 400],
-  [CloseCode.overloaded, 503],
-  [CloseCode.serviceRestart, 503],
-]);
+export const SSE_RETRY = {
+  baseMs: 1_000,
+  jitterMs: 4_000,
+  refusedBaseMs: 10_000,
+  refusedJitterMs: 20_000,
+} as const;
 
-export function statusForCloseCode(code: number): number {
-  return STATUS_BY_CLOSE_CODE.get(code) ?? 503;
-}
+/** The only query parameters of GET /events: any other is a 400 naming it, so no token can ride in a URL. */
+export const SSE_QUERY_PARAMS = ["since", "rooms", "guildId"] as const;
 
-/** The close code a refused stream request stands for; 1011 (server error) for anything unexpected. */
+/**
+ * The close code an HTTP refusal of a stream request stands for, so the SDK takes the socket's path (retry,
+ * unauthorized, forbidden); 1011 (server error) for anything unexpected.
+ */
 export function closeCodeForStatus(status: number): number {
   if (status === 401) return CloseCode.unauthorized;
   if (status === 403) return CloseCode.guildNotAllowed;

@@ -11,6 +11,8 @@ export interface SseFrame {
 export class SseReader {
   readonly frames: SseFrame[] = [];
   readonly comments: string[] = [];
+  /** Every `retry:` field's value, in order (the reconnection time the server advises, in ms). */
+  readonly retries: number[] = [];
   ended = false;
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
   private readonly decoder = new TextDecoder();
@@ -31,9 +33,9 @@ export class SseReader {
     return new SseReader(response);
   }
 
-  /** Frames parsed as envelopes, apart from a last error frame. */
+  /** Frames parsed as envelopes, apart from a last `end` frame. */
   envelopes(): Array<{ type: string; event?: string; seq: number; payload: Record<string, unknown> }> {
-    return this.frames.filter((f) => f.event !== "error").map((f) => JSON.parse(f.data));
+    return this.frames.filter((f) => f.event !== "end").map((f) => JSON.parse(f.data));
   }
 
   async waitForFrames(count: number, what: string, timeoutMs = 3_000): Promise<SseFrame[]> {
@@ -87,6 +89,7 @@ export class SseReader {
         if (field === "data") this.pending.data = this.pending.data === undefined ? value : `${this.pending.data}\n${value}`;
         else if (field === "event") this.pending.event = value;
         else if (field === "id") this.pending.id = value;
+        else if (field === "retry" && /^\d+$/.test(value)) this.retries.push(Number(value));
       }
     }
   }

@@ -40,7 +40,7 @@ describe("the SSE transport", () => {
     expect(statuses).toEqual(["connecting", "live"]);
   });
 
-  it("takes an error frame as the socket's close: on 4401 it fetches a fresh token and resumes from the last id", async () => {
+  it("takes an end event as the socket's close: on 4401 it fetches a fresh token and resumes from the last id", async () => {
     hub = await StreamHub.start();
     const issued: string[] = [];
     const getToken = async () => issued[issued.push(jwt(600, `u${issued.length}`)) - 1]!;
@@ -49,7 +49,7 @@ describe("the SSE transport", () => {
     hub.frame("snapshot", snapshot(1), 1);
     hub.frame("voice.joined", joined(2), 2);
     await until(() => client!.presence.seq === 2, "the event");
-    hub.frame("error", { code: 4401, reason: "token expired" });
+    hub.frame("end", { code: 4401, reason: "token expired" });
     hub.last().response.end();
     const resumed = await until(() => hub.requests[1], "a second stream request");
     expect(resumed.headers["last-event-id"]).toBe("2");
@@ -87,7 +87,7 @@ describe("the SSE transport", () => {
     expect(hub.requests).toHaveLength(1);
   });
 
-  it("reconnects after a stream that ends without an error frame", async () => {
+  it("reconnects after a stream that ends without an end event", async () => {
     hub = await StreamHub.start();
     client = connect({ ...fast, transport: "sse", url: hub.url, getToken: async () => jwt(600) });
     await until(() => hub.requests[0], "the stream request");

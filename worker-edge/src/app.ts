@@ -10,6 +10,7 @@ import {
   MAX_INTERNAL_BODY_BYTES,
   MAX_REST_BODY_BYTES,
   SIGNATURE_HEADER,
+  SSE_QUERY_PARAMS,
   SseHeader,
   Snowflake,
   TIMESTAMP_HEADER,
@@ -30,8 +31,11 @@ import { requestGuild, socketGuildOrUndefined } from "./guilds.js";
 import type { HubResult } from "./hub/rpc.js";
 import { closeSocket } from "./hub/sockets.js";
 import { errorFields, log } from "./log.js";
+import { streamCredential } from "./sse/credential.js";
 import { relayHubStream } from "./sse/relay.js";
-import { parseStreamRequest, refuseUrlToken } from "./sse/request.js";
+import { parseStreamRequest, refuseUnknownParams } from "./sse/request.js";
+import { refusedStream } from "./sse/response.js";
+import { clearedCookies, sessionCookies } from "./sse/session.js";
 
 type EdgeEnv = { Bindings: Env; Variables: { config: EdgeConfig; user: AppUser; requestId: string } };
 
@@ -149,12 +153,31 @@ function routes(): Hono<EdgeEnv> {
       maxAge: 600,
     })(c, next);
   };
-  const noTokenInUrl = async (c: Context<EdgeEnv>, next: () => Promise<void>) => {
-    refuseUrlToken(new URL(c.req.url));
+  // The stream and its cookie endpoint: credentials (the cookie) allowed, and only for WEB_ORIGIN.
+  const streamCors = async (c: Context<EdgeEnv>, next: () => Promise<void>) => {
+    const origin = c.req.header("Origin") ?? "";
+    const allowed = c.var.config.WEB_ORIGIN.includes(origin);
+    return cors({
+      origin: () => (allowed ? origin : null),
+      credentials: allowed,
+      allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+      allowHeaders: ["Authorization", "Last-Event-ID"],
+      exposeHeaders: [SseHeader.guildId, SseHeader.seq],
+      maxAge: 600,
+    })(c, next);
+  };
+  const onlyParams = (allowed: readonly string[]) => async (c: Context<EdgeEnv>, next: () => Promise<void>) => {
+    refuseUnknownParams(new URL(c.req.url), allowed);
+    await next();
+  };
+  // HEAD reaches a GET route; on the stream it would open a hub socket that nothing ever reads or closes.
+  const noHead = async (c: Context<EdgeEnv>, next: () => Promise<void>) => {
+    if (c.req.method === "HEAD") return c.body(null, 405, { Allow: "GET" });
     await next();
   };
   for (const path of ["/create-room", "/end-room/*", "/rooms"]) rest.use(path, restCors, requireUser);
-  rest.use("/events", restCors, noTokenInUrl, requireUser);
+  rest.use("/events", noHead, streamCors, onlyParams(SSE_QUERY_PARAMS));
+  rest.use("/events/session", streamCors, onlyParams([]));
 
   rest.post(
     "/create-room",
@@ -200,9 +223,24 @@ function routes(): Hono<EdgeEnv> {
   // Server-sent events: a relay of a socket to the guild's hub, so the hub stays hibernatable (docs/protocol.md).
   rest.get("/events", async (c) => {
     const request = parseStreamRequest(new URL(c.req.url), c.req.raw.headers);
-    const guildId = requestGuild(c.req.query("guildId"), c.var.config, c.var.user);
+    const credential = await streamCredential(c.req.raw.headers, c.var.config);
+    if (!credential.ok) return refusedStream(credential.refusal, c.var.requestId);
+    const guildId = requestGuild(c.req.query("guildId"), c.var.config, credential.user);
+    const target = { hub: hub(c.env, guildId), guildId, token: credential.token, requestId: c.var.requestId, clientGone: c.req.raw.signal };
+    return relayHubStream(target, request);
+  });
+
+  // The stream cookie for a browser's native EventSource, set only with a bearer token (CSRF: a cookie cannot
+  // set itself) and renewed the same way before the token expires.
+  rest.post("/events/session", requireUser, (c) => {
     const token = bearerToken(c.req.header("Authorization"))!; // requireUser checked it
-    return relayHubStream({ hub: hub(c.env, guildId), guildId, token, requestId: c.var.requestId }, request);
+    for (const cookie of sessionCookies(token, c.var.user.expiresAt)) c.header("Set-Cookie", cookie, { append: true });
+    return c.body(null, 204);
+  });
+
+  rest.delete("/events/session", (c) => {
+    for (const cookie of clearedCookies()) c.header("Set-Cookie", cookie, { append: true });
+    return c.body(null, 204);
   });
 
   api.route("/", rest);

@@ -10,7 +10,7 @@ export interface StreamRequest {
 
 /**
  * A scripted edge for the SSE transport: records every GET /events with its headers and lets the test answer it
- * (headers, frames, an error frame, an HTTP error). WebSocket upgrades are refused with 403, like a proxy that
+ * (headers, frames, an end event, an HTTP error). WebSocket upgrades are refused with 403, like a proxy that
  * blocks them.
  */
 export class StreamHub {

@@ -1,5 +1,7 @@
 /** Server-sent events framing (WHATWG HTML "Server-sent events"): fields, one per line, a blank line ends an event. */
 
+import { SSE_END_EVENT } from "../../../protocol/index.js";
+
 const encoder = new TextEncoder();
 
 export interface SseEvent {
@@ -16,6 +18,16 @@ export function sseEvent({ id, event, data }: SseEvent): Uint8Array {
   // Every line of data gets its own `data:` field; a reader joins them back with "\n".
   const lines = data.split(/\r\n|\r|\n/).map((line) => `data: ${line}\n`).join("");
   return encoder.encode(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\n${lines}\n`);
+}
+
+/** The reconnection time a reader waits after the stream ends, in ms: a field of its own, outside any event. */
+export function sseRetry(ms: number): Uint8Array {
+  return encoder.encode(`retry: ${Math.max(0, Math.round(ms))}\n\n`);
+}
+
+/** A stream's last event: the socket close code it ended with, and why (JSON keeps the reason on one line). */
+export function sseEnd(close: { code: number; reason: string }): Uint8Array {
+  return sseEvent({ event: SSE_END_EVENT, data: JSON.stringify({ code: close.code, reason: close.reason }) });
 }
 
 /** A comment: ignored by readers, it only keeps the connection busy. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MAX_FILTER_ROOMS, Snowflake, URL_TOKEN_PARAMS } from "../../../protocol/index.js";
+import { MAX_FILTER_ROOMS, Snowflake } from "../../../protocol/index.js";
 import { ApiError, invalidInput } from "../errors.js";
 
 /** What a stream request asks for, parsed like the socket's auth message (`since`, `rooms`). */
@@ -12,13 +12,14 @@ export interface StreamRequest {
 const Seq = z.string().regex(/^\d{1,15}$/, "must be a non-negative integer").transform(Number);
 // The same bound as the socket's `rooms`: the subscription lives in the hub socket's attachment.
 const Rooms = z.array(Snowflake).max(MAX_FILTER_ROOMS);
+/** A parameter name short and plain enough to echo in an error: a longer one could itself be a token. */
+const ECHOABLE_NAME = /^[A-Za-z0-9_.-]{1,32}$/;
 
 /**
  * Reads `Last-Event-ID` (what a reconnecting EventSource sends) or `?since=`, and `?rooms=` (comma-separated,
  * or repeated).
  */
 export function parseStreamRequest(url: URL, headers: Headers): StreamRequest {
-  refuseUrlToken(url);
   const request: StreamRequest = {};
   const rawSince = headers.get("Last-Event-ID") ?? url.searchParams.get("since");
   if (rawSince !== null && rawSince !== "") {
@@ -35,11 +36,15 @@ export function parseStreamRequest(url: URL, headers: Headers): StreamRequest {
   return request;
 }
 
-/** A token in the URL is refused before anything else, even authentication: URLs end up in logs, histories and Referers. */
-export function refuseUrlToken(url: URL): void {
+/**
+ * Refuses, before anything else (even authentication), a query parameter that is not in `allowed`, naming it
+ * but never echoing its value: an allow-list, because a token in a URL ends up in logs, histories and Referers
+ * under whatever name it is given.
+ */
+export function refuseUnknownParams(url: URL, allowed: readonly string[]): void {
   for (const name of url.searchParams.keys()) {
-    if ((URL_TOKEN_PARAMS as readonly string[]).includes(name.toLowerCase())) {
-      throw new ApiError(400, "invalid_input", "tokens are not accepted in the URL; send Authorization: Bearer <token>");
-    }
+    if (allowed.includes(name)) continue;
+    const named = ECHOABLE_NAME.test(name) ? `"${name}"` : "(name not shown)";
+    throw new ApiError(400, "invalid_input", `unknown query parameter ${named}; a token goes in Authorization: Bearer or the stream cookie, never in the URL`);
   }
 }
