@@ -37,7 +37,7 @@ import {
 import { choiceListOption, numberListOption, numberOption } from "./options.js";
 import { generatorBoundSteps, sideBySide } from "./report-table.js";
 import { chartPoints, SCENARIOS, type ScenarioRow } from "./scenarios.js";
-import { GENERATOR_BOUND_PCT } from "./usage.js";
+import { GENERATOR_BOUND_PCT, usageFigures } from "./usage.js";
 
 const USAGE = `npm run bench -- [options]
 
@@ -179,7 +179,10 @@ async function main(): Promise<void> {
     const failures = correctness(results);
     mkdirSync(join(ROOT, "bench/results"), { recursive: true });
     const stamp = report.when.replace(/[:.]/g, "-");
-    writeFileSync(join(ROOT, `bench/results/bench-${stamp}.json`), JSON.stringify(report, null, 2));
+    // The figures the tables print, next to each window's raw counts.
+    const withFigures = (_key: string, value: unknown) =>
+      value && typeof value === "object" && "usage" in value && (value as ScenarioRow).usage ? { ...value, figures: usageFigures((value as ScenarioRow).usage!) } : value;
+    writeFileSync(join(ROOT, `bench/results/bench-${stamp}.json`), JSON.stringify(report, withFigures, 2));
     if (results.lobby) writeFileSync(join(ROOT, "bench/results/fanout.svg"), fanoutChart(chartPoints(results.lobby)));
     const rows = Object.values(results).flat();
     const names = TARGET_NAMES.filter((n) => targetNames.includes(n));

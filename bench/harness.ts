@@ -13,7 +13,7 @@ import { WORKER_NAME } from "./edge-target.js";
 import { Histogram, summarise } from "./histogram.js";
 import { startProfiler, type IsolateProfiler } from "./profile.js";
 import { rssBytes } from "./soak-memory.js";
-import { cpuMs, type Usage } from "./usage.js";
+import { cpuMs, machineBusyMs, type Usage } from "./usage.js";
 
 export const SECRET = "bench-hub-secret-0123456789abcdef";
 export const ISSUER = "bench";
@@ -162,6 +162,7 @@ export interface Window {
   at: number;
   serverCpuMs: number;
   driverCpu: NodeJS.CpuUsage;
+  machineBusyMs: number;
 }
 
 export interface Timed {
@@ -179,7 +180,7 @@ export interface Timed {
 /** Starts a window: the clients forget what arrived before it and start counting frames and their CPU. */
 export async function mark(h: Harness, target: Target): Promise<Window> {
   await Promise.all(h.clients.map((c) => c.ask({ type: "mark" }, "marked")));
-  return { target, at: nowMs(), serverCpuMs: cpuMs(target.pids), driverCpu: process.cpuUsage() };
+  return { target, at: nowMs(), serverCpuMs: cpuMs(target.pids), driverCpu: process.cpuUsage(), machineBusyMs: machineBusyMs() };
 }
 
 /**
@@ -190,6 +191,7 @@ export async function collect(h: Harness, window: Window, sent: SentEvent[], tim
   const reports: CollectReport[] = await Promise.all(h.clients.map((c) => c.ask({ type: "collect", events: sent, timeoutMs }, "collected").then((m) => m.report)));
   const serverCpuMs = cpuMs(window.target.pids) - window.serverCpuMs;
   const driverCpu = process.cpuUsage(window.driverCpu);
+  const machineMs = machineBusyMs() - window.machineBusyMs;
   const wallMs = nowMs() - window.at;
   const delivery = new Histogram();
   for (const report of reports) delivery.merge(report.histogram);
@@ -200,6 +202,7 @@ export async function collect(h: Harness, window: Window, sent: SentEvent[], tim
     serverCpuMs,
     driverCpuMs: (driverCpu.user + driverCpu.system) / 1000,
     clientCpuMs: reports.map((r) => r.cpuMs),
+    machineBusyMs: machineMs,
     frames: sum(reports, (r) => r.frames),
     deliveries: delivery.total,
     watcherSeconds: sum(reports, (r) => r.sockets) * (loadSeconds ?? wallMs / 1000),

@@ -46,9 +46,9 @@ export function sideBySide(scenario: string, results: StepResult[], targets: rea
     row("  server CPU per watcher-second", figure((f) => f.serverUsPerWatcherSecond), (v) => `${v} µs`);
     row("  frames per socket per second", figure((f) => f.framesPerSocketSecond), (v) => String(v), false);
     const busy = figures.map((f) =>
-      f ? `${f.serverBusyPct} / ${f.clientsBusyPct} / ${f.driverBusyPct} %${f.generatorBound ? " GENERATOR-BOUND" : ""}` : "–",
+      f ? `${f.serverBusyPct} / ${f.clientsBusyPct} / ${f.driverBusyPct} % (machine ${f.machineBusyPct} %)${f.generatorBound ? " GENERATOR-BOUND" : ""}` : "–",
     );
-    lines.push(`| ${["  busy: server / busiest client / driver, % of a core", ...busy, ...ratios.map(() => "")].join(" | ")} |`);
+    lines.push(`| ${["  busy: server / busiest client / driver, % of a core (machine: % of all cores)", ...busy, ...ratios.map(() => "")].join(" | ")} |`);
   }
   return [...lines, ""];
 }

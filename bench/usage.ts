@@ -5,6 +5,7 @@
  * had headroom: a client process busier than GENERATOR_BOUND_PCT of a core is flagged.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
 
 /** USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on Linux. */
 const TICKS_PER_SECOND = 100;
@@ -51,6 +52,17 @@ function processCpuMs(pid: number): number {
   }
 }
 
+/** Busy time of the whole machine (every core, every process: other work on it too), in ms, from /proc/stat. */
+export function machineBusyMs(): number {
+  try {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = user! + nice! + system! + irq! + softirq! + steal!;
+    return Number.isFinite(busy + idle! + iowait!) ? (busy * 1000) / TICKS_PER_SECOND : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The raw counts of one or more windows; sums of windows stay exact (see addUsage). */
 export interface Usage {
   wallMs: number;
@@ -60,6 +72,8 @@ export interface Usage {
   driverCpuMs: number;
   /** Per client process, over the window. */
   clientCpuMs: number[];
+  /** Every core of the machine, including work that is not the benchmark's (cpus().length cores). */
+  machineBusyMs: number;
   /** WebSocket messages the clients received (a batch frame is one). */
   frames: number;
   /** Events the clients received (a batch frame of k events is k). */
@@ -75,6 +89,7 @@ export function addUsage(a: Usage | undefined, b: Usage): Usage {
     serverCpuMs: a.serverCpuMs + b.serverCpuMs,
     driverCpuMs: a.driverCpuMs + b.driverCpuMs,
     clientCpuMs: b.clientCpuMs.map((ms, i) => ms + (a.clientCpuMs[i] ?? 0)),
+    machineBusyMs: a.machineBusyMs + b.machineBusyMs,
     frames: a.frames + b.frames,
     deliveries: a.deliveries + b.deliveries,
     watcherSeconds: a.watcherSeconds + b.watcherSeconds,
@@ -95,6 +110,8 @@ export interface UsageFigures {
   driverBusyPct: number;
   /** The busiest client process, % of one core. */
   clientsBusyPct: number;
+  /** The whole machine, % of all its cores: near 100, the server competed for a core (with the clients or other work). */
+  machineBusyPct: number;
   /** A client process or the driver was past GENERATOR_BOUND_PCT: the figure may measure the load generator. */
   generatorBound: boolean;
 }
@@ -111,6 +128,7 @@ export function usageFigures(usage: Usage): UsageFigures {
     serverBusyPct: pct(usage.serverCpuMs),
     driverBusyPct,
     clientsBusyPct,
+    machineBusyPct: round((usage.machineBusyMs / usage.wallMs / cpus().length) * 100, 0),
     generatorBound: clientsBusyPct > GENERATOR_BOUND_PCT || driverBusyPct > GENERATOR_BOUND_PCT,
   };
 }
