@@ -108,7 +108,7 @@ export const SCENARIOS: Scenario[] = [
   // Last: the gateway's guild.sync replaces the hub's rooms with the simulator's, removing the bench's room.
   {
     id: 4, name: "full-path", quick: false,
-    title: "Discord simulator → gateway-node → hub → sockets: 200/s × 100, 500/s × 100, 200/s × 1,000",
+    title: "Discord simulator → gateway-node → hub → sockets: 200/s × 100, 500/s × 100, 200/s × 1,000, 100/s × 2,000",
     sockets: (o) => Math.max(...fullPathLoads(o).map((l) => l.sockets)),
     run: fullPathScenario,
   },
@@ -285,7 +285,12 @@ async function steadyLoadSteps(h: Harness, scenario: string, loads: Array<{ rate
 function fullPathLoads(o: BenchOptions): Array<{ rate: number; sockets: number; seconds: number }> {
   if (o.quick) return [{ rate: 50, sockets: 50, seconds: 2 }];
   const seconds = o.rateSeconds;
-  return [{ rate: 200, sockets: 100, seconds }, { rate: 500, sockets: 100, seconds }, { rate: 200, sockets: 1_000, seconds }];
+  return [
+    { rate: 200, sockets: 100, seconds },
+    { rate: 500, sockets: 100, seconds },
+    { rate: 200, sockets: 1_000, seconds },
+    { rate: 100, sockets: 2_000, seconds },
+  ];
 }
 
 /**
