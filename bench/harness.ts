@@ -110,6 +110,7 @@ export class PeakMemory {
   private timer?: NodeJS.Timeout;
 
   start(groups: () => Record<string, number[]>): void {
+    clearInterval(this.timer);
     this.peaks = new Map();
     const sample = () => {
       for (const [name, pids] of Object.entries(groups())) {

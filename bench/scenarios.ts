@@ -257,25 +257,31 @@ async function rateSweepScenario(h: Harness): Promise<ScenarioRow[]> {
 async function steadyLoadSteps(h: Harness, scenario: string, loads: Array<{ rate: number; sockets: number; seconds: number }>, batch: boolean): Promise<ScenarioRow[]> {
   const results: ScenarioRow[] = [];
   for (const target of h.targets) {
-    let open = 0;
+    // Rows measured on the sockets open now, which get the peak memory of those sockets' lifetime.
+    let open: { sockets: number; rows: ScenarioRow[] } | undefined;
+    const closeOpen = async () => {
+      if (!open) return;
+      await closeSockets(h);
+      const peakRssMb = h.memory.stop();
+      for (const row of open.rows) row.peakRssMb = peakRssMb;
+      open = undefined;
+    };
     for (const load of loads) {
       if (!fits(target, load.sockets, scenario)) continue;
-      if (open !== load.sockets) {
-        if (open > 0) await closeSockets(h);
+      if (open?.sockets !== load.sockets) {
+        await closeOpen();
         h.memory.start(() => memoryGroups(h, target));
         await openSockets(h, target, lobbySpecs(load.sockets, h.clients.length), batch);
-        open = load.sockets;
+        open = { sockets: load.sockets, rows: [] };
       }
       const outcome = await profiled(h, target, `${scenario}-${load.rate}-${load.sockets}`, () => steadyLoad(h, target, load.rate, load.seconds, () => 0));
       const step = `${load.rate}/s × ${load.sockets}`;
-      results.push({ scenario, step, target: target.name, headline: { label: "delivery p99", ms: outcome.delivery.p99 }, ...load, batchFrames: batch, ...outcome });
+      const row: ScenarioRow = { scenario, step, target: target.name, headline: { label: "delivery p99", ms: outcome.delivery.p99 }, ...load, batchFrames: batch, ...outcome };
+      results.push(row);
+      open.rows.push(row);
       note(`${scenario} ${target.name} ${step}: delivery p99 ${outcome.delivery.p99} ms, lost ${outcome.lost}, sent ${outcome.sentRate}/s`);
     }
-    if (open > 0) {
-      await closeSockets(h);
-      const peakRssMb = h.memory.stop();
-      for (const row of results) if (row.target === target.name) row.peakRssMb = peakRssMb;
-    }
+    await closeOpen();
   }
   return results;
 }
