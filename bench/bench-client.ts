@@ -148,8 +148,9 @@ function wants(sock: Sock, event: SentEvent): boolean {
 }
 
 /**
- * Whether every socket has all it expects. Polled every 20 ms while the load runs: each poll looks only at what
- * arrived since the last one, so the check's cost does not grow with the run (and steal the clients' CPU).
+ * A check of whether every socket has all it expects, polled every 20 ms while the load runs: each poll looks
+ * only at what arrived since the last one, so the check's cost does not grow with the run (and steal the clients'
+ * CPU).
  */
 function completion(expected: Map<Sock, number>, events: SentEvent[]): () => boolean {
   const byUser = events.length > 0 && events[0]!.seq === 0;
