@@ -30,6 +30,9 @@ const tokens = new Map<number, string>();
 let sockets: Sock[] = [];
 /** Why connects failed in the last pool, by reason. */
 const failures = new Map<string, number>();
+/** Since the last mark: event and batch frames received, and this process's CPU and clock at the mark. */
+let frames = 0;
+let markedAt = { cpu: process.cpuUsage(), ms: nowMs() };
 
 function send(message: FromClient): void {
   process.send?.(message);
@@ -50,7 +53,8 @@ async function tokenFor(index: number): Promise<string> {
   return token;
 }
 
-function onMessage(sock: Sock, raw: WebSocket.RawData): void {
+/** Records what a message carries and returns its type. */
+function onMessage(sock: Sock, raw: WebSocket.RawData): string {
   const at = nowMs();
   type Envelope = { seq: number; payload?: { userId?: string } };
   const message = JSON.parse(String(raw)) as Envelope & { type: string; events?: Envelope[] };
@@ -58,10 +62,13 @@ function onMessage(sock: Sock, raw: WebSocket.RawData): void {
     sock.snapshots++;
     sock.lastSeq = message.seq;
   } else if (message.type === "event") {
+    frames++;
     record(sock, message, at);
   } else if (message.type === "batch") {
+    frames++;
     for (const event of message.events ?? []) record(sock, event, at);
   }
+  return message.type;
 }
 
 function record(sock: Sock, event: { seq: number; payload?: { userId?: string } }, at: number): void {
@@ -89,19 +96,12 @@ function connect(sock: Sock, url: string, batch: boolean): Promise<void> {
           if (batch) auth.batch = true;
           ws.send(JSON.stringify(auth));
         });
+        // A fresh socket is ready at its snapshot, a resuming one at its auth.ok (the replay follows).
+        const readyAt = sock.since === undefined ? "snapshot" : "ack";
         ws.on("message", (raw) => {
-          const text = String(raw);
-          if (text.includes('"auth.ok"')) {
-            if (sock.since === undefined) return; // a fresh socket is ready at its snapshot
-            clearTimeout(timer);
-            resolve();
-            return;
-          }
-          onMessage(sock, raw);
-          if (sock.since === undefined && text.startsWith('{"v":1,"type":"snapshot"')) {
-            clearTimeout(timer);
-            resolve();
-          }
+          if (onMessage(sock, raw) !== readyAt) return;
+          clearTimeout(timer);
+          resolve();
         });
         ws.on("error", () => undefined); // the close that follows is what counts
         ws.on("close", (code) => {
@@ -147,19 +147,31 @@ function wants(sock: Sock, event: SentEvent): boolean {
   return !sock.spec.rooms || event.roomEvent || sock.spec.rooms.includes(event.channelId);
 }
 
-function complete(expected: Map<Sock, number>, events: SentEvent[]): boolean {
+/**
+ * A check of whether every socket has all it expects, polled every 20 ms while the load runs: each poll looks
+ * only at what arrived since the last one, so the check's cost does not grow with the run (and steal the clients'
+ * CPU).
+ */
+function completion(expected: Map<Sock, number>, events: SentEvent[]): () => boolean {
   const byUser = events.length > 0 && events[0]!.seq === 0;
   const wanted = byUser ? new Set(events.map((e) => e.userId)) : undefined;
-  for (const sock of sockets) {
-    const got = wanted ? sock.users.filter((u) => wanted.has(u)).length : sock.seqs.length;
-    if (got < expected.get(sock)!) return false;
-  }
-  return true;
+  const progress = new Map(sockets.map((sock) => [sock, { checked: 0, got: 0 }]));
+  return () => {
+    for (const sock of sockets) {
+      const p = progress.get(sock)!;
+      if (!wanted) p.got = sock.seqs.length;
+      else for (; p.checked < sock.users.length; p.checked++) if (wanted.has(sock.users[p.checked])) p.got++;
+      if (p.got < expected.get(sock)!) return false;
+    }
+    return true;
+  };
 }
 
 async function collect(events: SentEvent[], timeoutMs: number): Promise<CollectReport> {
   const expected = new Map(sockets.map((sock) => [sock, events.filter((event) => wants(sock, event)).length]));
-  await until(() => complete(expected, events), timeoutMs);
+  await until(completion(expected, events), timeoutMs);
+  const cpu = process.cpuUsage(markedAt.cpu);
+  const usage = { frames, cpuMs: (cpu.user + cpu.system) / 1000, wallMs: nowMs() - markedAt.ms };
   // Full-path events are matched by their (unique) user, as only the hub knows their seq.
   const byUser = events.length > 0 && events[0]!.seq === 0;
   const index = new Map<number | string, number>(events.map((event, i) => [byUser ? event.userId! : event.seq, i]));
@@ -193,7 +205,7 @@ async function collect(events: SentEvent[], timeoutMs: number): Promise<CollectR
     sock.users = [];
     sock.times = [];
   }
-  return { sockets: sockets.length, expected: total, received, lost, extra, histogram: histogram.toData(), lastArrival, firstArrival };
+  return { sockets: sockets.length, expected: total, received, lost, extra, histogram: histogram.toData(), lastArrival, firstArrival, ...usage };
 }
 
 /** Drops every socket at once, with no close handshake, as a network cut would. */
@@ -271,6 +283,8 @@ async function handle(message: ToClient): Promise<void> {
         sock.users = [];
         sock.times = [];
       }
+      frames = 0;
+      markedAt = { cpu: process.cpuUsage(), ms: nowMs() };
       return send({ type: "marked" });
     case "collect":
       return send({ type: "collected", report: await collect(message.events, message.timeoutMs) });

@@ -57,6 +57,11 @@ export interface CollectReport {
   /** Per seq (same order as the request), the latest arrival on any socket of this process (0: none). */
   lastArrival: number[];
   firstArrival: number[];
+  /** Event and batch frames received since the mark (a batch frame counts once). */
+  frames: number;
+  /** This process's CPU (user + system) and the wall time since the mark, up to when every event arrived. */
+  cpuMs: number;
+  wallMs: number;
 }
 
 export interface ResumeReport {

@@ -1,4 +1,4 @@
-/** The benchmark's chart: fan-out latency (p50 and p99, POST → last socket) against N, ours next to the baseline. */
+/** The benchmark's chart: fan-out latency (p50 and p99, POST → last socket) against N, ours next to the bare object and the baseline. */
 export interface ChartPoint {
   target: string;
   sockets: number;
@@ -8,7 +8,7 @@ export interface ChartPoint {
 const WIDTH = 720;
 const HEIGHT = 420;
 const PAD = { left: 70, right: 170, top: 30, bottom: 50 };
-const COLOURS: Record<string, string> = { ours: "#d9480f", baseline: "#1c7ed6" };
+const COLOURS: Record<string, string> = { ours: "#d9480f", bare: "#2f9e44", baseline: "#1c7ed6" };
 
 export function fanoutChart(points: ChartPoint[]): string {
   const sizes = [...new Set(points.map((p) => p.sockets))].sort((a, b) => a - b);
