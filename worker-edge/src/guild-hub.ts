@@ -271,7 +271,6 @@ export class GuildHub extends DurableObject<Env> {
     if (outcome.kind === "gone") return;
     if (outcome.kind === "refused") return this.reject(ws, outcome.code, outcome.reason);
     const live = outcome.attachment;
-    this.sockets.set(ws, live);
     await this.scheduleAlarm(live.expiresAt);
     if (!isOpen(ws)) return;
 

@@ -8,6 +8,7 @@ const ReauthPolicy = { capacity: SocketLimits.reauthBurst, refillPerSecond: 1000
 
 /** What an auth message makes of a socket. */
 export type AuthOutcome =
+  /** The socket is live with `attachment` (already set). */
   | { kind: "live"; attachment: LiveAttachment; refresh: boolean }
   | { kind: "refused"; code: number; reason: string }
   /** The socket closed while the token was verified (the auth deadline, under load): nothing more to do. */
@@ -21,17 +22,21 @@ export interface AuthContext {
 
 /**
  * The auth exchange: a first auth makes a pending socket live, a later one refreshes a live socket's token. Checks
- * the re-auth rate, the token, the guild, the user (a refresh keeps it) and the per-user socket cap, and returns
- * the socket's new state, or why it is refused; it changes nothing itself.
+ * the re-auth rate, the token, the guild, the user (a refresh keeps it) and the per-user socket cap, and sets the
+ * socket's new state, or says why it is refused.
+ *
+ * Verifying awaits, and may wait on I/O that many auths share (the key set's fetch), so auths of one user resume
+ * together: what they spend or count is recorded in the same synchronous step that checks it — the re-auth
+ * token before verifying, the socket's place under the cap when it goes live — never after another await.
  */
 export async function exchangeAuth(context: AuthContext, ws: WebSocket, auth: ClientAuth, now: number): Promise<AuthOutcome> {
   const { sockets, config, guildId } = context;
   const previous = sockets.attachment(ws);
-  let reauth;
   if (previous?.phase === "live") {
     // Each auth is a signature check and an alarm write on the guild's one thread: bound how often.
-    reauth = takeToken(previous.reauth, ReauthPolicy, now);
+    const reauth = takeToken(previous.reauth, ReauthPolicy, now);
     if (reauth.waitSeconds > 0) return refused(CloseCode.tooMany, "re-authenticating too often");
+    sockets.set(ws, { ...previous, reauth: reauth.bucket });
   }
   let user;
   try {
@@ -45,26 +50,28 @@ export async function exchangeAuth(context: AuthContext, ws: WebSocket, auth: Cl
   if (isMultiGuild(config) && !user.guilds.includes(guildId)) {
     return refused(CloseCode.guildNotAllowed, "guild not allowed for this token");
   }
-  if (previous?.phase === "live" && previous.userId !== user.userId) {
+  // Read again after verifying: another auth of this socket, or a room filter change, may have landed meanwhile.
+  const latest = sockets.attachment(ws);
+  const live = latest?.phase === "live" ? latest : undefined;
+  if (live && live.userId !== user.userId) {
     return refused(CloseCode.unauthorized, "a refreshed token must be for the same user");
   }
-  if (previous?.phase !== "live" && sockets.userSocketCount(user.userId, ws) >= SocketLimits.socketsPerUser) {
+  if (!live && sockets.userSocketCount(user.userId, ws) >= SocketLimits.socketsPerUser) {
     return refused(CloseCode.tooMany, "too many connections for this user");
   }
-  // Read again after verifying: a room filter change may have landed meanwhile.
-  const latest = sockets.attachment(ws);
-  const batch = auth.batch ?? (previous?.phase === "live" ? previous.batch : undefined);
+  const batch = auth.batch ?? live?.batch;
   const attachment: LiveAttachment = {
     phase: "live",
-    conn: previous?.conn ?? connectionId(),
+    conn: latest?.conn ?? connectionId(),
     userId: user.userId,
     expiresAt: user.expiresAt * 1000,
-    rooms: auth.rooms ?? (latest?.phase === "live" ? latest.rooms : undefined),
+    rooms: auth.rooms ?? live?.rooms,
     ...(batch ? { batch } : {}),
-    reauth: reauth?.bucket ?? { tokens: ReauthPolicy.capacity, at: now },
-    ...(latest?.phase === "live" && latest.roomsBucket ? { roomsBucket: latest.roomsBucket } : {}),
+    reauth: live?.reauth ?? { tokens: ReauthPolicy.capacity, at: now },
+    ...(live?.roomsBucket ? { roomsBucket: live.roomsBucket } : {}),
   };
-  return { kind: "live", attachment, refresh: previous?.phase === "live" };
+  sockets.set(ws, attachment); // in the same step as the count above: the socket takes its place under the cap
+  return { kind: "live", attachment, refresh: live !== undefined };
 }
 
 function refused(code: number, reason: string): AuthOutcome {
