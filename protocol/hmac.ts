@@ -6,7 +6,8 @@ export const SIGNATURE_HEADER = "X-Hub-Signature";
 export const TIMESTAMP_HEADER = "X-Hub-Timestamp";
 /**
  * How far a request's timestamp may be from the hub's clock. Wide enough for a gateway host whose clock is a minute
- * off, plus latency: replays inside it are harmless, as the hub applies each event id once and fences writes by lease.
+ * off, plus latency: replays inside it are harmless, as the hub applies each event id once, fences writes by lease,
+ * and renews a lease only for a request signed after the one that last renewed it (worker-edge/src/hub/lease.ts).
  */
 export const MAX_CLOCK_SKEW_SECONDS = 300;
 

@@ -46,10 +46,10 @@ function hub(env: Env, guildId: string) {
 }
 
 /**
- * The body of a signed internal request. Nothing of an unauthenticated body is read before the cheap checks pass,
- * and never more than the limit.
+ * The body of a signed internal request, and when it was signed (unix s: the lease tells a replay by it). Nothing
+ * of an unauthenticated body is read before the cheap checks pass, and never more than the limit.
  */
-async function signedBody(c: Context<EdgeEnv>): Promise<string> {
+async function signedBody(c: Context<EdgeEnv>): Promise<{ body: string; signedAt: number }> {
   const timestamp = c.req.header(TIMESTAMP_HEADER) ?? null;
   const signature = c.req.header(SIGNATURE_HEADER) ?? null;
   const headers = checkHubHeaders(timestamp, signature);
@@ -61,7 +61,7 @@ async function signedBody(c: Context<EdgeEnv>): Promise<string> {
   if (body === undefined) throw new ApiError(413, "payload_too_large", "body too large");
   const check = await verifyHubSignature(hubSecrets(c.var.config), timestamp, signature, body);
   if (!check.ok) throw new ApiError(401, "unauthorized", `signature rejected (${check.reason})`);
-  return body;
+  return { body, signedAt: Number(timestamp) };
 }
 
 function unwrap<T>(result: HubResult<T>): T {
@@ -101,7 +101,8 @@ function routes(): Hono<EdgeEnv> {
   });
 
   api.post("/internal/events", async (c) => {
-    const parsed = InternalEventsBody.safeParse(parseJson(await signedBody(c)));
+    const { body, signedAt } = await signedBody(c);
+    const parsed = InternalEventsBody.safeParse(parseJson(body));
     if (!parsed.success) throw invalidInput(parsed.error, "events");
 
     const byGuild = new Map<string, IdentifiedInternalEvent[]>();
@@ -110,7 +111,8 @@ function routes(): Hono<EdgeEnv> {
       list.push(event);
       byGuild.set(event.payload.guildId, list);
     }
-    const sender = "events" in parsed.data ? parsed.data.gateway : undefined;
+    const gateway = "events" in parsed.data ? parsed.data.gateway : undefined;
+    const sender = gateway && { ...gateway, signedAt };
     // The lease is per guild, and so is its answer: a gateway's batch is one guild's events.
     if (sender && byGuild.size > 1) throw new ApiError(400, "invalid_input", "a batch naming a gateway carries one guild's events");
     const served = servedGuilds(c.var.config);
@@ -133,11 +135,12 @@ function routes(): Hono<EdgeEnv> {
   });
 
   api.post("/internal/lease", async (c) => {
-    const parsed = LeaseRequestBody.safeParse(parseJson(await signedBody(c)));
+    const { body, signedAt } = await signedBody(c);
+    const parsed = LeaseRequestBody.safeParse(parseJson(body));
     if (!parsed.success) throw invalidInput(parsed.error, "lease request");
     const { guildId, gateway, release } = parsed.data;
     if (!servedGuilds(c.var.config).has(guildId)) return c.json({ ok: true } satisfies LeaseResponse); // as for its events
-    const outcome = await hub(c.env, guildId).gatewayLease(guildId, gateway, release ?? false);
+    const outcome = await hub(c.env, guildId).gatewayLease(guildId, { ...gateway, signedAt }, release ?? false);
     if (outcome.kind === "refused") return c.json(outcome.refusal, 409);
     return c.json({ ok: true, ...(outcome.lease ? { lease: outcome.lease } : {}) } satisfies LeaseResponse);
   });

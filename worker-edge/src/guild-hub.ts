@@ -12,7 +12,6 @@ import {
   type ClientRooms,
   type CreateRoomResponse,
   type EventEnvelope,
-  type GatewayIdentity,
   type IdentifiedInternalEvent,
   type LeaseRefusal,
   type RoomsResponse,
@@ -29,7 +28,7 @@ import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { guildSync, reconcile } from "./hub/presence.js";
 import { withRoomFilter } from "./hub/room-filter.js";
-import { admitBatch, claimLease, grantOf, refusalOf, releaseLease, type Lease, type LeaseRefusalDecision } from "./hub/lease.js";
+import { admitBatch, claimLease, grantOf, refusalOf, releaseLease, type Lease, type LeaseClaim, type LeaseRefusalDecision } from "./hub/lease.js";
 import { RoomDesk } from "./hub/rooms.js";
 import { type CreateRoomRequest, type EndRoomRequest, type HubResult, type IngestOutcome, type LeaseOutcome } from "./hub/rpc.js";
 import { SocketIndex } from "./hub/socket-index.js";
@@ -133,7 +132,7 @@ export class GuildHub extends DurableObject<Env> {
 
   // --- RPC from the Worker
 
-  async ingest(guildId: string, events: IdentifiedInternalEvent[], sender?: GatewayIdentity): Promise<IngestOutcome> {
+  async ingest(guildId: string, events: IdentifiedInternalEvent[], sender?: LeaseClaim): Promise<IngestOutcome> {
     this.bindGuild(guildId);
     const now = clock.now();
     const admission = admitBatch(this.store.lease, sender, events, now);
@@ -181,7 +180,7 @@ export class GuildHub extends DurableObject<Env> {
 
 
   /** A gateway renews its lease while idle, or releases it as it stops (see hub/lease.ts). */
-  async gatewayLease(guildId: string, gateway: GatewayIdentity, release: boolean): Promise<LeaseOutcome> {
+  async gatewayLease(guildId: string, gateway: LeaseClaim, release: boolean): Promise<LeaseOutcome> {
     this.bindGuild(guildId);
     const now = clock.now();
     const decision = release ? releaseLease(this.store.lease, gateway, now) : claimLease(this.store.lease, gateway, now);
@@ -197,7 +196,7 @@ export class GuildHub extends DurableObject<Env> {
     this.store.lease = lease;
   }
 
-  private refuseGateway(decision: LeaseRefusalDecision, sender: GatewayIdentity | undefined, now: number): LeaseRefusal {
+  private refuseGateway(decision: LeaseRefusalDecision, sender: LeaseClaim | undefined, now: number): LeaseRefusal {
     if (decision.lease) this.holdLease(decision.lease); // sync_required: the term is the sender's, to begin with a sync
     const refusal = refusalOf(decision, now);
     // A standby asks every few seconds: routine. Fencing and new terms are worth a line.

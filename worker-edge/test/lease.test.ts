@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { TEST_GUILD_ID } from "./support/bindings.js";
+import { hubRequestHeaders } from "../../protocol/index.js";
+import { TEST_GUILD_ID, TEST_HUB_SECRET } from "./support/bindings.js";
 import { edgeFetch, newChannelId, newUserId, postInternal, postLease, TestSocket } from "./support/edge.js";
 import { joined, roomCreated, sync } from "./support/events.js";
 import { mintToken } from "./support/tokens.js";
@@ -40,6 +41,21 @@ async function holding(instance: string): Promise<number> {
   const lease = first.body.lease as { term: number } | undefined;
   expect(lease, "the hub grants a lease").toBeDefined();
   return lease!.term;
+}
+
+/**
+ * A signed request as someone on its path captured it (headers and body, no HUB_SECRET): `replay` sends those
+ * very bytes again, as often as the signature's timestamp window allows.
+ */
+async function captured(path: "/internal/events" | "/internal/lease", body: unknown): Promise<{ replay: () => Promise<{ status: number; body: Record<string, unknown> }> }> {
+  const text = JSON.stringify(body);
+  const headers = await hubRequestHeaders(TEST_HUB_SECRET, text);
+  return {
+    replay: async () => {
+      const response = await edgeFetch(path, { method: "POST", headers, body: text });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    },
+  };
 }
 
 async function watcher(): Promise<TestSocket> {
@@ -157,6 +173,35 @@ describe("the gateway lease the hub grants", () => {
     const foreign = { id: "x:lease", event: "room.created", payload: { guildId: "999999999999999999", channelId: newChannelId(), name: "Elsewhere", userLimit: 2 } };
     const mixed = await write([sync([], []), foreign], gateway("host"));
     expect(mixed).toMatchObject({ status: 400, body: { error: "invalid_input" } });
+  });
+
+  it("lets a successor take over one TTL after a dead holder's last heartbeat, however often its captured requests are replayed", async () => {
+    const term = await holding("killed-host");
+    advance(10_000);
+    const heartbeatRequest = await captured("/internal/lease", { guildId: TEST_GUILD_ID, gateway: gateway("killed-host", term) });
+    const batchRequest = await captured("/internal/events", { events: [roomCreated(newChannelId())], gateway: gateway("killed-host", term) });
+    expect((await heartbeatRequest.replay()).status).toBe(200); // the holder's own last heartbeat
+    expect((await batchRequest.replay()).status).toBe(200); // and its last batch; then it dies
+    // Someone who captured them replays both every 10 s, well inside the 300 s signature window.
+    for (let i = 0; i < 3; i++) {
+      advance(10_000);
+      await heartbeatRequest.replay();
+      await batchRequest.replay();
+    }
+    const takeover = await heartbeat(gateway("new-host"));
+    expect(takeover, "a replayed request renewed a dead holder's lease").toEqual({ status: 200, body: { ok: true, lease: { term: term + 1, expiresInMs: TTL_MS, syncRequired: true } } });
+  });
+
+  it("does not let a captured release, replayed, free the guild its holder claimed again", async () => {
+    const term = await holding("restarted-host");
+    advance(5_000);
+    const release = await captured("/internal/lease", { guildId: TEST_GUILD_ID, gateway: gateway("restarted-host", term), release: true });
+    expect((await release.replay()).status).toBe(200); // a rolling restart: the holder releases as it stops
+    advance(5_000);
+    expect(await heartbeat(gateway("restarted-host"))).toMatchObject({ status: 200, body: { lease: { term } } }); // and claims again
+    advance(5_000);
+    await release.replay();
+    expect((await heartbeat(gateway("standby-host"))).body, "a replayed release freed the holder's guild").toMatchObject({ error: "lease_held" });
   });
 
   it("validates the lease request and checks its signature", async () => {

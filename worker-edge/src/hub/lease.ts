@@ -14,6 +14,12 @@ import type { GatewayIdentity, IdentifiedInternalEvent, LeaseGrant, LeaseRefusal
  *          for a new term (term 0) and begin it with a sync
  *   held by the claimant ── release with its term ──▶ free at once (a rolling deploy's successor takes over)
  *
+ * Replays: a signed request can be sent again byte for byte by whoever captured it, for as long as its timestamp
+ * is inside the signature window (minutes, far longer than a TTL). So the holder's claims and releases count only
+ * when signed after the request that last renewed its lease: a replayed one renews nothing, takes back nothing
+ * and frees nothing (a dead holder's lease still lapses one TTL after its own last renewal). The signing time only
+ * orders one instance's own requests; expiry stays on the hub's clock.
+ *
  * A claim without a term comes from a gateway of the previous release: it is fenced by holder and expiry alike, but
  * cannot act on `sync_required`, so its new terms start synced. A write naming no gateway at all (a tool, a test)
  * is served only while no gateway holds the guild.
@@ -31,7 +37,12 @@ export interface Lease {
   expiresAt: number;
   /** Whether this term has begun with a guild.sync: until then the hub takes nothing else from the holder. */
   synced: boolean;
+  /** When the holder's request that last renewed (or released) the lease was signed, unix s (absent: unknown). */
+  signedAt?: number;
 }
+
+/** A gateway's claim as the hub receives it: its identity, and when its request was signed (X-Hub-Timestamp, unix s). */
+export type LeaseClaim = GatewayIdentity & { signedAt?: number };
 
 export type LeaseRefusalDecision = { kind: "refused"; reason: LeaseRefusalReason; retryAfterMs: number; lease?: Lease };
 export type LeaseDecision = { kind: "granted"; lease: Lease } | LeaseRefusalDecision;
@@ -47,17 +58,22 @@ export function timeLeft(lease: Lease | undefined, now: number): number {
 }
 
 /** A gateway asks to hold (or keep holding) the guild: the state machine above. */
-export function claimLease(current: Lease | undefined, claim: GatewayIdentity, now: number, ttlMs = LEASE_TTL_MS): LeaseDecision {
+export function claimLease(current: Lease | undefined, claim: LeaseClaim, now: number, ttlMs = LEASE_TTL_MS): LeaseDecision {
   // A writer naming a term learns it lost that term first: it must start over with a sync, whoever holds the guild.
   if (current && claim.term !== undefined && claim.term !== 0 && claim.term !== current.term) {
     return { kind: "refused", reason: "lease_lost", retryAfterMs: timeLeft(current, now) };
   }
   const sameHolder = current?.holder === claim.instance;
   if (isHeld(current, now) && !sameHolder) return { kind: "refused", reason: "lease_held", retryAfterMs: timeLeft(current, now) };
+  if (current && sameHolder && signedBefore(claim, current, { orAt: true })) {
+    // A replay, or a request a newer one overtook: it may be served under the lease, but renews and retakes nothing.
+    return isHeld(current, now) ? { kind: "granted", lease: current } : { kind: "refused", reason: "lease_lost", retryAfterMs: 0 };
+  }
   const expiresAt = now + ttlMs;
-  if (current && sameHolder) return { kind: "granted", lease: { ...current, expiresAt } };
+  const signed = claim.signedAt === undefined ? {} : { signedAt: claim.signedAt };
+  if (current && sameHolder) return { kind: "granted", lease: { ...current, expiresAt, ...signed } };
   const legacy = claim.term === undefined;
-  return { kind: "granted", lease: { holder: claim.instance, term: (current?.term ?? 0) + 1, expiresAt, synced: legacy } };
+  return { kind: "granted", lease: { holder: claim.instance, term: (current?.term ?? 0) + 1, expiresAt, synced: legacy, ...signed } };
 }
 
 /**
@@ -66,7 +82,7 @@ export function claimLease(current: Lease | undefined, claim: GatewayIdentity, n
  */
 export function admitBatch(
   current: Lease | undefined,
-  sender: GatewayIdentity | undefined,
+  sender: LeaseClaim | undefined,
   events: readonly IdentifiedInternalEvent[],
   now: number,
   ttlMs = LEASE_TTL_MS,
@@ -82,12 +98,20 @@ export function admitBatch(
 }
 
 /** The holder stops (after delivering everything): the guild is free at once. Anyone else's release changes nothing. */
-export function releaseLease(current: Lease | undefined, claim: GatewayIdentity, now: number): LeaseDecision | { kind: "released"; lease: Lease } {
-  if (current?.holder === claim.instance && claim.term === current.term) {
-    return { kind: "released", lease: { ...current, expiresAt: Math.min(current.expiresAt, now) } };
+export function releaseLease(current: Lease | undefined, claim: LeaseClaim, now: number): LeaseDecision | { kind: "released"; lease: Lease } {
+  // Signed in the same second as the last renewal is the holder's own flush-then-release; earlier is a replay.
+  if (current?.holder === claim.instance && claim.term === current.term && !signedBefore(claim, current, { orAt: false })) {
+    const signed = claim.signedAt === undefined ? {} : { signedAt: claim.signedAt };
+    return { kind: "released", lease: { ...current, expiresAt: Math.min(current.expiresAt, now), ...signed } };
   }
   const reason = isHeld(current, now) && current.holder !== claim.instance ? "lease_held" : "lease_lost";
   return { kind: "refused", reason, retryAfterMs: timeLeft(current, now) };
+}
+
+/** Whether the claim was signed before (or, `orAt`, no later than) the request that last renewed the lease. */
+function signedBefore(claim: LeaseClaim, lease: Lease, { orAt }: { orAt: boolean }): boolean {
+  if (claim.signedAt === undefined || lease.signedAt === undefined) return false;
+  return orAt ? claim.signedAt <= lease.signedAt : claim.signedAt < lease.signedAt;
 }
 
 /** The lease as its holder is told it: the term and the time left by the hub's clock. */
