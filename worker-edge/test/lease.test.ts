@@ -204,6 +204,18 @@ describe("the gateway lease the hub grants", () => {
     expect((await heartbeat(gateway("standby-host"))).body, "a replayed release freed the holder's guild").toMatchObject({ error: "lease_held" });
   });
 
+  it("keeps renewing the lease of a holder whose clock, two minutes fast, is corrected", async () => {
+    const ahead = (ms: number) => Date.now() + ms;
+    const first = await write([sync([], [])], gateway("fast-host"), ahead(120_000));
+    expect(first.status).toBe(200);
+    const term = (first.body.lease as { term: number }).term;
+    for (let i = 0; i < 3; i++) {
+      advance(TTL_MS / 2);
+      const renewed = await write([roomCreated(newChannelId())], gateway("fast-host", term), Date.now()); // corrected
+      expect(renewed, `renewal ${i + 1} after the correction`).toMatchObject({ status: 200, body: { lease: { term, expiresInMs: TTL_MS } } });
+    }
+  });
+
   it("validates the lease request and checks its signature", async () => {
     expect((await postLease({ guildId: TEST_GUILD_ID, gateway: { instance: "" , term: 0 } })).status).toBe(400);
     expect((await postLease({ guildId: TEST_GUILD_ID, gateway: { instance: "host" } })).status).toBe(400); // a term is required

@@ -18,7 +18,9 @@ import type { GatewayIdentity, IdentifiedInternalEvent, LeaseGrant, LeaseRefusal
  * is inside the signature window (minutes, far longer than a TTL). So the holder's claims and releases count only
  * when signed after the request that last renewed its lease: a replayed one renews nothing, takes back nothing
  * and frees nothing (a dead holder's lease still lapses one TTL after its own last renewal). The signing time only
- * orders one instance's own requests; expiry stays on the hub's clock.
+ * orders one instance's own requests, and is kept no later than the hub's clock: a gateway whose clock is corrected
+ * backwards goes on renewing (a clock ahead of the hub's by X only shortens the replay protection to X); expiry
+ * stays on the hub's clock.
  *
  * A claim without a term comes from a gateway of the previous release: it is fenced by holder and expiry alike, but
  * cannot act on `sync_required`, so its new terms start synced. A write naming no gateway at all (a tool, a test)
@@ -70,7 +72,7 @@ export function claimLease(current: Lease | undefined, claim: LeaseClaim, now: n
     return isHeld(current, now) ? { kind: "granted", lease: current } : { kind: "refused", reason: "lease_lost", retryAfterMs: 0 };
   }
   const expiresAt = now + ttlMs;
-  const signed = claim.signedAt === undefined ? {} : { signedAt: claim.signedAt };
+  const signed = signedAtOf(claim, now);
   if (current && sameHolder) return { kind: "granted", lease: { ...current, expiresAt, ...signed } };
   const legacy = claim.term === undefined;
   return { kind: "granted", lease: { holder: claim.instance, term: (current?.term ?? 0) + 1, expiresAt, synced: legacy, ...signed } };
@@ -101,11 +103,15 @@ export function admitBatch(
 export function releaseLease(current: Lease | undefined, claim: LeaseClaim, now: number): LeaseDecision | { kind: "released"; lease: Lease } {
   // Signed in the same second as the last renewal is the holder's own flush-then-release; earlier is a replay.
   if (current?.holder === claim.instance && claim.term === current.term && !signedBefore(claim, current, { orAt: false })) {
-    const signed = claim.signedAt === undefined ? {} : { signedAt: claim.signedAt };
-    return { kind: "released", lease: { ...current, expiresAt: Math.min(current.expiresAt, now), ...signed } };
+    return { kind: "released", lease: { ...current, expiresAt: Math.min(current.expiresAt, now), ...signedAtOf(claim, now) } };
   }
   const reason = isHeld(current, now) && current.holder !== claim.instance ? "lease_held" : "lease_lost";
   return { kind: "refused", reason, retryAfterMs: timeLeft(current, now) };
+}
+
+/** The claim's signing time as the lease keeps it: never later than the hub's own clock (unix s). */
+function signedAtOf(claim: LeaseClaim, now: number): { signedAt?: number } {
+  return claim.signedAt === undefined ? {} : { signedAt: Math.min(claim.signedAt, Math.floor(now / 1000)) };
 }
 
 /** Whether the claim was signed before (or, `orAt`, no later than) the request that last renewed the lease. */
