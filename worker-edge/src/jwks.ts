@@ -21,8 +21,8 @@ export interface FetchedKeySet {
 /**
  * A remote JWKS (JWT_PUBLIC_JWK_URL), cached per isolate by the edge's clock: fetched on first use, again once it
  * is KEY_SET_MAX_AGE_MS old (if that fetch fails, verification fails closed: no key outlives the bound), and again
- * when a token names a kid it lacks (a rotation), at most once per cooldown. A JWKS that is slow or down fails
- * closed after the timeout.
+ * when a token names a kid it lacks (a rotation), at most once per cooldown; tokens naming a kid it lacks while a
+ * fetch is under way wait for that fetch. A JWKS that is slow or down fails closed after the timeout.
  */
 export class RemoteKeySet {
   private current: FetchedKeySet | undefined;
@@ -38,8 +38,11 @@ export class RemoteKeySet {
     try {
       return { key: (await keySet.select(header, token)) as CryptoKey, keySet };
     } catch (error) {
-      if (!(error instanceof errors.JWKSNoMatchingKey) || clock.now() - this.lastFetchAt < JWKS_REFETCH_COOLDOWN_MS) throw error;
-      keySet = await this.refresh();
+      if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
+      // A fetch under way (a rotation's first token started it) may bring the key: wait for it, whatever the cooldown.
+      if (this.fetching) keySet = await this.fetching;
+      else if (clock.now() - this.lastFetchAt >= JWKS_REFETCH_COOLDOWN_MS) keySet = await this.refresh();
+      else throw error;
       return { key: (await keySet.select(header, token)) as CryptoKey, keySet };
     }
   }

@@ -75,6 +75,34 @@ describe("a remote JWKS", () => {
     expect(fetches.count).toBe(2);
   });
 
+  it("verifies every token of a newly published key that arrives while the key set is being refetched for it", { timeout: 15_000 }, async () => {
+    const first = await signingKey("key-1");
+    const second = await signingKey("key-2");
+    let published = [first.jwk];
+    let held: Promise<void> = Promise.resolve();
+    let answer = () => {};
+    const fetches = serveJwks(
+      () => published,
+      async () => {
+        await held;
+        return Response.json({ keys: published });
+      },
+    );
+    const config = remoteConfig();
+    await verifyAppToken(await first.sign(), config);
+    await new Promise((resolve) => setTimeout(resolve, JWKS_REFETCH_COOLDOWN_MS + 100));
+
+    published = [first.jwk, second.jwk]; // a rotation: many clients come with tokens of the new key at once
+    held = new Promise((resolve) => (answer = resolve));
+    const tokens = await Promise.all(["200000000000000011", "200000000000000012", "200000000000000013"].map((sub) => second.sign(sub)));
+    const checks = tokens.map((token) => verifyAppToken(token, config).then((user) => user.userId, (error: Error) => error.message));
+    await vi.waitFor(() => expect(fetches.count).toBe(2));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // every check has asked for its key by now
+    answer(); // the identity provider answers the refetch after they have all arrived
+    expect(await Promise.all(checks)).toEqual(["200000000000000011", "200000000000000012", "200000000000000013"]);
+    expect(fetches.count).toBe(2);
+  });
+
   it("refuses a token for a kid the key set does not have, without refetching inside the cooldown", async () => {
     const known = await signingKey("known");
     const stranger = await signingKey("stranger");
