@@ -1,0 +1,55 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { LogLevel } from "../src/config.js";
+import { GUILD, ROOM_A, startHarness, until, USERS, type Harness } from "./support/harness.js";
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function healthz(harness: Harness): Promise<{ status: number; body: { guilds: Record<string, { hub: string; lease: { state: string } }> } }> {
+  const response = await fetch(`http://127.0.0.1:${harness.service.healthPort}/healthz`);
+  return { status: response.status, body: (await response.json()) as never };
+}
+
+/**
+ * What an operator sees when gateway-node's events do not reach a hub that keeps them: the edge answers but is not
+ * the hub (a route that does not exist, a firewall in front of it), or the edge does not serve the guild. Either
+ * way the hub is owed everything: /healthz must not say all is well, and nothing may be dropped as if the hub had
+ * refused one bad event.
+ */
+describe("a hub endpoint that answers, but not as the hub", () => {
+  it.each([404, 403, 405])("keeps the events and reports the hub failing while the endpoint answers %i", async (status) => {
+    h = await startHarness();
+    const harness = h;
+    await until(() => harness.hub.accepted.length === 1, "the first guild.sync");
+    harness.hub.failWith = status;
+    harness.sim.setVoiceState(USERS[0]!, ROOM_A);
+    const answered = () => harness.hub.posts.filter((post) => post.status === status).length;
+    await until(() => answered() >= 3 || harness.service.outbox.stats.dropped > 0, `three answers ${status}, or a drop`);
+    expect(harness.service.outbox.stats.dropped, "events dropped as if the hub had refused them").toBe(0);
+    const health = await healthz(harness);
+    expect(health.status).toBe(503);
+    expect(health.body.guilds[GUILD]!.hub).toBe("failing");
+    harness.hub.failWith = undefined;
+    await until(() => harness.hub.summary().includes(`voice.joined:${USERS[0]}@${ROOM_A}`), "the kept event once the hub answers");
+  });
+});
+
+describe("a guild the edge does not serve (missing from the edge's ALLOWED_GUILD_IDS)", () => {
+  it("is not reported as delivered: /healthz 503 for the guild and an error naming ALLOWED_GUILD_IDS", async () => {
+    const lines: Array<{ level: LogLevel; msg: string; fields: Record<string, unknown> }> = [];
+    h = await startHarness({
+      deps: { log: (level, msg, fields = {}) => void lines.push({ level, msg, fields }), settings: { hubProbeIntervalMs: 200 } },
+    });
+    const harness = h;
+    harness.hub.unserved.add(GUILD);
+    await until(() => harness.hub.leaseRequests.some((request) => request.guildId === GUILD), "a heartbeat to the lease endpoint");
+    await until(async () => (await healthz(harness)).status === 503 || undefined, "/healthz to report the guild the edge does not serve", 3_000).catch(() => undefined);
+    const health = await healthz(harness);
+    expect(health.status, `/healthz said ${JSON.stringify(health.body.guilds[GUILD])}`).toBe(503);
+    expect(health.body.guilds[GUILD]!.lease.state).not.toBe("holding");
+    expect(lines.some((line) => line.level === "error" && JSON.stringify(line).includes("ALLOWED_GUILD_IDS") && JSON.stringify(line).includes(GUILD))).toBe(true);
+  });
+});
