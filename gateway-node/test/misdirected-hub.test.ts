@@ -53,3 +53,16 @@ describe("a guild the edge does not serve (missing from the edge's ALLOWED_GUILD
     expect(lines.some((line) => line.level === "error" && JSON.stringify(line).includes("ALLOWED_GUILD_IDS") && JSON.stringify(line).includes(GUILD))).toBe(true);
   });
 });
+
+describe("a hub that rejects the signature (HUB_SECRET mismatch, or this host's clock minutes off)", () => {
+  it("says so in the documented line also when only heartbeats go out (an idle holder, a standby)", async () => {
+    const lines: Array<{ level: LogLevel; msg: string }> = [];
+    h = await startHarness({ deps: { log: (level, msg) => void lines.push({ level, msg }) } });
+    const harness = h;
+    await until(() => harness.hub.holder(GUILD), "the first term");
+    // Nothing to deliver from here on: only the lease's heartbeats reach the hub, each signed 6 minutes off its clock.
+    harness.hub.clockOffsetMs = 6 * 60_000;
+    await until(() => harness.service.outbox.stats.failures > 0, "a refused heartbeat");
+    expect(lines.filter((line) => line.level === "warn").map((line) => line.msg)).toContain("hub rejected the signature: check HUB_SECRET and this machine's clock");
+  });
+});
