@@ -122,6 +122,7 @@ function routes(): Hono<EdgeEnv> {
     for (const [guildId, events] of byGuild) {
       if (!served.has(guildId)) {
         accepted += events.length; // acknowledged so the gateway moves on, and dropped
+        logUnservedGuild(c, guildId, sender?.instance, { events: events.length });
         continue;
       }
       const outcome = await hub(c.env, guildId).ingest(guildId, events, sender);
@@ -139,7 +140,10 @@ function routes(): Hono<EdgeEnv> {
     const parsed = LeaseRequestBody.safeParse(parseJson(body));
     if (!parsed.success) throw invalidInput(parsed.error, "lease request");
     const { guildId, gateway, release } = parsed.data;
-    if (!servedGuilds(c.var.config).has(guildId)) return c.json({ ok: true } satisfies LeaseResponse); // as for its events
+    if (!servedGuilds(c.var.config).has(guildId)) {
+      logUnservedGuild(c, guildId, gateway.instance);
+      return c.json({ ok: true } satisfies LeaseResponse); // as for its events
+    }
     const outcome = await hub(c.env, guildId).gatewayLease(guildId, { ...gateway, signedAt }, release ?? false);
     if (outcome.kind === "refused") return c.json(outcome.refusal, 409);
     return c.json({ ok: true, ...(outcome.lease ? { lease: outcome.lease } : {}) } satisfies LeaseResponse);
@@ -281,6 +285,14 @@ export function createApp(): Hono<EdgeEnv> {
     return c.json({ error: "internal", message: "internal error" }, 500);
   });
   return app;
+}
+
+/**
+ * A gateway delivers a guild this deployment does not serve: answered 200 so it moves on, and said here (the usual
+ * cause: the guild is in gateway-node's ALLOWED_GUILD_IDS but not yet in the edge's).
+ */
+function logUnservedGuild(c: Context<EdgeEnv>, guildId: string, instance: string | undefined, fields: Record<string, unknown> = {}): void {
+  log("warn", "edge does not serve this guild", { requestId: c.var.requestId, path: c.req.path, guildId, instance, ...fields });
 }
 
 /** Completes the upgrade only to say why the socket cannot stay: browsers cannot read an HTTP error on /ws. */

@@ -43,8 +43,8 @@ function remoteKeySet(url: string): RemoteKeySet {
 function inlineKey(raw: string): JWTVerifyGetKey {
   let key = inlineKeys.get(raw);
   if (!key) {
+    // A public JWK as JSON: the configuration checked it (config.ts).
     const jwk = JSON.parse(raw) as Parameters<typeof importJWK>[0];
-    if (jwk.d || jwk.k) throw new Error("JWT_PUBLIC_JWK must be a public key");
     const imported = importJWK(jwk, jwk.alg ?? "RS256");
     // Like a key set: a token naming another key id is not this key's, even if the signature would verify.
     key = async (header) => {

@@ -6,6 +6,19 @@ const commaList = z
   .optional()
   .transform((raw) => (raw ?? "").split(",").map((item) => item.trim()).filter(Boolean));
 
+/** A browser's `Origin` is scheme, host and port only: an entry with a path or a trailing slash would never match. */
+const Origin = z.string().refine((entry) => URL.canParse(entry) && new URL(entry).origin === entry, "must be origins such as https://app.example.com (no path, no trailing slash), separated by commas");
+
+/** One public JWK as JSON: checked here, so a bad key is a misconfiguration rather than every token refused. Never echoed. */
+const InlinePublicJwk = z.string().refine((raw) => {
+  try {
+    const jwk = JSON.parse(raw) as unknown;
+    return typeof jwk === "object" && jwk !== null && "kty" in jwk && !("d" in jwk) && !("k" in jwk);
+  } catch {
+    return false;
+  }
+}, "must be one public JWK as JSON (no private part)");
+
 const EdgeConfigSchema = z
   .object({
     PRIMARY_GUILD_ID: Snowflake,
@@ -20,8 +33,8 @@ const EdgeConfigSchema = z
     JWT_ISSUER: z.string().min(1),
     JWT_AUDIENCE: z.string().min(1),
     JWT_PUBLIC_JWK_URL: z.string().optional().transform((v) => v?.trim() || undefined).pipe(z.url().optional()),
-    JWT_PUBLIC_JWK: z.string().optional().transform((v) => v?.trim() || undefined),
-    WEB_ORIGIN: commaList,
+    JWT_PUBLIC_JWK: z.string().optional().transform((v) => v?.trim() || undefined).pipe(InlinePublicJwk.optional()),
+    WEB_ORIGIN: commaList.pipe(z.array(Origin)),
     DISCORD_API_BASE: z.url().default("https://discord.com/api/v10"),
     ALLOWED_GUILD_IDS: commaList.pipe(z.array(Snowflake)),
     ROOM_IDLE_TTL_SECONDS: z.coerce.number().int().min(0).default(0),

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { edgeFetch, newChannelId, newUserId, postInternal, TestSocket } from "./support/edge.js";
+import { describe, expect, it, vi } from "vitest";
+import { edgeFetch, newChannelId, newUserId, postInternal, postLease, TestSocket } from "./support/edge.js";
 import { joined, roomCreated } from "./support/events.js";
 import { mintToken } from "./support/tokens.js";
 
@@ -54,6 +54,21 @@ describe("POST /internal/events", () => {
     await postInternal({ events: [roomCreated(newChannelId())] });
     await socket.waitForEvents(1, "the served guild's event");
     expect(socket.events()).toHaveLength(1);
+  });
+
+  it("says in its log which guild it does not serve, so a guild missing from ALLOWED_GUILD_IDS is found", async () => {
+    const warned = vi.spyOn(console, "warn");
+    const unserved = "999999999999999998";
+    const foreign = { id: "x:3", event: "room.created", payload: { guildId: unserved, channelId: newChannelId(), name: "Elsewhere", userLimit: 2 } };
+    const gateway = { instance: "gw-1", term: 0 };
+    expect((await postInternal({ events: [foreign], gateway })).status).toBe(200);
+    expect((await postLease({ guildId: unserved, gateway })).status).toBe(200);
+    const lines = warned.mock.calls.flat().map(String).filter((line) => line.includes('"edge does not serve this guild"'));
+    expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+      expect.objectContaining({ guildId: unserved, instance: "gw-1", path: "/internal/events", events: 1 }),
+      expect.objectContaining({ guildId: unserved, instance: "gw-1", path: "/internal/lease" }),
+    ]);
+    warned.mockRestore();
   });
 
   it("rejects a malformed event with 400 and the issues", async () => {

@@ -56,6 +56,8 @@ export class FakeHub {
   readonly leaseRequests: Array<{ status: number; guildId: string; instance: string; term: number; release: boolean }> = [];
   /** Answers as an edge of the previous release: no lease endpoint, and 409 `superseded` to a start time older than the newest. */
   previousRelease = false;
+  /** Guilds this edge does not serve (not in its ALLOWED_GUILD_IDS): their events are acknowledged and dropped, as the edge does. */
+  readonly unserved = new Set<string>();
   private readonly newestEpochs = new Map<string, number>();
   /** The instance of the request being answered (handled synchronously after its signature check). */
   private sender: string | undefined;
@@ -115,6 +117,7 @@ export class FakeHub {
     if (events.length > this.maxEventsPerPost) return this.answer(413, { error: "payload_too_large" }, 0);
     if (events.some((event) => this.rejectIf?.(event))) return this.answer(400, { error: "invalid_input" }, 0);
     if (sender && guilds.length > 1) return this.answer(400, { error: "invalid_input", message: "one guild per leased batch" }, 0);
+    if (this.unserved.has(guilds[0]!)) return this.answer(200, { ok: true, accepted: events.length, duplicates: 0 }, events.length, guilds);
     let lease: Lease | undefined;
     if (this.previousRelease) {
       const newest = this.newestEpochs.get(guilds[0]!) ?? -1;
@@ -159,6 +162,10 @@ export class FakeHub {
     if (forced) {
       record(forced);
       return { status: forced, body: { error: "internal" } };
+    }
+    if (this.unserved.has(guildId)) {
+      record(200);
+      return { status: 200, body: { ok: true } };
     }
     const now = this.now();
     const current = this.leases.get(guildId);
