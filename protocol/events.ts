@@ -69,6 +69,11 @@ export const AppEvent = z.discriminatedUnion("event", [
 ]);
 export type AppEvent = z.infer<typeof AppEvent>;
 export type AppEventName = AppEvent["event"];
+
+/** The room an event is about, for room filters: "" for guild.status, which is about the guild. */
+export function channelOf(event: Pick<AppEvent, "payload">): string {
+  return "channelId" in event.payload ? event.payload.channelId : "";
+}
 export type PayloadOf<E extends AppEventName> = Extract<AppEvent, { event: E }>["payload"];
 
 export const Room = z.object({
