@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { fileSessionStore } from "../src/session-store.js";
+import { silentLogger } from "../src/log.js";
 import { discordTruth, hubPicture, pictureDiff } from "./support/hub-model.js";
-import { GUILD, ROOM_A, startHarness, storedShardSession, until, USERS, type Harness } from "./support/harness.js";
+import { GUILD, ROOM_A, ROOM_B, startHarness, storedShardSession, until, USERS, type Harness } from "./support/harness.js";
 
 /** Guilds joining and leaving what the bot serves: added to the list, the bot removed and invited again. */
 let h: Harness | undefined;
@@ -19,7 +20,7 @@ afterEach(async () => {
 function sessionFile(): { file: string; store: ReturnType<typeof fileSessionStore> } {
   dir = mkdtempSync(join(tmpdir(), "gw-membership-"));
   const file = join(dir, "session.json");
-  return { file, store: fileSessionStore(file) };
+  return { file, store: fileSessionStore(file, silentLogger) };
 }
 
 const hubEqualsDiscord = (guildId = GUILD) => pictureDiff(hubPicture(h!.hub.accepted.filter((e) => e.payload.guildId === guildId)), discordTruth(h!.sim.guild(guildId)));
@@ -71,7 +72,7 @@ describe("the bot removed from a guild", () => {
     await until(() => hubEqualsDiscord().length === 0 || undefined, "the hub to show nothing", 5_000).catch(() => {
       throw new Error(`the hub still shows: ${hubEqualsDiscord().join("; ")}`);
     });
-    expect(h.hub.summary().slice(-2)).toEqual(["guild.status:absent", `room.deleted:${ROOM_A}`]);
+    expect(h.hub.summary().slice(-3)).toEqual(["guild.status:absent", `room.deleted:${ROOM_A}`, `room.deleted:${ROOM_B}`]);
     await until(async () => (await healthz()).status === 503 || undefined, "/healthz 503");
   });
 

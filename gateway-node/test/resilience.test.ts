@@ -20,7 +20,7 @@ describe("staying connected to Discord", () => {
     h.sim.setVoiceState(USERS[2]!, ROOM_B);
     await until(() => h.sim.state().resumeCount === 1, "a RESUME");
     await until(() => h.hub.accepted.length === 4, "the missed joins");
-    expect(h.hub.summary().slice(1)).toEqual([`voice.joined:${USERS[0]}@${ROOM_A}`, `voice.joined:${USERS[1]}@${ROOM_A}`, `voice.joined:${USERS[2]}@${ROOM_B}`]);
+    expect(h.hub.summary().filter((e) => e.startsWith("voice."))).toEqual([`voice.joined:${USERS[0]}@${ROOM_A}`, `voice.joined:${USERS[1]}@${ROOM_A}`, `voice.joined:${USERS[2]}@${ROOM_B}`]);
     expect(h.sim.state().identifyCount).toBe(1);
     expect(h.hub.duplicates).toBe(0);
   });
