@@ -171,9 +171,14 @@ export class OutboxQueue {
     return { position, ...(done[0]?.whole ? { pictureOf: done[0].sessionId } : {}) };
   }
 
-  /** The batch was not accepted: it stays at the head, to be taken again as it was. */
+  /**
+   * The batch was not accepted: it stays at the head, to be taken again as it was, unless a whole picture was queued
+   * behind it meanwhile, which supersedes it too.
+   */
   release(): void {
     this.taken = 0;
+    const picture = this.entries.findLastIndex((entry) => entry.whole);
+    if (picture > 0) this.entries.splice(0, picture);
   }
 
   /** Keeps the latest state of each key among the entries not taken, in their order; drops them all if still too many. */

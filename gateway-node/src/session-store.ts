@@ -2,7 +2,6 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node
 import { dirname } from "node:path";
 import { z } from "zod";
 import { Snowflake } from "../../protocol/ids.js";
-import type { GatewaySession } from "./gateway/shard.js";
 import type { Logger } from "./log.js";
 
 /**

@@ -1,4 +1,5 @@
-import { MEDIA_COALESCE_MS, type AppEvent, type VoiceMedia } from "../../../protocol/index.js";
+import { MEDIA_COALESCE_MS, type AppEvent } from "../../../protocol/index.js";
+import { mediaOf } from "./media-flags.js";
 import type { HubStore } from "./store.js";
 
 /**
@@ -7,19 +8,6 @@ import type { HubStore } from "./store.js";
  * opens a window, and when it ends the member's flags are published if they differ from what clients were last told
  * (a join carries the flags too). A burst that ends where it began publishes nothing.
  */
-
-export const NO_MEDIA: VoiceMedia = { selfMute: false, selfDeaf: false, mute: false, deaf: false, selfVideo: false, selfStream: false };
-
-/** One bit per flag, as the members table stores them. */
-const FLAGS = ["selfMute", "selfDeaf", "mute", "deaf", "selfVideo", "selfStream"] as const satisfies ReadonlyArray<keyof VoiceMedia>;
-
-export function mediaBits(media: VoiceMedia): number {
-  return FLAGS.reduce((bits, flag, i) => (media[flag] ? bits | (1 << i) : bits), 0);
-}
-
-export function mediaOf(bits: number): VoiceMedia {
-  return Object.fromEntries(FLAGS.map((flag, i) => [flag, (bits & (1 << i)) !== 0])) as VoiceMedia;
-}
 
 /** A member in a room changed their flags: the change is told when its window ends (one window at a time). */
 export function mediaChanged(store: HubStore, userId: string, now: number): void {

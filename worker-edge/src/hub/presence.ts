@@ -8,7 +8,8 @@ import {
   type PayloadOf,
   type VoiceStatePayload,
 } from "../../../protocol/index.js";
-import { mediaBits, mediaChanged } from "./media.js";
+import { mediaBits } from "./media-flags.js";
+import { mediaChanged } from "./media.js";
 import { publishedCreator, type HubStore, type MemberRecord } from "./store.js";
 import { isMultiPart, receiveWholeSync } from "./sync-parts.js";
 

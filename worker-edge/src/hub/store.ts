@@ -1,7 +1,7 @@
 import { channelOf, Snowflake, type AppEvent, type GuildStatus, type GuildSyncPayload, type Member, type Room, type VoiceMedia } from "../../../protocol/index.js";
 import type { Bucket } from "../../../protocol/index.js";
 import type { Lease } from "./lease.js";
-import { mediaBits, mediaOf } from "./media.js";
+import { mediaBits, mediaOf } from "./media-flags.js";
 import { migrate } from "./migrations.js";
 import { CreateRoomPolicy } from "./rate-limit.js";
 
