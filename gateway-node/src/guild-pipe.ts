@@ -22,11 +22,15 @@ export interface GuildPipeOptions {
   stored: StoredGuild | undefined;
   /** Its shard's current session. */
   session: () => GatewaySession | undefined;
+  /** Whether its shard is resuming: the dispatches before RESUMED are a replay of ones the hub may have had. */
+  replaying: () => boolean;
   /** Asks the shard for a fresh Discord session, whose READY and GUILD_CREATE give a whole picture. */
   freshSession: (reason: string) => void;
-  /** Something the session file keeps changed (the position, what is owed, the guild's state). */
+  /** Something the session file keeps changed (the position, what is owed, the guild's state): written soon. */
   changed: () => void;
-  outbox: Omit<HubOutboxOptions, "committed" | "pictureDelivered" | "pictureNeeded" | "lost">;
+  /** Something the session file keeps changed that must be written before anything more is sent. */
+  changedNow: () => void;
+  outbox: Omit<HubOutboxOptions, "committed" | "pictureDelivered" | "pictureNeeded" | "lost" | "irregular">;
   log: Logger;
 }
 
@@ -44,10 +48,17 @@ export class GuildPipe {
   eventsQueued = 0;
   /**
    * The hub is owed a whole picture of the current session that it has not accepted: from READY until its
-   * GUILD_CREATE's sync (or the absence READY says) is delivered, and after the queue was lost. Kept in the session
-   * file: a restart that owes one IDENTIFYs, since a resumed session carries no READY and no GUILD_CREATE.
+   * GUILD_CREATE's sync (or the absence READY says) is delivered, and after the queue was lost; or a replay of the
+   * session could not be trusted (an irregular batch is out). Kept in the session file: a restart that owes one
+   * IDENTIFYs, since a resumed session carries no READY and no GUILD_CREATE.
    */
-  syncOwed: boolean;
+  get syncOwed(): boolean {
+    return this.owed || this.replayUnsafe;
+  }
+
+  private owed: boolean;
+  /** An irregular batch is out (see OutboxQueue): a replay of its dispatches cannot be trusted to reproduce it. */
+  private replayUnsafe = false;
   private position: SessionPosition | undefined;
 
   constructor(private readonly options: GuildPipeOptions) {
@@ -55,13 +66,17 @@ export class GuildPipe {
     this.shardId = options.shardId;
     this.state = options.stored?.state ?? "unknown";
     // A guild the file does not know (newly served) is owed its first picture.
-    this.syncOwed = options.stored?.syncOwed ?? true;
+    this.owed = options.stored?.syncOwed ?? true;
     this.outbox = new HubOutbox({
       ...options.outbox,
       committed: (position) => this.commit(position),
       pictureDelivered: (sessionId) => this.pictureDelivered(sessionId),
       pictureNeeded: () => this.pictureNeeded(),
       lost: () => this.lost(),
+      irregular: (inFlight) => {
+        this.replayUnsafe = inFlight;
+        options.changedNow();
+      },
     });
   }
 
@@ -108,13 +123,13 @@ export class GuildPipe {
       case "state":
         if (translation.event.event === "guild.state") this.become("unavailable");
         this.eventsQueued++;
-        return this.outbox.enqueueState({ ...translation.event, id: `${sessionId}:${seq}` }, sessionId, seq);
+        return this.outbox.enqueueState({ ...translation.event, id: `${sessionId}:${seq}` }, sessionId, seq, !this.options.replaying());
     }
   }
 
-  private queuePicture(picture: Parameters<HubOutbox["enqueuePicture"]>[0], sessionId: string, seq: number): void {
+  private queuePicture(picture: Parameters<HubOutbox["enqueuePicture"]>[0], sessionId: string, seq: number, irregular = false): void {
     this.eventsQueued++;
-    this.outbox.enqueuePicture(picture, sessionId, seq);
+    this.outbox.enqueuePicture(picture, sessionId, seq, irregular);
   }
 
   private absence(id: string) {
@@ -129,7 +144,7 @@ export class GuildPipe {
   private pictureNeeded(): void {
     const session = this.options.session();
     if (this.state === "absent" && session) {
-      return this.queuePicture({ absent: this.absence(`${session.sessionId}:${session.seq}:absent`) }, session.sessionId, session.seq);
+      return this.queuePicture({ absent: this.absence(`${session.sessionId}:${session.seq}:absent`) }, session.sessionId, session.seq, true);
     }
     this.owe(true);
     if (this.state !== "unavailable") this.options.freshSession(`the hub of guild ${this.guildId} needs a whole picture for a new lease term`);
@@ -146,8 +161,8 @@ export class GuildPipe {
   }
 
   private owe(owed: boolean): void {
-    if (this.syncOwed === owed) return;
-    this.syncOwed = owed;
+    if (this.owed === owed) return;
+    this.owed = owed;
     this.options.changed();
   }
 

@@ -36,6 +36,11 @@ export interface HubOutboxOptions {
   pictureNeeded: () => void;
   /** The queue overflowed past compaction and was dropped: the hub lacks states only a fresh picture gives. */
   lost: (dropped: number) => void;
+  /**
+   * An irregular batch (see OutboxQueue) goes out (`true`): until it is accepted and its position stored, a restart must
+   * not RESUME and replay it; accepted (`false`), its position is stored at once.
+   */
+  irregular: (inFlight: boolean) => void;
   /** This process as the hubs know it (see GuildLease). */
   gateway: { instance: string; epoch: number };
   /** While another process holds the guild, ask again at least this often (it may release early). */
@@ -95,9 +100,9 @@ export class HubOutbox {
     return this.queue.depth;
   }
 
-  /** One dispatch's state of the guild. */
-  enqueueState(event: OutboxEvent, sessionId: string, seq: number): void {
-    const outcome = this.queue.pushState(event, sessionId, seq);
+  /** One dispatch's state of the guild (`foldable`: see OutboxQueue.pushState). */
+  enqueueState(event: OutboxEvent, sessionId: string, seq: number, foldable = true): void {
+    const outcome = this.queue.pushState(event, sessionId, seq, foldable);
     if (outcome.kind === "dropped") {
       this.stats.dropped += outcome.count;
       this.options.log("warn", "hub outbox overflowed past compaction; dropped the queue, a fresh picture follows", { dropped: outcome.count });
@@ -106,9 +111,9 @@ export class HubOutbox {
     this.kick();
   }
 
-  /** A whole picture: a GUILD_CREATE's sync, or the bot's absence. */
-  enqueuePicture(picture: { sync: GuildSyncPayload } | { absent: OutboxEvent }, sessionId: string, seq: number): void {
-    this.queue.pushPicture(picture, sessionId, seq);
+  /** A whole picture: a GUILD_CREATE's sync, or the bot's absence (`irregular`: one no dispatch gave). */
+  enqueuePicture(picture: { sync: GuildSyncPayload } | { absent: OutboxEvent }, sessionId: string, seq: number, irregular = false): void {
+    this.queue.pushPicture(picture, sessionId, seq, irregular);
     this.kick();
   }
 
@@ -172,6 +177,7 @@ export class HubOutbox {
           continue;
         }
         const batch = this.queue.take(this.options.batchSize)!;
+        if (batch.irregular) this.options.irregular(true);
         const outcome = await this.deliver(batch.events);
         if (this.stopped) break; // stopped meanwhile: a stopped outbox commits nothing more
         if (outcome.kind === "ok") {
@@ -294,6 +300,7 @@ export class HubOutbox {
       this.options.pictureNeeded(); // the hub refused the picture a new term begins with: another is needed
     }
     if (position) this.options.committed(position);
+    if (batch.irregular) this.options.irregular(false);
   }
 
   /** Posts a batch in as many requests as its size needs, in order; the first failure stops it. */

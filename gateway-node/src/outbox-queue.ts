@@ -70,6 +70,11 @@ interface Entry {
   key?: string;
   /** A whole picture: it supersedes everything queued before it, and may begin a lease term. */
   whole: boolean;
+  /**
+   * Grouped by timing, not by the dispatches alone (a picture with states folded in, a state kept by a compaction,
+   * a picture no dispatch gave): a replay of its dispatches would not reproduce it under the same ids.
+   */
+  irregular: boolean;
   sessionId: string;
   /** The last dispatch this entry accounts for (later dispatches that said nothing of the guild are folded in). */
   covers: number;
@@ -81,6 +86,8 @@ export interface Batch {
   entries: number;
   /** It begins with a whole picture. */
   picture: boolean;
+  /** It holds an irregular entry (see Entry): until it is accepted and its position stored, a restart must not replay. */
+  irregular: boolean;
 }
 
 /** What became of a push: queued, or the queue overflowed even after compaction and was dropped. */
@@ -111,22 +118,30 @@ export class OutboxQueue {
     return this.entries[0]?.whole ?? false;
   }
 
-  pushState(event: OutboxEvent, sessionId: string, seq: number): PushOutcome {
+  /**
+   * One dispatch's state. `foldable` false while a resumed session replays dispatches the hub may have had: folded
+   * into a picture, they would reach it under an id it has not seen, and the picture would undo what came after.
+   */
+  pushState(event: OutboxEvent, sessionId: string, seq: number, foldable = true): PushOutcome {
     const last = this.entries[this.entries.length - 1];
-    if (last?.picture && this.entries.length > this.taken && last.picture.fold(event, sessionId, seq)) {
+    if (foldable && last?.picture && this.entries.length > this.taken && last.picture.fold(event, sessionId, seq)) {
       last.covers = seq;
+      last.irregular = true;
       return { kind: "queued" };
     }
-    this.entries.push({ event, key: keyOf(event), whole: false, sessionId, covers: seq });
+    this.entries.push({ event, key: keyOf(event), whole: false, irregular: false, sessionId, covers: seq });
     return this.entries.length > this.maxEntries ? this.compact() : { kind: "queued" };
   }
 
-  /** A whole picture (a GUILD_CREATE's sync, or the bot's absence): what was queued and not taken is superseded. */
-  pushPicture(picture: { sync: GuildSyncPayload } | { absent: OutboxEvent }, sessionId: string, seq: number): void {
+  /**
+   * A whole picture (a GUILD_CREATE's sync, or the bot's absence): what was queued and not taken is superseded.
+   * `irregular`: no dispatch gave it (a replay would not reproduce it).
+   */
+  pushPicture(picture: { sync: GuildSyncPayload } | { absent: OutboxEvent }, sessionId: string, seq: number, irregular = false): void {
     this.entries.splice(this.taken);
     this.trailing = undefined;
-    if ("sync" in picture) this.entries.push({ picture: new PendingPicture(picture.sync, sessionId, seq), whole: true, sessionId, covers: seq });
-    else this.entries.push({ event: picture.absent, whole: true, sessionId, covers: seq });
+    if ("sync" in picture) this.entries.push({ picture: new PendingPicture(picture.sync, sessionId, seq), whole: true, irregular, sessionId, covers: seq });
+    else this.entries.push({ event: picture.absent, whole: true, irregular, sessionId, covers: seq });
   }
 
   /**
@@ -147,12 +162,13 @@ export class OutboxQueue {
     if (!head) return undefined;
     if (head.whole) {
       this.taken = 1;
-      return { events: head.picture ? head.picture.events() : [head.event!], entries: 1, picture: true };
+      return { events: head.picture ? head.picture.events() : [head.event!], entries: 1, picture: true, irregular: head.irregular };
     }
     let count = 0;
     while (count < size && count < this.entries.length && !this.entries[count]!.whole) count++;
     this.taken = count;
-    return { events: this.entries.slice(0, count).map((entry) => entry.event!), entries: count, picture: false };
+    const entries = this.entries.slice(0, count);
+    return { events: entries.map((entry) => entry.event!), entries: count, picture: false, irregular: entries.some((entry) => entry.irregular) };
   }
 
   /**
@@ -188,7 +204,9 @@ export class OutboxQueue {
     const latest = new Map<string, Entry>();
     for (const entry of rest) if (entry.key) latest.set(entry.key, entry);
     const kept = rest.filter((entry) => !entry.key || latest.get(entry.key) === entry);
-    // A dropped entry's dispatches are covered by the next kept one: a later state of its key supersedes it.
+    // A dropped entry's dispatches are covered by the next kept one: a later state of its key supersedes it. A replay
+    // from before the drop would send the dropped state again, under an id the hub has not seen: irregular.
+    for (const entry of kept) entry.irregular = true;
     this.entries = [...head, ...kept];
     if (this.entries.length <= this.maxEntries) return { kind: "queued" };
     const count = this.entries.length - this.taken;

@@ -5,7 +5,7 @@ import { servedGuildIds, type GatewayConfig } from "./config.js";
 import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
 import { gatewayBotFetcher } from "./gateway/gateway-bot.js";
 import { IdentifyQueue } from "./gateway/identify-queue.js";
-import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
+import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
 import { planShards, type ShardPlan } from "./gateway/sharding.js";
 import { GuildPipe } from "./guild-pipe.js";
 import { startHealthServer } from "./health.js";
@@ -161,8 +161,10 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
         configuredAs: guildId === config.PRIMARY_GUILD_ID ? "PRIMARY_GUILD_ID" : "ALLOWED_GUILD_IDS",
         stored: sameCount ? stored?.guilds[guildId] : undefined,
         session: () => shards.get(shardId)?.session,
+        replaying: () => shards.get(shardId)?.state === ShardState.Resuming,
         freshSession: (reason) => freshSession(shardId, reason),
         changed: () => keeper?.changed(),
+        changedNow: () => keeper?.flush(),
         log,
         outbox: {
           guildId,

@@ -87,6 +87,26 @@ describe("the outbox queue", () => {
     expect(queue.depth).toBe(2);
   });
 
+  it("folds nothing while a resumed session replays: each replayed dispatch keeps its own id, which the hub may know", () => {
+    const queue = new OutboxQueue(100);
+    queue.pushPicture(picture(), "s1", 2);
+    queue.pushState(voice(3, 1, A), "s1", 3, false);
+    expect(queue.depth).toBe(2);
+    expect(queue.take(10)!.events.map((e) => e.id)).toEqual(["s1:2"]);
+  });
+
+  it("marks a batch irregular when a replay could not reproduce it: a folded picture, states kept by a compaction", () => {
+    const folded = new OutboxQueue(100);
+    folded.pushPicture(picture(), "s1", 2);
+    expect(folded.take(10)!.irregular).toBe(false);
+    folded.release();
+    folded.pushState(voice(3, 1, A), "s1", 3);
+    expect(folded.take(10)!.irregular).toBe(true);
+    const compacted = new OutboxQueue(2);
+    for (let seq = 1; seq <= 3; seq++) compacted.pushState(voice(seq, 0, A), "s1", seq);
+    expect(compacted.take(10)).toMatchObject({ irregular: true, events: [{ id: "s1:3" }] });
+  });
+
   it("compacts on overflow to the latest state of each user and channel, in order, and drops the queue only past that", () => {
     const queue = new OutboxQueue(3);
     for (let seq = 1; seq <= 9; seq++) expect(queue.pushState(voice(seq, seq % 2, seq % 3 ? A : B), "s1", seq)).toEqual({ kind: "queued" });

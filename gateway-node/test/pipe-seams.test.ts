@@ -39,8 +39,10 @@ function pipeIn(state: GuildState, hub: ReturnType<typeof hubRequiringAPicture>)
     configuredAs: "PRIMARY_GUILD_ID",
     stored: { syncOwed: false, state },
     session: () => session,
+    replaying: () => false,
     freshSession: (reason) => void fresh.push(reason),
     changed: () => undefined,
+    changedNow: () => undefined,
     log: silentLogger,
     outbox: {
       guildId: GUILD,
