@@ -120,7 +120,8 @@ async function measure(variant: string, bundle: string): Promise<Measured> {
   const dir = mkdtempSync(join(tmpdir(), "gateway-cost-"));
   const sessionFile = join(dir, "session.json");
   const healthPort = await freePort();
-  const gateway: ChildProcess = spawn(process.execPath, [bundle], {
+  const profile = process.env.GATEWAY_COST_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.GATEWAY_COST_PROFILE}`] : [];
+  const gateway: ChildProcess = spawn(process.execPath, [...profile, bundle], {
     stdio: ["ignore", "ignore", "inherit"],
     env: {
       PATH: process.env.PATH,

@@ -25,6 +25,8 @@ export interface ServiceSettings {
   standbyPollMs: number;
   outboxMaxEvents: number;
   outboxBatchSize: number;
+  /** A batch not full waits this long for more states before it is posted (see HubOutboxOptions). */
+  outboxBatchLingerMs: number;
   flushTimeoutMs: number;
   /** SESSION_FILE is written at most this often: a crash replays at most this long's dispatches (harmless). */
   sessionWriteIntervalMs: number;
@@ -40,6 +42,7 @@ export const SERVICE_DEFAULTS: ServiceSettings = {
   standbyPollMs: 2_000,
   outboxMaxEvents: 10_000,
   outboxBatchSize: 100,
+  outboxBatchLingerMs: 25,
   flushTimeoutMs: 5_000,
   sessionWriteIntervalMs: 1_000,
   freshSessionMinIntervalMs: 60_000,
@@ -172,6 +175,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
           secret: config.HUB_SECRET,
           maxEvents: settings.outboxMaxEvents,
           batchSize: settings.outboxBatchSize,
+          batchLingerMs: settings.outboxBatchLingerMs,
           backoff: settings.hubBackoff,
           fetch: fetchImpl,
           random,

@@ -50,6 +50,7 @@ function pipeIn(state: GuildState, hub: ReturnType<typeof hubRequiringAPicture>)
       secret: "pipe-seams-test-secret-0123456789",
       maxEvents: 100,
       batchSize: 10,
+      batchLingerMs: 0,
       backoff: { minMs: 1, maxMs: 5, factor: 2 },
       fetch: hub.fetch,
       random: () => 0.5,
