@@ -75,6 +75,7 @@ describe("a fresh Discord session", () => {
     h = await startHarness();
     await until(() => h.hub.syncs() === 1, "guild.sync");
     h.sim.guildOutage();
+    await until(() => h.hub.summary().includes("guild.status:unavailable"), "the outage at the hub");
     h.sim.restoreGuild();
     await until(() => h.hub.syncs() === 2, "a second guild.sync");
     expect(h.hub.accepted.map((e) => e.event)).toEqual(["guild.sync", "guild.state", "guild.sync"]);

@@ -88,7 +88,7 @@ describe("several guilds on several shards", () => {
     await until(() => allSynced(h!.hub), "one guild.sync per guild");
     const outage = h.sim.guild(GUILD_C);
     outage.guildOutage();
-    await until(() => h!.service.guilds.get(GUILD_C)!.state === "unavailable" || undefined, "the outage seen");
+    await until(() => h!.hub.summary(GUILD_C).includes("guild.status:unavailable") || undefined, "the outage at GUILD_C's hub");
     outage.setVoiceState(USERS[2]!, ROOM[GUILD_C]); // missed: Discord sends nothing for an unavailable guild
     h.sim.guild(GUILD_A).setVoiceState(USERS[0]!, ROOM[GUILD_A]); // same shard, still delivered
     outage.restoreGuild();
