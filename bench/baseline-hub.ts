@@ -13,7 +13,9 @@ import {
   internalEventList,
   parseJson,
   verifyHubSignature,
+  channelOf,
   type AppEvent,
+  type IdentifiedInternalEvent,
   type Room,
 } from "../protocol/index.js";
 
@@ -87,7 +89,10 @@ export async function startBaselineHub(config: BaselineConfig): Promise<{ port: 
       return;
     }
     const events = internalEventList(parsed.data);
-    for (const event of events) if (event.event !== "guild.sync") publish(event);
+    for (const event of events) {
+      const app = asAppEvent(event);
+      if (app) publish(app);
+    }
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, accepted: events.length, duplicates: 0 }));
   }
 
@@ -116,7 +121,17 @@ function header(req: IncomingMessage, name: string): string | null {
 }
 
 function wants(client: Client, event: AppEvent): boolean {
-  return !client.rooms || event.event.startsWith("room.") || client.rooms.includes(event.payload.channelId);
+  return !client.rooms || event.event.startsWith("room.") || client.rooms.includes(channelOf(event));
+}
+
+/** What the baseline publishes for an internal event: a delta as it is; a voice state as a join or a leave; nothing else. */
+function asAppEvent(event: IdentifiedInternalEvent): AppEvent | undefined {
+  if (event.event === "guild.sync" || event.event === "guild.state" || event.event === "channel.state") return undefined;
+  if (event.event !== "voice.state") return event;
+  const { guildId, userId, channelId, username } = event.payload;
+  if (channelId !== null) return { event: "voice.joined", payload: { guildId, channelId, userId, ...(username ? { username } : {}) } };
+  const room = memberRooms.get(userId);
+  return room ? { event: "voice.left", payload: { guildId, channelId: room.channelId, userId } } : undefined;
 }
 
 const memberRooms = new Map<string, Room>();
@@ -128,7 +143,7 @@ function leave(rooms: Map<string, Room>, userId: string): void {
 }
 
 function apply(rooms: Map<string, Room>, event: AppEvent): void {
-  const room = rooms.get(event.payload.channelId);
+  const room = rooms.get(channelOf(event));
   switch (event.event) {
     case "room.created":
     case "room.updated":

@@ -88,7 +88,7 @@ export class PresenceStore {
   applyEvent(envelope: EventEnvelope): ApplyResult {
     const position = this.place(envelope.seq);
     if (position !== "applied") return position;
-    const room = this.rooms.get(envelope.payload.channelId);
+    const room = "channelId" in envelope.payload ? this.rooms.get(envelope.payload.channelId) : undefined;
     switch (envelope.event) {
       case "room.created":
       case "room.updated": {
@@ -114,6 +114,13 @@ export class PresenceStore {
       }
       case "voice.left":
         if (room) this.rooms.set(room.channelId, { ...room, members: room.members.filter((m) => m.userId !== envelope.payload.userId) });
+        break;
+      case "voice.media": {
+        const { userId, media } = envelope.payload;
+        if (room) this.rooms.set(room.channelId, { ...room, members: room.members.map((m) => (m.userId === userId ? { ...m, media } : m)) });
+        break;
+      }
+      // guild.status: the rooms change by their own events (an absent guild's rooms are each deleted).
     }
     this.publish(envelope.seq);
     return "applied";

@@ -9,10 +9,15 @@ import { anyObject, array, int, literal, nullable, object, optional, string, uni
 
 export const Snowflake = when<string>(isSnowflake);
 
+const flag = when<boolean>((b) => typeof b === "boolean");
+const VoiceMedia = object({ selfMute: flag, selfDeaf: flag, mute: flag, deaf: flag, selfVideo: flag, selfStream: flag });
+const GuildStatus = literal("available", "unavailable", "absent");
+
 const memberShape = {
   userId: Snowflake,
   username: optional(string(0, MAX_USERNAME_LENGTH)),
   avatar: optional(nullable(string(0, MAX_AVATAR_LENGTH))),
+  media: optional(VoiceMedia),
 };
 const Member = object(memberShape);
 const RoomCreatedPayload = object({
@@ -31,6 +36,8 @@ const payloads = {
   "room.deleted": object({ guildId: Snowflake, channelId: Snowflake }),
   "voice.joined": object({ guildId: Snowflake, channelId: Snowflake, ...memberShape }),
   "voice.left": object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake }),
+  "voice.media": object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake, media: VoiceMedia }),
+  "guild.status": object({ guildId: Snowflake, status: GuildStatus }),
 };
 type Payloads = typeof payloads;
 type AppEventName = keyof Payloads;
@@ -56,11 +63,13 @@ export const Room = object({
 });
 
 export const AuthOk = object({ v: literal(1), type: literal("ack"), event: literal("auth.ok"), guildId: Snowflake, seq: int(0) });
-export const Snapshot = object({ v: literal(1), type: literal("snapshot"), payload: object({ rooms: array(Room) }), seq: int(0) });
+export const Snapshot = object({ v: literal(1), type: literal("snapshot"), payload: object({ rooms: array(Room), status: optional(GuildStatus) }), seq: int(0) });
 export const ServerMessage = union(AuthOk, Snapshot, EventEnvelope);
 
 /**
  * Any well-formed event envelope, also one a newer hub sends with an event name this client does not know: its
  * seq must be applied or the next event would look like a gap. Known names are validated in full by ServerMessage.
  */
+export { GuildStatus };
+
 export const AnyEventEnvelope = object({ v: literal(1), type: literal("event"), event: string(), payload: anyObject, ts: int(), seq: int(1) });

@@ -2,11 +2,29 @@ import { z } from "zod";
 import { Snowflake } from "./ids.js";
 import { MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "./limits.js";
 
-/** A voice member as the hub knows them; username/avatar come from the gateway when Discord sends them. */
+/**
+ * A member's microphone, headphones, camera and stream, as Discord's voice state flags (camel-cased): `self*` the
+ * member set themselves, `mute`/`deaf` a moderator set.
+ */
+export const VoiceMedia = z.object({
+  selfMute: z.boolean(),
+  selfDeaf: z.boolean(),
+  mute: z.boolean(),
+  deaf: z.boolean(),
+  selfVideo: z.boolean(),
+  selfStream: z.boolean(),
+});
+export type VoiceMedia = z.infer<typeof VoiceMedia>;
+
+/**
+ * A voice member as the hub knows them; username/avatar come from the gateway when Discord sends them. `media` is
+ * always sent by this hub; it is optional so an older hub's messages stay valid (absent: every flag false).
+ */
 export const Member = z.object({
   userId: Snowflake,
   username: z.string().max(MAX_USERNAME_LENGTH).optional(),
   avatar: z.string().max(MAX_AVATAR_LENGTH).nullable().optional(),
+  media: VoiceMedia.optional(),
 });
 export type Member = z.infer<typeof Member>;
 
@@ -26,6 +44,18 @@ export const RoomDeletedPayload = z.object({ guildId: Snowflake, channelId: Snow
 export const VoiceJoinedPayload = z.object({ guildId: Snowflake, channelId: Snowflake }).extend(Member.shape);
 /** channelId is the room the user LEFT, so per-room filtering works. */
 export const VoiceLeftPayload = z.object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake });
+/** A member's media flags changed (see MEDIA_COALESCE_MS): a state, so applying it twice changes nothing. */
+export const VoiceMediaPayload = z.object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake, media: VoiceMedia });
+
+/**
+ * Whether the hub's picture of the guild is Discord's: `available`; `unavailable`, Discord reports an outage (the
+ * picture is kept but may be stale); `absent`, the bot is not in the guild (removed, or never invited): no rooms
+ * until a new picture arrives. Absent from an older hub's messages: available.
+ */
+export const GUILD_STATUSES = ["available", "unavailable", "absent"] as const;
+export const GuildStatus = z.enum(GUILD_STATUSES);
+export type GuildStatus = z.infer<typeof GuildStatus>;
+export const GuildStatusPayload = z.object({ guildId: Snowflake, status: GuildStatus });
 
 export const AppEvent = z.discriminatedUnion("event", [
   z.object({ event: z.literal("room.created"), payload: RoomCreatedPayload }),
@@ -34,9 +64,16 @@ export const AppEvent = z.discriminatedUnion("event", [
   z.object({ event: z.literal("room.deleted"), payload: RoomDeletedPayload }),
   z.object({ event: z.literal("voice.joined"), payload: VoiceJoinedPayload }),
   z.object({ event: z.literal("voice.left"), payload: VoiceLeftPayload }),
+  z.object({ event: z.literal("voice.media"), payload: VoiceMediaPayload }),
+  z.object({ event: z.literal("guild.status"), payload: GuildStatusPayload }),
 ]);
 export type AppEvent = z.infer<typeof AppEvent>;
 export type AppEventName = AppEvent["event"];
+
+/** The room an event is about, for room filters: "" for guild.status, which is about the guild. */
+export function channelOf(event: Pick<AppEvent, "payload">): string {
+  return "channelId" in event.payload ? event.payload.channelId : "";
+}
 export type PayloadOf<E extends AppEventName> = Extract<AppEvent, { event: E }>["payload"];
 
 export const Room = z.object({

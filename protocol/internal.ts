@@ -1,14 +1,14 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
-import { AppEvent } from "./events.js";
+import { RoomCreatedPayload, RoomDeletedPayload, VoiceJoinedPayload, VoiceLeftPayload, VoiceMedia } from "./events.js";
 import {
   MAX_AVATAR_LENGTH,
+  MAX_CHANNEL_USER_LIMIT,
   MAX_EVENT_ID_LENGTH,
   MAX_EVENTS_PER_REQUEST,
   MAX_GATEWAY_INSTANCE_LENGTH,
   MAX_GUILD_CHANNELS,
   MAX_ROOM_NAME_LENGTH,
-  MAX_ROOM_USER_LIMIT,
   MAX_SYNC_ID_LENGTH,
   MAX_SYNC_PART_BYTES,
   MAX_SYNC_PARTS,
@@ -16,17 +16,27 @@ import {
   MAX_USERNAME_LENGTH,
 } from "./limits.js";
 
+/** Discord's channel types are small numbers (2 guild voice, 13 stage, 0 text, 4 category…); the hub decides which are rooms. */
+const ChannelType = z.number().int().min(0).max(255);
+
+/**
+ * A channel of the picture; `type` absent is 2, a guild voice channel (what the release before sent: rooms only).
+ * The user limit of a channel that is not a room may exceed a room's.
+ */
 export const SyncChannel = z.object({
   channelId: Snowflake,
+  type: ChannelType.optional(),
   name: z.string().min(1).max(MAX_ROOM_NAME_LENGTH),
   parentId: Snowflake.nullable().optional(),
-  userLimit: z.number().int().min(0).max(MAX_ROOM_USER_LIMIT),
+  userLimit: z.number().int().min(0).max(MAX_CHANNEL_USER_LIMIT),
 });
+/** A member in a channel of the picture; `media` absent (the release before): every flag false. */
 export const SyncVoiceState = z.object({
   userId: Snowflake,
   channelId: Snowflake,
   username: z.string().max(MAX_USERNAME_LENGTH).optional(),
   avatar: z.string().max(MAX_AVATAR_LENGTH).nullable().optional(),
+  media: VoiceMedia.optional(),
 });
 
 /**
@@ -48,14 +58,58 @@ export const GuildSyncPayload = z.object({
 });
 export type GuildSyncPayload = z.infer<typeof GuildSyncPayload>;
 
-/** Event ids are opaque to the hub; the gateway uses `<session>:<seq>[:<index>]`. */
+/**
+ * One user's voice state, as Discord last said it: in `channelId` (null: in no channel) with these flags. The hub
+ * derives joins, leaves, moves and media changes from it; a state it already holds changes nothing.
+ */
+export const VoiceStatePayload = z.object({
+  guildId: Snowflake,
+  userId: Snowflake,
+  channelId: Snowflake.nullable(),
+  username: z.string().max(MAX_USERNAME_LENGTH).optional(),
+  avatar: z.string().max(MAX_AVATAR_LENGTH).nullable().optional(),
+  media: VoiceMedia,
+});
+export type VoiceStatePayload = z.infer<typeof VoiceStatePayload>;
+
+/** One channel's state, of any type (the hub decides what a room is); `deleted`: Discord deleted it. */
+export const ChannelStatePayload = z.object({
+  guildId: Snowflake,
+  channelId: Snowflake,
+  type: ChannelType,
+  name: z.string().min(1).max(MAX_ROOM_NAME_LENGTH),
+  parentId: Snowflake.nullable(),
+  userLimit: z.number().int().min(0).max(MAX_CHANNEL_USER_LIMIT),
+  deleted: z.literal(true).optional(),
+});
+export type ChannelStatePayload = z.infer<typeof ChannelStatePayload>;
+
+/** Discord reports an outage of the guild (`unavailable`), or the bot is not in it (`absent`: removed, never invited). */
+export const GuildStatePayload = z.object({ guildId: Snowflake, status: z.enum(["unavailable", "absent"]) });
+export type GuildStatePayload = z.infer<typeof GuildStatePayload>;
+
+/** Event ids are opaque to the hub; the gateway uses `<session>:<seq>` (and `:part<n>` for sync parts). */
 export const InternalEventId = z.string().min(1).max(MAX_EVENT_ID_LENGTH);
 
-export const InternalEvent = z.union([
-  AppEvent,
+/**
+ * What a gateway sends: states (`voice.state`, `channel.state`, `guild.state`) and whole pictures (`guild.sync`).
+ * The deltas a gateway of the previous release sends (`room.*`, `voice.joined`, `voice.left`) are accepted for
+ * this release only (docs/protocol.md, compatibility).
+ */
+export const InternalEvent = z.discriminatedUnion("event", [
+  z.object({ event: z.literal("voice.state"), payload: VoiceStatePayload }),
+  z.object({ event: z.literal("channel.state"), payload: ChannelStatePayload }),
+  z.object({ event: z.literal("guild.state"), payload: GuildStatePayload }),
   z.object({ event: z.literal("guild.sync"), payload: GuildSyncPayload }),
+  z.object({ event: z.literal("room.created"), payload: RoomCreatedPayload }),
+  z.object({ event: z.literal("room.updated"), payload: RoomCreatedPayload }),
+  z.object({ event: z.literal("room.deleted"), payload: RoomDeletedPayload }),
+  z.object({ event: z.literal("voice.joined"), payload: VoiceJoinedPayload }),
+  z.object({ event: z.literal("voice.left"), payload: VoiceLeftPayload }),
 ]);
 export type InternalEvent = z.infer<typeof InternalEvent>;
+/** The previous release's deltas (accepted for one release). */
+export type LegacyDeltaEvent = Extract<InternalEvent, { event: "room.created" | "room.updated" | "room.deleted" | "voice.joined" | "voice.left" }>;
 
 // Every event carries an id: it is what lets the hub tell a replayed request from a new event.
 const WithId = z.object({ id: InternalEventId });

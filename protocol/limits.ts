@@ -15,6 +15,16 @@ export const MAX_GUILD_CHANNELS = 500;
 export const MAX_USERNAME_LENGTH = 100;
 export const MAX_AVATAR_LENGTH = 200;
 
+/**
+ * A member's media flags (mute, deafen, camera, stream) are published at most once per this window, with the flags
+ * at its end: a microphone toggled ten times in a second costs clients one `voice.media`, or none if it ends as it
+ * began. Snapshots always show the flags as they are.
+ */
+export const MEDIA_COALESCE_MS = 500;
+
+/** A channel's user limit as Discord reports it for any channel type (a stage's reaches 10,000; a voice room's 99). */
+export const MAX_CHANNEL_USER_LIMIT = 10_000;
+
 // --- client → hub (socket and stream)
 
 // Byte sizes are spelled as literals: esbuild keeps an unused `16 * 1024` in the browser bundle, not an unused 16_384.

@@ -253,7 +253,8 @@ export class SimGateway {
     this.dispatch(session, "READY", {
       v: 10,
       user: { id: owner, username: "spell-coven-sim", global_name: null, discriminator: "0", avatar: null, bot: true },
-      guilds: guilds.map((world) => ({ id: world.guildId, unavailable: true })),
+      // A guild the bot was removed from is not the bot's: READY does not list it.
+      guilds: guilds.filter((world) => world.botMember).map((world) => ({ id: world.guildId, unavailable: true })),
       session_id: session.id,
       session_type: "normal",
       resume_gateway_url: this.options.resumeUrl(),

@@ -6,9 +6,12 @@ import { handleControl } from "./control.js";
 import { SimGateway, type SimClose, type SimIdentify } from "./gateway.js";
 import { SimRest, type RestFault } from "./rest.js";
 import { DEFAULT_IDENTIFY_INTERVAL_MS, SessionStartBudget, type SessionStartLimit } from "./session-start.js";
-import { SimWorld, type ChannelObject, type SimUser } from "./world.js";
+import { SimWorld, type ChannelObject, type SimUser, type VoiceFlags } from "./world.js";
 
-export type { ChannelObject, RestFault, SessionStartLimit, SimClose, SimIdentify, SimUser };
+export type { ChannelObject, RestFault, SessionStartLimit, SimClose, SimIdentify, SimUser, VoiceFlags };
+
+/** A voice state as the simulator reports it: who is in which channel, with every flag. */
+export type SimVoiceState = { userId: string; channelId: string } & VoiceFlags;
 
 type ChannelSeed = { id?: string; name: string; type?: 0 | 2 | 4 | 13; parentId?: string | null; userLimit?: number };
 
@@ -40,11 +43,12 @@ export interface SimulatorOptions {
 export interface SimState {
   channels: ChannelObject[];
   users: SimUser[];
-  voiceStates: Array<{ userId: string; channelId: string; selfMute: boolean; selfDeaf: boolean }>;
+  voiceStates: SimVoiceState[];
   sessions: Array<{ id: string; shard: [number, number]; seq: number; connected: boolean; identifiedAt: number }>;
   /** Every IDENTIFY, its shard, rate-limit bucket and outcome ("too soon" when it broke max_concurrency pacing). */
   identifies: SimIdentify[];
-  guilds: Array<{ id: string; available: boolean }>;
+  /** `botMember` false: the bot was removed from the guild (and not invited again). */
+  guilds: Array<{ id: string; available: boolean; botMember: boolean }>;
   identifyCount: number;
   resumeCount: number;
   auditLog: Array<{ method: string; path: string; reason: string | null }>;
@@ -59,14 +63,14 @@ export interface SimState {
 /** One guild of the simulated bot: its world, scripted like the primary one. */
 export interface SimGuild {
   readonly guildId: string;
-  setVoiceState(userId: string, channelId: string | null, flags?: { selfMute?: boolean; selfDeaf?: boolean }): void;
+  setVoiceState(userId: string, channelId: string | null, flags?: Partial<VoiceFlags>): void;
   createChannel(input: { name: string; type?: 0 | 2 | 13; parentId?: string | null; userLimit?: number }): ChannelObject;
   updateChannel(channelId: string, change: { name?: string; userLimit?: number; parentId?: string | null }): ChannelObject | undefined;
   deleteChannel(channelId: string): void;
   guildOutage(): void;
   removeBot(): void;
   restoreGuild(): void;
-  state(): { channels: ChannelObject[]; voiceStates: Array<{ userId: string; channelId: string }>; available: boolean };
+  state(): { channels: ChannelObject[]; voiceStates: SimVoiceState[]; available: boolean; botMember: boolean };
 }
 
 export interface DiscordSimulator {
@@ -75,7 +79,7 @@ export interface DiscordSimulator {
   readonly url: string;
   readonly restBase: string;
   readonly gatewayUrl: string;
-  setVoiceState(userId: string, channelId: string | null, flags?: { selfMute?: boolean; selfDeaf?: boolean }): void;
+  setVoiceState(userId: string, channelId: string | null, flags?: Partial<VoiceFlags>): void;
   addUser(user: SimUser): void;
   /** type 2 is a voice channel (the default), 13 a stage channel, 0 a text channel. */
   createChannel(input: { name: string; type?: 0 | 2 | 13; parentId?: string | null; userLimit?: number }): ChannelObject;
@@ -192,10 +196,10 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
     state: () => ({
       channels: [...world.channels.values()],
       users: [...world.users.values()],
-      voiceStates: [...world.voiceStates.values()].map(({ userId, channelId, selfMute, selfDeaf }) => ({ userId, channelId, selfMute, selfDeaf })),
+      voiceStates: [...world.voiceStates.values()].map(voiceStateOf),
       sessions: [...gateway.sessions.values()].map((s) => ({ id: s.id, shard: s.shard, seq: s.seq, connected: s.socket !== undefined, identifiedAt: s.identifiedAt })),
       identifies: [...gateway.identifies],
-      guilds: [...worlds.values()].map((guildWorld) => ({ id: guildWorld.guildId, available: guildWorld.available })),
+      guilds: [...worlds.values()].map((guildWorld) => ({ id: guildWorld.guildId, available: guildWorld.available, botMember: guildWorld.botMember })),
       identifyCount: gateway.identifyCount,
       resumeCount: gateway.resumeCount,
       auditLog: rest.auditLog,
@@ -284,8 +288,13 @@ function guildControl(world: SimWorld, log: (msg: string, fields?: Record<string
     },
     state: () => ({
       channels: [...world.channels.values()],
-      voiceStates: [...world.voiceStates.values()].map(({ userId, channelId }) => ({ userId, channelId })),
+      voiceStates: [...world.voiceStates.values()].map(voiceStateOf),
       available: world.available,
+      botMember: world.botMember,
     }),
   };
+}
+
+function voiceStateOf({ userId, channelId, selfMute, selfDeaf, mute, deaf, selfVideo, selfStream }: SimVoiceState): SimVoiceState {
+  return { userId, channelId, selfMute, selfDeaf, mute, deaf, selfVideo, selfStream };
 }

@@ -25,11 +25,19 @@ export interface SimUser {
   avatar?: string | null;
 }
 
-export interface VoiceStateRecord {
-  userId: string;
-  channelId: string;
+/** A voice state's flags, as Discord's `self_mute`, `self_deaf`, `mute`, `deaf`, `self_video`, `self_stream`. */
+export interface VoiceFlags {
   selfMute: boolean;
   selfDeaf: boolean;
+  mute: boolean;
+  deaf: boolean;
+  selfVideo: boolean;
+  selfStream: boolean;
+}
+
+export interface VoiceStateRecord extends VoiceFlags {
+  userId: string;
+  channelId: string;
   sessionId: string;
 }
 
@@ -46,6 +54,8 @@ export class SimWorld {
   readonly ownerId = snowflake();
   /** False during a scripted outage: Discord sends nothing for an unavailable guild until its GUILD_CREATE. */
   available = true;
+  /** False once the bot is removed: READY no longer lists the guild, until the bot is invited again. */
+  botMember = true;
   private readonly listeners = new Set<DispatchListener>();
 
   constructor(
@@ -118,8 +128,8 @@ export class SimWorld {
     return channel;
   }
 
-  /** Join, move, leave or toggle mute/deafen: one VOICE_STATE_UPDATE carrying only the new state. */
-  setVoiceState(userId: string, channelId: string | null, flags: { selfMute?: boolean; selfDeaf?: boolean } = {}): void {
+  /** Join, move, leave or toggle a flag (mute, deafen, camera, stream): one VOICE_STATE_UPDATE carrying only the new state. */
+  setVoiceState(userId: string, channelId: string | null, flags: Partial<VoiceFlags> = {}): void {
     const user = this.users.get(userId);
     if (!user) throw new Error(`unknown user ${userId}`);
     const current = this.voiceStates.get(userId);
@@ -138,6 +148,10 @@ export class SimWorld {
       channelId,
       selfMute: flags.selfMute ?? current?.selfMute ?? false,
       selfDeaf: flags.selfDeaf ?? current?.selfDeaf ?? false,
+      mute: flags.mute ?? current?.mute ?? false,
+      deaf: flags.deaf ?? current?.deaf ?? false,
+      selfVideo: flags.selfVideo ?? current?.selfVideo ?? false,
+      selfStream: flags.selfStream ?? current?.selfStream ?? false,
       sessionId: current?.sessionId ?? snowflake().slice(-16),
     };
     this.voiceStates.set(userId, next);
@@ -153,15 +167,20 @@ export class SimWorld {
 
   /** The bot is removed from the guild: GUILD_DELETE without `unavailable`, and nothing more from it. */
   removeBot(): void {
-    if (!this.available) return;
-    this.dispatch("GUILD_DELETE", { id: this.guildId });
+    if (!this.botMember) return;
+    if (this.available) this.dispatch("GUILD_DELETE", { id: this.guildId });
     this.available = false;
+    this.botMember = false;
   }
 
-  /** The guild is back: one GUILD_CREATE with the full current state, which is how clients learn what they missed. */
+  /**
+   * The guild is back (an outage ends, or the bot is invited again): one GUILD_CREATE with the full current state,
+   * which is how clients learn what they missed.
+   */
   restoreGuild(): void {
     if (this.available) return;
     this.available = true;
+    this.botMember = true;
     this.dispatch("GUILD_CREATE", this.guildCreatePayload());
   }
 
@@ -184,11 +203,12 @@ export class SimWorld {
       channel_id: state.channelId,
       user_id: state.userId,
       session_id: state.sessionId,
-      deaf: false,
-      mute: false,
+      deaf: state.deaf,
+      mute: state.mute,
       self_deaf: state.selfDeaf,
       self_mute: state.selfMute,
-      self_video: false,
+      self_video: state.selfVideo,
+      ...(state.selfStream ? { self_stream: true } : {}),
       suppress: false,
       request_to_speak_timestamp: null,
     } as GatewayVoiceState;

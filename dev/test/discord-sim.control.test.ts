@@ -43,7 +43,11 @@ describe("the simulator's HTTP control API", () => {
   it("moves users, adding one it does not know when a username comes along", async () => {
     await start();
     expect((await control("/voice", { body: { userId: NEWCOMER, channelId: ROOM, username: "Newcomer", selfMute: true } })).status).toBe(200);
-    expect(sim!.state().voiceStates).toEqual([{ userId: NEWCOMER, channelId: ROOM, selfMute: true, selfDeaf: false }]);
+    const none = { selfMute: false, selfDeaf: false, mute: false, deaf: false, selfVideo: false, selfStream: false };
+    expect(sim!.state().voiceStates).toEqual([{ userId: NEWCOMER, channelId: ROOM, ...none, selfMute: true }]);
+    // Every flag Discord's voice state carries; the ones not given stay as they were.
+    await control("/voice", { body: { userId: NEWCOMER, channelId: ROOM, selfVideo: true, selfStream: true, mute: true, deaf: true } });
+    expect(sim!.state().voiceStates).toEqual([{ userId: NEWCOMER, channelId: ROOM, selfMute: true, selfDeaf: false, mute: true, deaf: true, selfVideo: true, selfStream: true }]);
     await control("/voice", { body: { userId: NEWCOMER, channelId: null } });
     expect(sim!.state().voiceStates).toEqual([]);
   });

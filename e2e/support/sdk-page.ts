@@ -64,7 +64,7 @@ window.sdk = {
       random: () => jitter.next(),
       getToken: () => window.issueToken(),
       onStatus: (status, detail) => statuses.push({ status, detail, at: Date.now() }),
-      onEvent: (envelope) => events.push({ event: envelope.event, seq: envelope.seq, channelId: envelope.payload.channelId }),
+      onEvent: (envelope) => events.push({ event: envelope.event, seq: envelope.seq, channelId: "channelId" in envelope.payload ? envelope.payload.channelId : "" }),
     });
   },
   view() {

@@ -4,51 +4,18 @@ import {
   LeaseRefusal,
   LeaseResponse,
   MAX_INTERNAL_BODY_BYTES,
-  splitGuildSync,
   type GuildSyncPayload,
-  type InternalEvent,
 } from "../../protocol/index.js";
 import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
 import { GuildLease } from "./guild-lease.js";
 import type { Logger } from "./log.js";
 import { HUB_LATENCY_BUCKETS, Histogram } from "./histogram.js";
+import { OutboxQueue, type Batch, type OutboxEvent, type SessionPosition } from "./outbox-queue.js";
 
-export type OutboxEvent = InternalEvent & { id: string };
-
-/** A guild.sync as the events to send: one, or one per part when the picture is too large for one request. */
-export function syncEvents(sync: GuildSyncPayload, id: string): OutboxEvent[] {
-  const parts = splitGuildSync(sync, id);
-  return parts.map((payload, index) => ({ id: parts.length === 1 ? id : `${id}:part${index}`, event: "guild.sync", payload }));
-}
+export type { OutboxEvent, SessionPosition };
 
 /** Request bodies stay this far under the hub's limit: the signature headers and JSON framing need room too. */
 const MAX_BODY_BYTES = MAX_INTERNAL_BODY_BYTES - 64 * 1024;
-
-/** An event the hub accepted, with the dispatch it came from; a sync `settles` when it is a whole fresh picture. */
-export interface DeliveredEvent {
-  event: OutboxEvent;
-  origin?: { sessionId: string; seq: number };
-  settles?: boolean;
-}
-
-interface Batch {
-  events: OutboxEvent[];
-  entries: number;
-  sync: boolean;
-  covers?: { sessionId: string; seq: number };
-  settles?: boolean;
-}
-
-interface Entry {
-  event: OutboxEvent;
-  sessionId: string;
-  /** The last dispatch this entry accounts for (later zero-event dispatches are folded into it). */
-  seq: number;
-  /** The dispatch this entry's event came from. */
-  origin: number;
-  /** The last event of its dispatch: only then may the session's position move past that dispatch. */
-  completes: boolean;
-}
 
 export interface HubOutboxOptions {
   guildId: string;
@@ -57,16 +24,28 @@ export interface HubOutboxOptions {
   secret: string;
   maxEvents: number;
   batchSize: number;
+  /**
+   * A batch not full waits this long for more before it goes: a POST (its signature, its request) costs far more
+   * than a state, and a few states a request instead of one cut the gateway's CPU per dispatch several times.
+   */
+  batchLingerMs: number;
   backoff: BackoffPolicy;
   fetch: typeof fetch;
   random: () => number;
   sleep: (ms: number) => Promise<void>;
-  /** Builds a guild.sync from the gateway's current picture, to converge after an overflow, with the position it covers. */
-  currentSync: () => { payload: GuildSyncPayload; sessionId?: string; seq?: number; settles: boolean };
-  /** Events the hub accepted, in order: the gateway keeps its copy of the hub's picture from them. */
-  delivered: (events: DeliveredEvent[]) => void;
-  /** Called with a session's seq once every event of every dispatch up to it has been accepted by the hub. */
-  committed: (sessionId: string, seq: number) => void;
+  /** Called with a session's seq once everything of every dispatch up to it has been accepted by the hub. */
+  committed: (position: SessionPosition) => void;
+  /** The hub accepted a whole picture taken in `sessionId`. */
+  pictureDelivered: (sessionId: string) => void;
+  /** The hub needs a whole picture (a new lease term) and none is queued: the owner must bring one. */
+  pictureNeeded: () => void;
+  /** The queue overflowed past compaction and was dropped: the hub lacks states only a fresh picture gives. */
+  lost: (dropped: number) => void;
+  /**
+   * An irregular batch (see OutboxQueue) goes out (`true`): until it is accepted and its position stored, a restart must
+   * not RESUME and replay it; accepted (`false`), its position is stored at once.
+   */
+  irregular: (inFlight: boolean) => void;
   /** This process as the hubs know it (see GuildLease). */
   gateway: { instance: string; epoch: number };
   /** While another process holds the guild, ask again at least this often (it may release early). */
@@ -93,65 +72,62 @@ type PostOutcome =
 const RELEASE_TIMEOUT_MS = 3_000;
 
 /**
- * Delivers events to the hub in order, at least once, signed, in batches, with backoff while the hub is down.
- * Memory is bounded: on overflow the queue is dropped and a fresh guild.sync is sent when the hub is back.
- * A batch the hub finds too large is split; an event it refuses as invalid is dropped alone, and a guild.sync
- * follows so the hub converges anyway. It writes only under the guild's lease (see GuildLease): standing by, it
- * keeps queueing and asks again; a term it did not hold before begins with a guild.sync.
+ * Delivers one guild's states and pictures to its hub in order, at least once, signed, in batches, with backoff
+ * while the hub is down. Memory is bounded by the queue (see OutboxQueue): compacted per key on overflow, dropped
+ * (and the owner told to get a fresh picture) past that. A batch the hub finds too large is split; an event it refuses
+ * as invalid is dropped alone and logged (the next state of its user or channel corrects the hub). It writes only
+ * under the guild's lease (see GuildLease): standing by, it keeps queueing and asks again; a term it did not hold
+ * before begins with a whole picture (queued already, or brought by the owner).
  */
 export class HubOutbox {
-  private queue: Entry[] = [];
-  private syncPending = false;
-  /** The pending sync's picture has been taken: later events are not in it and must be queued behind it. */
-  private syncTaken = false;
-  /** A zero-event dispatch of a newer session seen behind queued events: committed once they are delivered. */
-  private trailing: { sessionId: string; seq: number } | undefined;
+  private readonly queue: OutboxQueue;
+  /** The hub asked for a whole picture (a new lease term): nothing else goes until one does. */
+  private pictureOwed = false;
   private pumping = false;
+  /** A partial batch waiting for more (batchLingerMs). */
+  private lingering: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
   /** `hubReachable`: the hub's last answer (to a delivery or a heartbeat) came; false after a failure to reach it. */
   readonly stats = { delivered: 0, dropped: 0, posts: 0, failures: 0, hubReachable: true, lastSuccessAt: 0 };
   readonly latency: Histogram;
   readonly lease: GuildLease;
-  private syncCounter = 0;
   /** The next heartbeat (renewal, or a standby's question) while there is nothing to deliver. */
   private contactTimer: ReturnType<typeof setTimeout> | undefined;
   private contactFailures = 0;
 
   constructor(private readonly options: HubOutboxOptions) {
     this.latency = options.latency ?? new Histogram(HUB_LATENCY_BUCKETS);
+    this.queue = new OutboxQueue(options.maxEvents);
     const { gateway, standbyPollMs, idleContactMs, clock, random, log } = options;
     this.lease = new GuildLease({ ...gateway, standbyPollMs, idleContactMs, clock, random, log });
   }
 
   get depth(): number {
-    return this.queue.length + (this.syncPending ? 1 : 0);
+    return this.queue.depth;
   }
 
-  /** Queues one dispatch's events (possibly none: the seq still counts as handled once earlier ones are delivered). */
-  enqueue(events: OutboxEvent[], sessionId: string, seq: number): void {
-    if (this.syncPending && !this.syncTaken) {
-      // The pending sync is built at send time from the live picture, so it will cover these.
-      this.kick();
-      return;
+  /** One dispatch's state of the guild (`foldable`: see OutboxQueue.pushState). */
+  enqueueState(event: OutboxEvent, sessionId: string, seq: number, foldable = true): void {
+    const outcome = this.queue.pushState(event, sessionId, seq, foldable);
+    if (outcome.kind === "dropped") {
+      this.stats.dropped += outcome.count;
+      this.options.log("warn", "hub outbox overflowed past compaction; dropped the queue, a fresh picture follows", { dropped: outcome.count });
+      this.options.lost(outcome.count);
     }
-    if (this.queue.length + events.length > this.options.maxEvents) {
-      this.stats.dropped += this.queue.length + events.length;
-      this.options.log("warn", "hub outbox overflowed; dropping the queue and resyncing when the hub is back", { dropped: this.queue.length + events.length });
-      this.resync();
-      this.kick();
-      return;
-    }
-    if (events.length === 0) {
-      // Nothing to send, but the position may only pass this dispatch once everything before it is delivered.
-      const last = this.queue[this.queue.length - 1];
-      if (!last && !this.syncPending) this.options.committed(sessionId, seq);
-      else if (last && last.sessionId === sessionId) last.seq = Math.max(last.seq, seq);
-      else this.trailing = { sessionId, seq };
-      return;
-    }
-    events.forEach((event, index) => this.queue.push({ event, sessionId, seq, origin: seq, completes: index === events.length - 1 }));
     this.kick();
+  }
+
+  /** A whole picture: a GUILD_CREATE's sync, or the bot's absence (`irregular`: one no dispatch gave). */
+  enqueuePicture(picture: { sync: GuildSyncPayload } | { absent: OutboxEvent }, sessionId: string, seq: number, irregular = false): void {
+    this.queue.pushPicture(picture, sessionId, seq, irregular);
+    this.kick();
+  }
+
+  /** A dispatch that said nothing of the guild: the position may move past it once what is queued before it is delivered. */
+  passed(sessionId: string, seq: number): void {
+    const position = this.queue.passed(sessionId, seq);
+    if (position) this.options.committed(position);
   }
 
   /**
@@ -159,12 +135,12 @@ export class HubOutbox {
    * nothing is this process's to deliver: the holder serves the guild.
    */
   async flush(timeoutMs: number): Promise<boolean> {
-    if (this.depth === 0 || this.standingBy) return true;
+    if (!this.deliverable || this.standingBy) return this.depth === 0 || this.standingBy;
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       this.idleWaiters.push(() => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(this.depth === 0 || this.standingBy);
       });
     });
   }
@@ -172,6 +148,7 @@ export class HubOutbox {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.contactTimer);
+    clearTimeout(this.lingering);
   }
 
   /** Gives the guild back as the process stops (after its flush), so a successor takes over at once. Best effort. */
@@ -185,15 +162,26 @@ export class HubOutbox {
     return this.lease.state.name === "standby" || this.lease.state.name === "fenced";
   }
 
+  /** Something is queued that may go now: not while the hub waits for a picture none is queued for. */
+  private get deliverable(): boolean {
+    return this.queue.depth > 0 && (!this.pictureOwed || this.queue.pictureAhead);
+  }
+
   private kick(): void {
-    if (!this.pumping && !this.stopped) void this.pump();
+    if (this.pumping || this.stopped || !this.deliverable || this.lingering) return;
+    if (this.queue.depth >= this.options.batchSize || this.options.batchLingerMs === 0) return void this.pump();
+    this.lingering = setTimeout(() => {
+      this.lingering = undefined;
+      if (!this.pumping && !this.stopped && this.deliverable) void this.pump();
+    }, this.options.batchLingerMs);
+    this.lingering.unref?.();
   }
 
   private async pump(): Promise<void> {
     this.pumping = true;
     let attempt = 0;
     try {
-      while (!this.stopped && this.depth > 0) {
+      while (!this.stopped && this.deliverable) {
         if (this.standingBy) {
           // The holder serves the guild meanwhile: nothing here is owed. Ask with a heartbeat, not the whole queue.
           this.wakeIdleWaiters();
@@ -202,7 +190,8 @@ export class HubOutbox {
           else if (!(await this.postLease(false, 10_000))) await this.options.sleep(backoffDelay(attempt++, this.options.backoff, this.options.random));
           continue;
         }
-        const batch = this.nextBatch();
+        const batch = this.queue.take(this.options.batchSize)!;
+        if (batch.irregular) this.options.irregular(true);
         const outcome = await this.deliver(batch.events);
         if (this.stopped) break; // stopped meanwhile: a stopped outbox commits nothing more
         if (outcome.kind === "ok") {
@@ -210,14 +199,15 @@ export class HubOutbox {
           attempt = 0;
           continue;
         }
-        if (outcome.kind === "lease") continue; // the lease state decides: wait, or sync first
+        this.queue.release();
+        if (outcome.kind === "lease") continue; // the lease state decides: wait, or a picture first
         const delay = outcome.kind === "retry" && outcome.retryAfterMs !== undefined ? outcome.retryAfterMs : backoffDelay(attempt++, this.options.backoff, this.options.random);
         await this.options.sleep(delay);
       }
     } finally {
       this.pumping = false;
     }
-    if (this.depth === 0 || this.standingBy) this.wakeIdleWaiters();
+    if (!this.deliverable || this.standingBy) this.wakeIdleWaiters();
     this.scheduleContact();
   }
 
@@ -225,12 +215,10 @@ export class HubOutbox {
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  /** The hub needs a whole picture (a new term, an overflow, a refused event): the queued events are in it. */
-  private resync(): void {
-    this.queue = [];
-    this.trailing = undefined;
-    this.syncPending = true;
-    this.syncTaken = false;
+  /** A new term must begin with a whole picture: the queued one, or one the owner brings. */
+  private owePicture(): void {
+    this.pictureOwed = true;
+    if (!this.queue.pictureAhead) this.options.pictureNeeded();
   }
 
   /** Keeps the lease while there is nothing to deliver, and asks again while standing by. */
@@ -248,7 +236,7 @@ export class HubOutbox {
   private async contact(): Promise<void> {
     this.contactTimer = undefined;
     if (this.stopped || this.pumping) return; // a delivery renews the lease; the pump schedules the next contact
-    if (this.depth > 0) return this.kick();
+    if (this.deliverable) return this.kick();
     const answered = await this.postLease(false, 10_000);
     this.contactFailures = answered ? 0 : this.contactFailures + 1;
     if (!this.pumping) this.scheduleContact();
@@ -294,7 +282,7 @@ export class HubOutbox {
     this.lease.granted(answer.data.lease);
     if (answer.data.lease?.syncRequired) {
       // Took over a guild while idle: the previous holder may have died with events it never delivered.
-      this.resync();
+      this.owePicture();
       this.kick();
     }
     return true;
@@ -307,53 +295,26 @@ export class HubOutbox {
       this.lease.refused("superseded", this.options.standbyPollMs);
     } else if (refusal.data.error === "sync_required") {
       this.lease.granted(refusal.data.lease);
-      this.resync();
+      this.owePicture();
     } else {
       this.lease.refused(refusal.data.error, refusal.data.retryAfterMs);
     }
     return { kind: "lease" };
   }
 
-  private nextBatch(): Batch {
-    if (this.syncPending) {
-      const { payload, sessionId, seq, settles } = this.options.currentSync();
-      this.syncTaken = true;
-      // Named by the instance too: two processes of one bot may build a sync in the same millisecond.
-      const events = syncEvents(payload, `sync:${this.options.gateway.instance}:${Date.now()}:${++this.syncCounter}`);
-      const covers = sessionId !== undefined && seq !== undefined ? { sessionId, seq } : undefined;
-      return { events, entries: 0, sync: true, covers, settles };
-    }
-    const entries = this.queue.slice(0, this.options.batchSize);
-    return { events: entries.map((entry) => entry.event), entries: entries.length, sync: false };
-  }
-
   /** Records what the hub accepted and moves the session's position past every dispatch delivered whole. */
   private settle(batch: Batch, rejected: Set<string>): void {
-    const entries = batch.sync ? [] : this.queue.slice(0, batch.entries);
-    const accepted: DeliveredEvent[] = batch.sync
-      ? batch.events.map((event) => ({ event, origin: batch.covers, settles: batch.settles }))
-      : entries.map((entry) => ({ event: entry.event, origin: { sessionId: entry.sessionId, seq: entry.origin }, settles: true }));
-    const delivered = accepted.filter(({ event }) => !rejected.has(event.id));
-    this.options.delivered(delivered);
-    this.stats.delivered += delivered.length;
-    if (batch.sync) {
-      this.syncPending = false;
-      this.syncTaken = false;
-      if (batch.covers) this.options.committed(batch.covers.sessionId, batch.covers.seq);
-    } else {
-      const done = this.queue.splice(0, batch.entries);
-      const lastWhole = done.findLast((entry) => entry.completes);
-      if (lastWhole) this.options.committed(lastWhole.sessionId, lastWhole.seq);
+    const { position, pictureOf } = this.queue.settle(batch);
+    this.stats.delivered += batch.events.length - rejected.size;
+    this.stats.dropped += rejected.size;
+    if (pictureOf !== undefined && rejected.size === 0) {
+      this.pictureOwed = false;
+      this.options.pictureDelivered(pictureOf);
+    } else if (pictureOf !== undefined && this.pictureOwed) {
+      this.options.pictureNeeded(); // the hub refused the picture a new term begins with: another is needed
     }
-    if (this.queue.length === 0 && this.trailing) {
-      this.options.committed(this.trailing.sessionId, this.trailing.seq);
-      this.trailing = undefined;
-    }
-    if (rejected.size > 0 && !batch.sync) {
-      // The hub lacks what it refused: a fresh picture makes it converge (queued events are in that picture).
-      this.stats.dropped += rejected.size;
-      this.resync();
-    }
+    if (position) this.options.committed(position);
+    if (batch.irregular) this.options.irregular(false);
   }
 
   /** Posts a batch in as many requests as its size needs, in order; the first failure stops it. */
@@ -372,7 +333,8 @@ export class HubOutbox {
     if (outcome.kind !== "refused") return outcome;
     if (group.length === 1) {
       const { event } = group[0]!;
-      this.options.log("error", "hub refused an event; dropping it and resyncing", { status: outcome.status, id: event.id, event: event.event });
+      // The hub's schema and this gateway's disagree (a deploy out of order?): resending would fail again.
+      this.options.log("error", "hub refused an event as invalid; dropping it", { status: outcome.status, id: event.id, event: event.event });
       rejected.add(event.id);
       return { kind: "ok", rejected };
     }

@@ -1,18 +1,20 @@
 import { GatewayIntentBits, type GatewayDispatchPayload } from "discord-api-types/v10";
 import { hostname } from "node:os";
 import WebSocket from "ws";
-import { z } from "zod";
 import { servedGuildIds, type GatewayConfig } from "./config.js";
 import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
+import { gatewayBotFetcher } from "./gateway/gateway-bot.js";
 import { IdentifyQueue } from "./gateway/identify-queue.js";
-import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type GatewayBotInfo, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
+import { GatewayShard, InvalidTokenError, SHARD_DEFAULTS, ShardState, type GatewaySession, type ShardTimings } from "./gateway/shard.js";
 import { planShards, type ShardPlan } from "./gateway/sharding.js";
-import { GuildRelay } from "./guild-relay.js";
+import { GuildPipe } from "./guild-pipe.js";
 import { startHealthServer } from "./health.js";
+import { healthReport } from "./health-report.js";
 import { HUB_LATENCY_BUCKETS, Histogram } from "./histogram.js";
 import { renderMetrics, startEventLoopMonitor, type ShardStats } from "./metrics.js";
 import { createLogger, type Logger } from "./log.js";
-import { fileSessionStore, memorySessionStore, migrateLoaded, type SessionStore, type StoredGuild } from "./session-store.js";
+import { SessionKeeper } from "./session-keeper.js";
+import { fileSessionStore, loadStored, memorySessionStore, type SessionStore, type StoredGateway } from "./session-store.js";
 
 export const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildVoiceStates;
 
@@ -23,7 +25,13 @@ export interface ServiceSettings {
   standbyPollMs: number;
   outboxMaxEvents: number;
   outboxBatchSize: number;
+  /** A batch not full waits this long for more states before it is posted (see HubOutboxOptions). */
+  outboxBatchLingerMs: number;
   flushTimeoutMs: number;
+  /** SESSION_FILE is written at most this often: a crash replays at most this long's dispatches (harmless). */
+  sessionWriteIntervalMs: number;
+  /** A shard starts a fresh session for a guild's picture at most this often (each costs a session start). */
+  freshSessionMinIntervalMs: number;
   hubBackoff: BackoffPolicy;
   shard: ShardTimings;
 }
@@ -34,7 +42,10 @@ export const SERVICE_DEFAULTS: ServiceSettings = {
   standbyPollMs: 2_000,
   outboxMaxEvents: 10_000,
   outboxBatchSize: 100,
+  outboxBatchLingerMs: 25,
   flushTimeoutMs: 5_000,
+  sessionWriteIntervalMs: 1_000,
+  freshSessionMinIntervalMs: 60_000,
   hubBackoff: { minMs: 250, maxMs: 30_000, factor: 2 },
   shard: SHARD_DEFAULTS,
 };
@@ -62,8 +73,8 @@ export interface GatewayService {
   /** The lowest shard this process runs; only there once the shard plan is known (see `planned`). */
   readonly shard: GatewayShard;
   readonly shards: ReadonlyMap<number, GatewayShard>;
-  /** The served guilds on this process's shards, each with its own outbox to its own hub. */
-  readonly guilds: ReadonlyMap<string, GuildRelay>;
+  /** The served guilds on this process's shards, each with its own pipe to its own hub. */
+  readonly guilds: ReadonlyMap<string, GuildPipe>;
   readonly outbox: DeliverySummary;
   /** The shard count and this process's shards and guilds, once known (undefined when Discord refused the bot first). */
   readonly planned: Promise<ShardPlan | undefined>;
@@ -75,20 +86,10 @@ export interface GatewayService {
   abort(): Promise<void>;
 }
 
-const GatewayBotBody = z.object({
-  url: z.string().min(1),
-  shards: z.number().int().min(1),
-  session_start_limit: z.object({
-    remaining: z.number().int(),
-    reset_after: z.number().min(0),
-    max_concurrency: z.number().int().min(1).default(1),
-  }),
-});
-
 /**
- * Wires the Discord shards, one relay per served guild (its picture and its outbox to its hub), the session file and
- * the health server. The shard count comes from SHARD_COUNT or GET /gateway/bot; each guild rides the shard Discord
- * routes it to, and this process runs the shards of SHARD_IDS (all by default).
+ * Wires the Discord shards, one pipe per served guild (its outbox to its hub), the session file and the health
+ * server. The shard count comes from SHARD_COUNT or GET /gateway/bot; each guild rides the shard Discord routes it
+ * to, and this process runs the shards of SHARD_IDS (all by default).
  */
 export async function startGatewayService(config: GatewayConfig, overrides: Partial<GatewayServiceDeps> = {}): Promise<GatewayService> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL);
@@ -97,45 +98,24 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
   const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const now = overrides.now ?? Date.now;
   const settings = { ...SERVICE_DEFAULTS, ...overrides.settings, shard: { ...SERVICE_DEFAULTS.shard, ...overrides.settings?.shard } };
-  const store = overrides.sessionStore ?? (config.SESSION_FILE ? fileSessionStore(config.SESSION_FILE) : memorySessionStore());
+  const store = overrides.sessionStore ?? (config.SESSION_FILE ? fileSessionStore(config.SESSION_FILE, log) : memorySessionStore());
   const served = servedGuildIds(config);
 
-  const stored = migrateLoaded(store.load(), config.PRIMARY_GUILD_ID);
-  const counters = { sessionFileOk: 1 };
+  const stored = loadStored(store, config.SESSION_FILE, config.PRIMARY_GUILD_ID, () => newInstanceId(random), log);
   // This process as its guilds' hubs know it: the same instance after a restart on this host (SESSION_FILE), so a
   // restart that resumes its Discord sessions keeps its lease terms; another host is another instance.
   const gateway = { instance: stored?.instance ?? newInstanceId(random), epoch: now() };
   const latency = new Histogram(HUB_LATENCY_BUCKETS);
   const identifyQueue = new IdentifyQueue(1, settings.shard.identifySpacingMs, { now, sleep });
+  const fetchGatewayBot = gatewayBotFetcher(config.DISCORD_API_BASE, config.DISCORD_BOT_TOKEN, fetchImpl, identifyQueue);
   const shards = new Map<number, GatewayShard>();
   const shardStats = new Map<number, ShardStats>();
-  const relays = new Map<string, GuildRelay>();
-  const relaysByShard = new Map<number, GuildRelay[]>();
-  /** Each shard's resumable session as last written: kept while one of its guilds still owes an older session. */
-  const storedSessions = new Map<number, GatewaySession>();
-  let plan: ShardPlan | undefined;
+  const pipes = new Map<string, GuildPipe>();
+  let keeper: SessionKeeper | undefined;
   let stopped = false;
 
   let resolveFatal!: (value: { code: number; why: string }) => void;
   const fatal = new Promise<{ code: number; why: string }>((resolve) => (resolveFatal = resolve));
-
-  const fetchGatewayBot = async (): Promise<GatewayBotInfo> => {
-    const response = await fetchImpl(`${config.DISCORD_API_BASE}/gateway/bot`, {
-      headers: { Authorization: `Bot ${config.DISCORD_BOT_TOKEN}` },
-      signal: AbortSignal.timeout(10_000),
-    });
-    if (response.status === 401) throw new InvalidTokenError("GET /gateway/bot answered 401");
-    if (!response.ok) throw new Error(`GET /gateway/bot answered ${response.status}`);
-    const body = GatewayBotBody.parse(await response.json());
-    const limit = body.session_start_limit;
-    identifyQueue.setMaxConcurrency(limit.max_concurrency);
-    identifyQueue.noteSessionStartLimit(limit.remaining, limit.reset_after);
-    return {
-      url: body.url,
-      shards: body.shards,
-      sessionStartLimit: { remaining: limit.remaining, resetAfterMs: limit.reset_after, maxConcurrency: limit.max_concurrency },
-    };
-  };
 
   /** SHARD_COUNT, or the count Discord recommends (asked until it answers; a rejected token is fatal). */
   async function shardCount(): Promise<number | undefined> {
@@ -156,59 +136,38 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     return undefined;
   }
 
-  /** A shard resumes from its slowest guild: every dispatch up to there is delivered for all of them. */
-  function resumablePosition(shardId: number, shard: GatewayShard): GatewaySession | undefined {
-    const session = shard.session;
-    if (!session) return undefined;
-    let seq = session.seq;
-    for (const relay of relaysByShard.get(shardId) ?? []) {
-      const position = relay.committedPosition;
-      if (position?.sessionId !== session.sessionId) return undefined; // a guild still owes an older session
-      seq = Math.min(seq, position.seq);
-    }
-    return { sessionId: session.sessionId, seq, resumeGatewayUrl: session.resumeGatewayUrl };
+  /** Fresh sessions a guild's picture needs, at most one per shard per freshSessionMinIntervalMs. */
+  const freshSessions = new Map<number, { at: number; timer?: ReturnType<typeof setTimeout> }>();
+  function freshSession(shardId: number, reason: string): void {
+    const last = freshSessions.get(shardId);
+    if (last?.timer) return; // one is scheduled already
+    const wait = last ? Math.max(0, last.at + settings.freshSessionMinIntervalMs - now()) : 0;
+    const start = () => {
+      freshSessions.set(shardId, { at: now() });
+      if (!stopped) shards.get(shardId)?.freshSession(reason);
+    };
+    if (wait === 0) return start();
+    log("warn", "a guild needs a fresh Discord session; waiting for the shard's next allowed one", { shard: shardId, waitMs: wait, reason });
+    const timer = setTimeout(start, wait);
+    timer.unref?.();
+    freshSessions.set(shardId, { at: last!.at, timer });
   }
 
-  /** Writes every shard's session and every guild's accepted picture: called when a guild's delivery moves on. */
-  function persist(): void {
-    if (!plan) return;
-    for (const [id, shard] of shards) {
-      const position = resumablePosition(id, shard);
-      if (position) storedSessions.set(id, position);
-    }
-    const guilds: Record<string, StoredGuild> = {};
-    for (const [guildId, relay] of relays) {
-      const entry = relay.stored() ?? stored?.guilds[guildId];
-      if (entry) guilds[guildId] = entry;
-    }
-    try {
-      store.save({ version: 2, instance: gateway.instance, shardCount: plan.count, shards: Object.fromEntries(storedSessions), guilds });
-      if (!counters.sessionFileOk) log("info", "the session file is writable again");
-      counters.sessionFileOk = 1;
-    } catch (error) {
-      // Delivery goes on; only a restart's RESUME is lost (it will IDENTIFY instead).
-      if (counters.sessionFileOk) log("error", "cannot write the session file; running without resume", { error: error instanceof Error ? error.message : String(error) });
-      counters.sessionFileOk = 0;
-    }
-  }
-
-  function startShards(planned: ShardPlan): void {
-    plan = planned;
-    const sameCount = stored?.shardCount === planned.count;
-    if (stored && !sameCount) log("info", "the shard count changed since the session file was written; identifying anew", { stored: stored.shardCount, count: planned.count });
-    for (const id of planned.ids) {
-      const session = sameCount ? stored?.shards[String(id)] : undefined;
-      if (session) storedSessions.set(id, session);
-    }
-    for (const [guildId, shardId] of planned.guilds) {
-      const relay = new GuildRelay({
+  function startShards(plan: ShardPlan): void {
+    const sameCount = stored?.shardCount === plan.count;
+    if (stored && !sameCount) log("info", "the shard count changed since the session file was written; identifying anew", { stored: stored.shardCount, count: plan.count });
+    const pipesByShard = new Map<number, GuildPipe[]>(plan.ids.map((id) => [id, []]));
+    for (const [guildId, shardId] of plan.guilds) {
+      const pipe = new GuildPipe({
         guildId,
         shardId,
         configuredAs: guildId === config.PRIMARY_GUILD_ID ? "PRIMARY_GUILD_ID" : "ALLOWED_GUILD_IDS",
-        stored: stored?.guilds[guildId],
-        resumingSessionId: storedSessions.get(shardId)?.sessionId,
+        stored: sameCount ? stored?.guilds[guildId] : undefined,
         session: () => shards.get(shardId)?.session,
-        committed: persist,
+        replaying: () => shards.get(shardId)?.state === ShardState.Resuming,
+        freshSession: (reason) => freshSession(shardId, reason),
+        changed: () => keeper?.changed(),
+        changedNow: () => keeper?.flush(),
         log,
         outbox: {
           guildId,
@@ -216,6 +175,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
           secret: config.HUB_SECRET,
           maxEvents: settings.outboxMaxEvents,
           batchSize: settings.outboxBatchSize,
+          batchLingerMs: settings.outboxBatchLingerMs,
           backoff: settings.hubBackoff,
           fetch: fetchImpl,
           random,
@@ -229,26 +189,31 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
           latency,
         },
       });
-      relays.set(guildId, relay);
-      relaysByShard.set(shardId, [...(relaysByShard.get(shardId) ?? []), relay]);
+      pipes.set(guildId, pipe);
+      pipesByShard.get(shardId)!.push(pipe);
     }
-    const missing = served.filter((guildId) => !planned.guilds.has(guildId));
-    log("info", "shard plan", { shardCount: planned.count, shards: planned.ids, guilds: Object.fromEntries(planned.guilds), onOtherProcesses: missing });
-    if (planned.guilds.size === 0) log("warn", "none of the served guilds is on this process's shards (SHARD_IDS): it delivers nothing", { shards: planned.ids });
+    const missing = served.filter((guildId) => !plan.guilds.has(guildId));
+    log("info", "shard plan", { shardCount: plan.count, shards: plan.ids, guilds: Object.fromEntries(plan.guilds), onOtherProcesses: missing });
+    if (plan.guilds.size === 0) log("warn", "none of the served guilds is on this process's shards (SHARD_IDS): it delivers nothing", { shards: plan.ids });
 
-    for (const id of planned.ids) {
+    const resumed: Record<string, GatewaySession> = {};
+    for (const id of plan.ids) {
       const stats: ShardStats = { dispatches: 0, lastAckLatencyMs: 0 };
       shardStats.set(id, stats);
       const shardLog: Logger = (level, msg, fields) => log(level, msg, { shard: id, ...fields });
-      const onShard = relaysByShard.get(id) ?? [];
-      const session = storedSessions.get(id);
-      if (session) shardLog("info", "resuming the stored Discord session", { sessionId: session.sessionId, seq: session.seq });
+      const onShard = pipesByShard.get(id)!;
+      const session = sameCount ? resumable(stored!, id, onShard, shardLog) : undefined;
+      if (session) {
+        resumed[String(id)] = session;
+        for (const pipe of onShard) pipe.resumeFrom({ sessionId: session.sessionId, seq: session.seq });
+        shardLog("info", "resuming the stored Discord session", { sessionId: session.sessionId, seq: session.seq });
+      }
       const shard = new GatewayShard(
-        { token: config.DISCORD_BOT_TOKEN, intents: INTENTS, shard: [id, planned.count], gatewayUrlOverride: config.DISCORD_GATEWAY_URL, session },
+        { token: config.DISCORD_BOT_TOKEN, intents: INTENTS, shard: [id, plan.count], gatewayUrlOverride: config.DISCORD_GATEWAY_URL, session },
         {
           dispatch: (payload: GatewayDispatchPayload, current: GatewaySession) => {
             stats.dispatches++;
-            for (const relay of onShard) relay.onDispatch(payload, current);
+            for (const pipe of onShard) pipe.onDispatch(payload, current);
           },
           state: (state) => shardLog("info", "gateway state", { state }),
           fatal: (code, why) => resolveFatal({ code, why }),
@@ -260,49 +225,25 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       );
       shards.set(id, shard);
     }
+    keeper = new SessionKeeper({
+      store,
+      instance: gateway.instance,
+      shardCount: plan.count,
+      shards: new Map(plan.ids.map((id) => [id, { get session() { return shards.get(id)!.session; }, pipes: pipesByShard.get(id)! }])),
+      stored: resumed,
+      writeIntervalMs: settings.sessionWriteIntervalMs,
+      log,
+    });
+    keeper.flush(); // the instance and the guilds, before anything is delivered
     for (const shard of shards.values()) shard.start();
   }
 
-  /**
-   * Healthy when every shard is ready, the bot is in every guild and every guild's hub answers: each guild either
-   * delivers (it holds the lease) or stands by for a live holder on another process, which is healthy and idle.
-   */
-  const healthy = () => {
-    const all = [...shards.values()];
-    const lagging = all.find((shard) => shard.state !== ShardState.Ready);
-    const guildList = [...relays.values()];
-    const primary = relays.get(config.PRIMARY_GUILD_ID) ?? guildList[0];
-    const hubOk = guildList.every((relay) => relay.outbox.stats.hubReachable);
-    const body = {
-      discord: all.length === 0 ? "starting" : (lagging ?? all[0]!).state,
-      guild: primary?.state ?? "none on this process",
-      hub: hubOk ? "reachable" : "failing",
-      instance: gateway.instance,
-      outboxDepth: summary.depth,
-      sessionFile: counters.sessionFileOk ? "ok" : "failing",
-      shards: Object.fromEntries(all.map((shard) => [shard.id, { state: shard.state, guilds: relaysByShard.get(shard.id)?.length ?? 0 }])),
-      guilds: Object.fromEntries(
-        guildList.map((relay) => [
-          relay.guildId,
-          {
-            shard: relay.shardId,
-            state: relay.state,
-            hub: relay.outbox.stats.hubReachable ? "reachable" : "failing",
-            outboxDepth: relay.outbox.depth,
-            lease: relay.outbox.lease.report(),
-          },
-        ]),
-      ),
-    };
-    return { healthy: all.length > 0 && !lagging && hubOk && guildList.every((relay) => relay.member), body };
-  };
-
   const summary: DeliverySummary = {
     get depth() {
-      return sum([...relays.values()].map((relay) => relay.outbox.depth));
+      return sum([...pipes.values()].map((pipe) => pipe.outbox.depth));
     },
     get stats() {
-      const list = [...relays.values()].map((relay) => relay.outbox.stats);
+      const list = [...pipes.values()].map((pipe) => pipe.outbox.stats);
       return {
         delivered: sum(list.map((s) => s.delivered)),
         dropped: sum(list.map((s) => s.dropped)),
@@ -310,22 +251,31 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
         hubReachable: list.every((s) => s.hubReachable),
       };
     },
-    stop: () => relays.forEach((relay) => relay.outbox.stop()),
+    stop: () => pipes.forEach((pipe) => pipe.outbox.stop()),
   };
 
   const firstShard = () => shards.get(Math.min(...shards.keys()));
   const eventLoop = startEventLoopMonitor();
-  const metricsText = () => renderMetrics({ shards, shardStats, relays: [...relays.values()], latency, counters, eventLoop });
-  const health = await startHealthServer(config.HEALTH_PORT, healthy, metricsText).catch((error: unknown) => {
+  const counters = () => ({ sessionFileOk: keeper?.ok ?? 1, sessionFileWrites: keeper?.writes ?? 0 });
+  const metricsText = () => renderMetrics({ shards, shardStats, pipes: [...pipes.values()], latency, counters: counters(), eventLoop });
+  const report = () => healthReport({ shards, pipes: [...pipes.values()], primaryGuildId: config.PRIMARY_GUILD_ID, instance: gateway.instance, sessionFileOk: (keeper?.ok ?? 1) === 1 });
+  const health = await startHealthServer(config.HEALTH_PORT, report, metricsText).catch((error: unknown) => {
     eventLoop.stop();
     throw error;
   });
   const planned = shardCount().then((count) => {
     if (count === undefined || stopped) return undefined;
-    const result = planShards(count, config.SHARD_IDS, served);
-    startShards(result);
-    return result;
+    const plan = planShards(count, config.SHARD_IDS, served);
+    startShards(plan);
+    return plan;
   });
+
+  const standDown = () => {
+    stopped = true;
+    for (const { timer } of freshSessions.values()) clearTimeout(timer);
+    summary.stop();
+    eventLoop.stop();
+  };
 
   return {
     healthPort: health.port,
@@ -335,7 +285,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       return shard;
     },
     shards,
-    guilds: relays,
+    guilds: pipes,
     outbox: summary,
     planned,
     fatal,
@@ -344,22 +294,35 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
       stopped = true;
       // Stop reading dispatches; close with 4000 so every session stays resumable.
       await Promise.all([...shards.values()].map((shard) => shard.shutdown()));
-      const flushed = await Promise.all([...relays.values()].map((relay) => relay.outbox.flush(settings.flushTimeoutMs)));
+      const flushed = await Promise.all([...pipes.values()].map((pipe) => pipe.outbox.flush(settings.flushTimeoutMs)));
+      keeper?.flush(); // the positions the flush reached
+      keeper?.stop();
       // Delivered: give each guild back, so a successor (a rolling deploy's new process) takes over at once.
-      await Promise.all([...relays.values()].map((relay) => relay.outbox.release()));
-      summary.stop();
-      eventLoop.stop();
+      await Promise.all([...pipes.values()].map((pipe) => pipe.outbox.release()));
+      standDown();
       await health.close();
       return { flushed: flushed.every(Boolean) };
     },
     async abort() {
-      stopped = true;
+      keeper?.stop();
       for (const shard of shards.values()) shard.destroy();
-      summary.stop();
-      eventLoop.stop();
+      standDown();
       await health.close();
     },
   };
+}
+
+/**
+ * The stored session a shard may RESUME, if any. A resumed session carries no READY and no GUILD_CREATE, so a shard
+ * with a guild the file does not know (newly served) or one owed a picture IDENTIFYs instead.
+ */
+function resumable(stored: StoredGateway, shardId: number, pipes: GuildPipe[], log: Logger): GatewaySession | undefined {
+  const session = stored.shards[String(shardId)];
+  if (!session) return undefined;
+  const owing = pipes.filter((pipe) => pipe.syncOwed).map((pipe) => pipe.guildId);
+  if (owing.length === 0) return session;
+  log("info", "identifying instead of resuming: a resumed session would not carry the pictures these guilds are owed", { guilds: owing });
+  return undefined;
 }
 
 const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);

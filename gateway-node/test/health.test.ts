@@ -26,19 +26,19 @@ describe("/healthz", () => {
     await until(() => h.service.shard.state === "ready" || undefined, "the session to be ready");
     const { status, body } = await healthz();
     expect(status).toBe(503);
-    expect(body).toMatchObject({ guild: "not a member" });
+    expect(body).toMatchObject({ guild: "absent" });
   });
 
   it("is unhealthy when the bot is removed from the guild, but not during an outage", async () => {
     h = await startHarness();
-    await until(() => h.hub.accepted.length === 1, "the first guild.sync");
+    await until(() => h.hub.syncs() === 1, "the first guild.sync");
     h.sim.guildOutage();
     await until(async () => (await healthz()).body.guild === "unavailable" || undefined, "the outage to be seen");
     expect((await healthz()).status).toBe(200);
     h.sim.restoreGuild();
     await until(async () => (await healthz()).body.guild === "available" || undefined, "the guild back");
     h.sim.removeBot();
-    await until(async () => (await healthz()).body.guild === "removed" || undefined, "the removal to be seen");
+    await until(async () => (await healthz()).body.guild === "absent" || undefined, "the removal to be seen");
     expect((await healthz()).status).toBe(503);
   });
 });

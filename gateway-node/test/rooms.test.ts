@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { GUILD, ROOM_A, ROOM_B, USERS, startHarness, until, type Harness } from "./support/harness.js";
+import { hubPicture } from "./support/hub-model.js";
 
 let h: Harness;
 afterEach(() => h?.close());
@@ -18,7 +19,7 @@ async function ready(): Promise<Harness> {
       ],
     },
   });
-  await until(() => h.hub.accepted.length === 1, "guild.sync");
+  await until(() => h.hub.syncs() === 1, "guild.sync");
   return h;
 }
 
@@ -31,43 +32,47 @@ describe("rooms renamed or changed in Discord", () => {
     h.sim.updateChannel(ROOM_B, { parentId: CATEGORY });
     h.sim.updateChannel(CATEGORY, { name: "Pods, renamed" }); // a category is not a room
     h.sim.setVoiceState(USERS[0]!, ROOM_A); // arrives last, so everything before it was translated
-    await until(() => h.hub.accepted.some((e) => e.event === "voice.joined"), "the join after the updates");
-    expect(h.hub.summary().slice(1)).toEqual([`room.updated:${ROOM_A}`, `room.updated:${ROOM_B}`, `room.updated:${ROOM_B}`, `voice.joined:${USERS[0]}@${ROOM_A}`]);
-    expect(h.hub.accepted.slice(1, 4).map((e) => e.payload)).toEqual([
-      { guildId: GUILD, channelId: ROOM_A, name: "Pod A, renamed", parentId: null, userLimit: 4 },
-      { guildId: GUILD, channelId: ROOM_B, name: "Pod B", parentId: null, userLimit: 6 },
-      { guildId: GUILD, channelId: ROOM_B, name: "Pod B", parentId: CATEGORY, userLimit: 6 },
+    await until(() => h.hub.summary().includes(`voice.joined:${USERS[0]}@${ROOM_A}`), "the join after the updates");
+    expect(h.hub.summary().slice(3)).toEqual([`room.updated:${ROOM_A}`, `room.updated:${ROOM_B}`, `room.updated:${ROOM_B}`, `voice.joined:${USERS[0]}@${ROOM_A}`]);
+    // Every CHANNEL_UPDATE is forwarded whole (the category's too); the hub publishes only what changed a room.
+    expect(h.hub.accepted.slice(1, 6).map((e) => e.payload)).toEqual([
+      { guildId: GUILD, channelId: ROOM_A, type: 2, name: "Pod A, renamed", parentId: null, userLimit: 4 },
+      { guildId: GUILD, channelId: ROOM_A, type: 2, name: "Pod A, renamed", parentId: null, userLimit: 4 },
+      { guildId: GUILD, channelId: ROOM_B, type: 2, name: "Pod B", parentId: null, userLimit: 6 },
+      { guildId: GUILD, channelId: ROOM_B, type: 2, name: "Pod B", parentId: CATEGORY, userLimit: 6 },
+      { guildId: GUILD, channelId: CATEGORY, type: 4, name: "Pods, renamed", parentId: null, userLimit: 0 },
     ]);
   });
 });
 
 describe("stage channels", () => {
-  it("are not rooms: no room or voice events for them, a move from a room into one is voice.left, and guild.sync leaves them out", async () => {
+  it("are not rooms: no room or voice events for them, a move from a room into one is voice.left, and a sync's stages stay out of the rooms", async () => {
     await ready();
     const [u0, u1, u2, u3] = USERS;
     const stage = h.sim.createChannel({ name: "Stage 2", type: 13 });
     h.sim.updateChannel(stage.id, { name: "Stage 2, renamed" });
-    h.sim.setVoiceState(u0!, STAGE); // into a stage: nothing
+    h.sim.setVoiceState(u0!, STAGE); // onto a stage: nothing
     h.sim.setVoiceState(u1!, ROOM_A);
-    h.sim.setVoiceState(u1!, stage.id); // from a room into a stage: left the room
-    h.sim.setVoiceState(u1!, null); // out of the stage: nothing
+    h.sim.setVoiceState(u1!, stage.id); // from a room onto a stage: left the room
+    h.sim.setVoiceState(u1!, null); // off the stage: nothing
     h.sim.setVoiceState(u2!, ROOM_B);
     await until(() => h.hub.summary().includes(`voice.joined:${u2}@${ROOM_B}`), "the join that follows the stage traffic");
-    // A fresh session: its guild.sync has the rooms and who is in them, no stage and nobody on one.
+    // A fresh session: its guild.sync has every channel with its type and everyone in a channel; the hub keeps rooms.
     h.sim.invalidateSession(false);
-    await until(() => h.hub.accepted.filter((e) => e.event === "guild.sync").length === 2, "a second guild.sync");
+    await until(() => h.hub.syncs() === 2, "a second guild.sync");
     h.sim.deleteChannel(STAGE); // CHANNEL_DELETE, then u0 disconnected from the stage: nothing
     h.sim.setVoiceState(u3!, ROOM_A);
     await until(() => h.hub.summary().includes(`voice.joined:${u3}@${ROOM_A}`), "the join after the stage was deleted");
-    expect(h.hub.summary().slice(1)).toEqual([
+    expect(h.hub.summary().slice(3)).toEqual([
       `voice.joined:${u1}@${ROOM_A}`,
       `voice.left:${u1}@${ROOM_A}`,
       `voice.joined:${u2}@${ROOM_B}`,
-      "guild.sync:1",
+      "guild.sync:2",
       `voice.joined:${u3}@${ROOM_A}`,
     ]);
     const syncs = h.hub.accepted.filter((e) => e.event === "guild.sync").map((e) => e.payload);
-    for (const sync of syncs) expect(sync.channels.map((c) => c.channelId)).toEqual([ROOM_A, ROOM_B]);
-    expect(syncs[1]!.voiceStates).toEqual([{ userId: u2, channelId: ROOM_B, username: "player2" }]);
+    expect(syncs[1]!.channels.filter((c) => c.type === 2).map((c) => c.channelId)).toEqual([ROOM_A, ROOM_B]);
+    expect(syncs[1]!.voiceStates.map(({ userId, channelId }) => ({ userId, channelId }))).toEqual([{ userId: u0, channelId: STAGE }, { userId: u2, channelId: ROOM_B }]);
+    expect(hubPicture(h.hub.accepted).rooms.has(STAGE)).toBe(false);
   });
 });

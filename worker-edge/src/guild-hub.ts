@@ -26,6 +26,7 @@ import { exchangeAuth } from "./hub/auth-exchange.js";
 import { SCHEMA_VERSION } from "./hub/migrations.js";
 import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
+import { publishDueMedia } from "./hub/media.js";
 import { guildSync, reconcile } from "./hub/presence.js";
 import { withRoomFilter } from "./hub/room-filter.js";
 import { admitBatch, claimLease, grantOf, refusalOf, releaseLease, type Lease, type LeaseClaim, type LeaseRefusalDecision } from "./hub/lease.js";
@@ -156,7 +157,7 @@ export class GuildHub extends DurableObject<Env> {
       }
     }
     this.publish(produced, now);
-    await this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs));
+    await this.scheduleAlarm(this.nextStateDeadline());
     if (duplicates > 0) log("info", "GuildHub duplicate events", { guildId, duplicates });
     if (refused) return { kind: "failed", error: refused.toWire() };
     return { kind: "applied", accepted, duplicates, ...(admission.kind === "granted" ? { lease: grantOf(admission.lease, now) } : {}) };
@@ -206,7 +207,7 @@ export class GuildHub extends DurableObject<Env> {
 
   async snapshot(guildId: string): Promise<RoomsResponse> {
     this.bindGuild(guildId);
-    return { guildId, seq: this.store.seq, rooms: this.store.snapshotRooms() };
+    return { guildId, seq: this.store.seq, rooms: this.store.snapshotRooms(), status: this.store.guildStatus };
   }
 
   async createRoom(request: CreateRoomRequest): Promise<HubResult<CreateRoomResponse>> {
@@ -325,11 +326,23 @@ export class GuildHub extends DurableObject<Env> {
 
   private async onDeadlines(firedAt: number): Promise<void> {
     closeOverdueSockets(this.ctx.getWebSockets(), this.sockets, clock.now());
+    this.publishMedia(clock.now());
     await this.rooms.endIdle(this.idleTtlMs);
     this.store.prune(clock.now(), true);
-    // Recomputed after every await: sockets accepted and rooms emptied meanwhile have deadlines too.
-    const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets(), this.sockets), nextIdleDeadline(this.store, this.idleTtlMs));
+    // Recomputed after every await: sockets accepted, rooms emptied and flags changed meanwhile have deadlines too.
+    const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets(), this.sockets), this.nextStateDeadline());
     await this.scheduleAlarm(next, firedAt);
+  }
+
+  /** Members' media windows that have ended: their flags, told once each (hub/media.ts). */
+  private publishMedia(now: number): void {
+    const events = this.store.transaction(() => publishDueMedia(this.store, this.guildId, now));
+    this.publish(events, now);
+  }
+
+  /** The next deadline the guild's state sets: an idle room to end, or a media window to close. */
+  private nextStateDeadline(): number {
+    return Math.min(nextIdleDeadline(this.store, this.idleTtlMs), this.store.nextMediaWindowEnd());
   }
 
   private get idleTtlMs(): number {

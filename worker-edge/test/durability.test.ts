@@ -18,7 +18,7 @@ describe("state survives eviction", () => {
 
     const after = await (await edgeFetch("/rooms", authed(await mintToken()))).json<RoomsBody>();
     expect(after).toEqual(before);
-    expect(after.rooms.find((r) => r.channelId === room)!.members).toEqual([{ userId: user, username: "Tamsin" }]);
+    expect(after.rooms.find((r) => r.channelId === room)!.members).toEqual([{ userId: user, username: "Tamsin", media: { selfMute: false, selfDeaf: false, mute: false, deaf: false, selfVideo: false, selfStream: false } }]);
     const replay = await postInternal({ events: [created] });
     expect(await replay.json()).toMatchObject({ duplicates: 1 });
   });

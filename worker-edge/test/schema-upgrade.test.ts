@@ -19,6 +19,7 @@ const ROOM_B = "400000000000900002";
 const CREATOR = "500000000000900001";
 const TAMSIN = "500000000000900011";
 const RAVI = "500000000000900012";
+const NO_MEDIA = { selfMute: false, selfDeaf: false, mute: false, deaf: false, selfVideo: false, selfStream: false };
 
 let discord: DiscordFake;
 beforeEach(() => {
@@ -63,7 +64,7 @@ describe("a hub created by an earlier release", () => {
     expect(snapshot.rooms).toEqual([
       {
         channelId: ROOM_A, name: "Friday Commander", userLimit: 4, parentId: null, creatorId: CREATOR,
-        members: [{ userId: TAMSIN, username: "Tamsin" }, { userId: RAVI, username: "Ravi", avatar: "a_0123456789abcdef" }],
+        members: [{ userId: TAMSIN, username: "Tamsin", media: NO_MEDIA }, { userId: RAVI, username: "Ravi", avatar: "a_0123456789abcdef", media: NO_MEDIA }],
       },
       { channelId: ROOM_B, name: "Draft table", userLimit: 8, parentId: null, members: [] },
     ]);
@@ -83,6 +84,11 @@ describe("a hub created by an earlier release", () => {
     expect(next).toEqual({ kind: "applied", accepted: 1, duplicates: 0 });
     const seqAfterWrites = (await stub.snapshot(TEST_GUILD_ID)).seq;
     expect(seqAfterWrites).toBe(fixture.buckets ? 4 : 5); // + the room created above, where it was allowed
+
+    // A member the old release recorded takes flags (kept at once, told when the window ends, see media.test.ts).
+    await stub.ingest(TEST_GUILD_ID, [{ id: "gw-new:1", event: "voice.state", payload: { guildId: TEST_GUILD_ID, userId: TAMSIN, channelId: ROOM_A, media: { ...NO_MEDIA, selfVideo: true } } }]);
+    const tamsin = (await stub.snapshot(TEST_GUILD_ID)).rooms.find((room) => room.channelId === ROOM_A)!.members.find((m) => m.userId === TAMSIN);
+    expect(tamsin).toEqual({ userId: TAMSIN, username: "Tamsin", media: { ...NO_MEDIA, selfVideo: true } });
 
     // A client resuming from seq 1 gets the old release's envelopes verbatim, then the new ones.
     const socket = await openSocket(stub);

@@ -140,6 +140,18 @@ export class GatewayShard {
     socket.terminate();
   }
 
+  /**
+   * Ends this session and IDENTIFYs anew: its READY and GUILD_CREATEs give every guild of the shard a whole picture.
+   * Costs a session start from the daily budget (the IDENTIFY queue paces and guards it). Asked again while the new
+   * session is being identified, it does nothing.
+   */
+  freshSession(reason: string): void {
+    if (this.state === ShardState.Destroyed || this.state === ShardState.Fatal || !this.session) return;
+    this.log("warn", "starting a fresh Discord session", { reason });
+    this.session = undefined;
+    this.reconnect();
+  }
+
   private setState(state: ShardState): void {
     if (this.state === state) return;
     this.state = state;

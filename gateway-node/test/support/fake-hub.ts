@@ -9,6 +9,7 @@ import {
   type IdentifiedInternalEvent,
 } from "../../../protocol/index.js";
 import { admitBatch, claimLease, grantOf, LEASE_TTL_MS, refusalOf, releaseLease, type Lease, type LeaseRefusalDecision } from "../../../worker-edge/src/hub/lease.js";
+import { ModelHub } from "./hub-model.js";
 
 export const HUB_SECRET = "gateway-test-hub-secret-0123456789";
 
@@ -27,6 +28,9 @@ export interface HubWrite {
  */
 export class FakeHub {
   readonly accepted: IdentifiedInternalEvent[] = [];
+  /** What each guild's hub would publish to clients for what it accepted, in order (see ModelHub). */
+  readonly published: Array<{ guildId: string; text: string }> = [];
+  private readonly models = new Map<string, ModelHub>();
   /** Every request, with the guilds its events were for (the real edge hands each guild's events to that guild's hub). */
   readonly posts: Array<{ status: number; count: number; guilds: string[]; instance?: string; error?: string }> = [];
   duplicates = 0;
@@ -144,6 +148,9 @@ export class FakeHub {
       }
       this.seen.add(key);
       this.accepted.push(event);
+      const model = this.models.get(event.payload.guildId) ?? new ModelHub();
+      this.models.set(event.payload.guildId, model);
+      for (const text of model.apply(event)) this.published.push({ guildId: event.payload.guildId, text });
     }
     this.duplicates += duplicates;
     const grant = lease && grantOf(lease, this.now());
@@ -196,12 +203,16 @@ export class FakeHub {
     return { status, body };
   }
 
-  /** App events in order, as `event:user@channel` strings, for compact assertions; only one guild's when given. */
+  /**
+   * What clients were published, in order, as `event:user@channel` strings (and `guild.sync:<members>` where a whole
+   * picture was applied), for compact assertions; only one guild's when given.
+   */
   summary(guildId?: string): string[] {
-    return this.accepted.filter((e) => guildId === undefined || e.payload.guildId === guildId).map((e) => {
-      if (e.event === "guild.sync") return `guild.sync:${e.payload.voiceStates.length}`;
-      const p = e.payload as { channelId: string; userId?: string };
-      return `${e.event}:${p.userId ? `${p.userId}@` : ""}${p.channelId}`;
-    });
+    return this.published.filter((p) => guildId === undefined || p.guildId === guildId).map((p) => p.text);
+  }
+
+  /** Syncs applied to a guild (a multi-part one counts once, when its last part is in). */
+  syncs(guildId?: string): number {
+    return this.summary(guildId).filter((text) => text.startsWith("guild.sync:")).length;
   }
 }

@@ -100,11 +100,11 @@ function snapshotMessage(store: HubStore, subscribed: string[] | undefined, seq:
   const rooms = store.snapshotRooms();
   if (subscribed) {
     const filtered = rooms.map((room) => (subscribed.includes(room.channelId) ? room : { ...room, members: [] }));
-    return JSON.stringify({ v: 1, type: "snapshot", payload: { rooms: filtered }, seq } satisfies SnapshotMessage);
+    return JSON.stringify({ v: 1, type: "snapshot", payload: { rooms: filtered, status: store.guildStatus }, seq } satisfies SnapshotMessage);
   }
   const cached = snapshots.get(store);
   if (cached?.seq === seq && cached.rooms === rooms) return cached.json;
-  const json = JSON.stringify({ v: 1, type: "snapshot", payload: { rooms }, seq } satisfies SnapshotMessage);
+  const json = JSON.stringify({ v: 1, type: "snapshot", payload: { rooms, status: store.guildStatus }, seq } satisfies SnapshotMessage);
   snapshots.set(store, { seq, rooms, json });
   return json;
 }

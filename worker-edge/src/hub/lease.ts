@@ -95,7 +95,7 @@ export function admitBatch(
   const decision = claimLease(current, sender, now, ttlMs);
   if (decision.kind === "refused" || decision.lease.synced) return decision;
   // A new holder may have missed what the previous one never delivered: its term starts from a whole picture.
-  if (events[0]?.event !== "guild.sync") return { kind: "refused", reason: "sync_required", retryAfterMs: 0, lease: decision.lease };
+  if (!events[0] || !isPicture(events[0])) return { kind: "refused", reason: "sync_required", retryAfterMs: 0, lease: decision.lease };
   return { kind: "granted", lease: { ...decision.lease, synced: events.some(completesPicture) } };
 }
 
@@ -128,7 +128,7 @@ export function grantOf(lease: Lease, now: number): LeaseGrant {
 const REFUSAL_MESSAGES: Record<LeaseRefusalReason, string> = {
   lease_held: "another gateway holds this guild's lease; stand by and retry after retryAfterMs",
   lease_lost: "this gateway's lease term has ended; claim a new term (term 0) and begin it with a guild.sync",
-  sync_required: "a new lease term begins with a guild.sync; send the whole picture first",
+  sync_required: "a new lease term begins with a whole picture (a guild.sync, or guild.state absent); send it first",
 };
 
 /** The 409 body a refusal becomes. */
@@ -141,8 +141,17 @@ export function refusalOf(decision: LeaseRefusalDecision, now: number): LeaseRef
   };
 }
 
-/** A sync whose picture is whole once applied: one not cut into parts, or the last part. */
+/**
+ * A whole picture of the guild, or a part of one: a guild.sync, or the bot's absence from the guild (which says
+ * everything: nothing is there).
+ */
+function isPicture(event: IdentifiedInternalEvent): boolean {
+  return event.event === "guild.sync" || (event.event === "guild.state" && event.payload.status === "absent");
+}
+
+/** A picture that is whole once applied: a sync not cut into parts, the last part of one, or the bot's absence. */
 function completesPicture(event: IdentifiedInternalEvent): boolean {
+  if (event.event === "guild.state") return event.payload.status === "absent";
   if (event.event !== "guild.sync") return false;
   const part = event.payload.part;
   return !part || part.index === part.count - 1;

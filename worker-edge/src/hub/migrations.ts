@@ -69,6 +69,18 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "members by room",
     up: (sql) => sql.exec("CREATE INDEX members_channel ON members (channel_id)"),
   },
+  {
+    // Each member's media flags (a bit each, hub/media.ts), the flags clients were last told, and when the
+    // coalescing window of a change ends (by index: the alarm asks for the earliest).
+    version: 4,
+    name: "members' media",
+    up: (sql) => {
+      sql.exec("ALTER TABLE members ADD COLUMN media INTEGER NOT NULL DEFAULT 0");
+      sql.exec("ALTER TABLE members ADD COLUMN media_published INTEGER NOT NULL DEFAULT 0");
+      sql.exec("ALTER TABLE members ADD COLUMN media_due INTEGER");
+      sql.exec("CREATE INDEX members_media_due ON members (media_due)");
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

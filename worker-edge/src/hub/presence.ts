@@ -1,13 +1,41 @@
-import type { AppEvent, GuildSyncPayload, InternalEvent, PayloadOf } from "../../../protocol/index.js";
+import {
+  MAX_ROOM_USER_LIMIT,
+  type AppEvent,
+  type ChannelStatePayload,
+  type GuildStatePayload,
+  type GuildSyncPayload,
+  type InternalEvent,
+  type PayloadOf,
+  type VoiceStatePayload,
+} from "../../../protocol/index.js";
+import { mediaBits } from "./media-flags.js";
+import { mediaChanged } from "./media.js";
 import { publishedCreator, type HubStore, type MemberRecord } from "./store.js";
 import { isMultiPart, receiveWholeSync } from "./sync-parts.js";
 
+/** Discord's guild voice channel: the one channel type that is a room (a stage, a text channel, a category are not). */
+const GUILD_VOICE = 2;
+
 /**
- * Applies one incoming event to the hub's state and returns the app events it really causes, so a repeat, a
- * mute toggle or a room the hub already knows changes nothing that clients see.
+ * Applies one incoming event to the hub's state and returns the app events it really causes. The gateway sends
+ * states (a user in a channel with these flags; a channel of a type; the guild out of reach): a state the hub
+ * already holds changes nothing, so a repeat or a replay publishes nothing. The previous release's deltas are
+ * applied too, for one release.
  */
 export function reconcile(store: HubStore, incoming: InternalEvent, now: number): AppEvent[] {
   switch (incoming.event) {
+    case "voice.state":
+      return voiceState(store, incoming.payload, now);
+    case "channel.state":
+      return channelState(store, incoming.payload, now);
+    case "guild.state":
+      return guildState(store, incoming.payload, now);
+    case "guild.sync": {
+      if (isMultiPart(incoming.payload)) throw new Error("a sync part goes through receiveSyncPart, then guildSync");
+      receiveWholeSync(store);
+      const { part: _part, ...whole } = incoming.payload;
+      return guildSync(store, whole, now);
+    }
     case "room.created":
     case "room.updated":
       return roomCreated(store, incoming.payload, null, now);
@@ -17,13 +45,60 @@ export function reconcile(store: HubStore, incoming: InternalEvent, now: number)
       return voiceJoined(store, incoming.payload, now);
     case "voice.left":
       return voiceLeft(store, incoming.payload, now);
-    case "guild.sync": {
-      if (isMultiPart(incoming.payload)) throw new Error("a sync part goes through receiveSyncPart, then guildSync");
-      receiveWholeSync(store);
-      const { part: _part, ...whole } = incoming.payload;
-      return guildSync(store, whole, now);
-    }
   }
+}
+
+/**
+ * A user's voice state: in no channel, or in one with these flags. A join or a move is published as
+ * `voice.left`/`voice.joined` (a member of a channel that is not a room is remembered but in no room); a new
+ * username or avatar as `voice.joined` again; a change of flags only, once its window ends (hub/media.ts).
+ * While the bot is not in the guild nothing is recorded: the next picture says what is there.
+ */
+export function voiceState(store: HubStore, state: VoiceStatePayload, now: number): AppEvent[] {
+  if (store.guildStatus === "absent") return [];
+  const { guildId, userId, channelId, username, avatar, media } = state;
+  const current = store.member(userId);
+  if (channelId === null) return current ? voiceLeft(store, { guildId, channelId: current.channelId, userId }, now) : [];
+  if (current?.channelId !== channelId) return voiceJoined(store, withoutUndefined({ guildId, channelId, userId, username, avatar, media }), now);
+  const profile = profileChanged(current, { username, avatar });
+  const flags = mediaBits(current.media ?? media) !== mediaBits(media);
+  if (!profile && !flags) return [];
+  store.putMember(withoutUndefined({ userId, channelId, username, avatar, media }));
+  if (!store.room(channelId)) return [];
+  if (profile) return [joinedEvent(store, guildId, userId)];
+  mediaChanged(store, userId, now);
+  return [];
+}
+
+/** A channel's state: of a voice type it is a room (created, or updated when its description changed); deleted, it ends. */
+export function channelState(store: HubStore, state: ChannelStatePayload, now: number): AppEvent[] {
+  if (store.guildStatus === "absent") return [];
+  const { guildId, channelId, type, name, parentId, userLimit } = state;
+  if (state.deleted) {
+    const events = roomDeleted(store, { guildId, channelId }, now);
+    // Not a room, yet gone for good: no late report (a sync taken before the delete) can make it one.
+    if (events.length === 0) store.deleteRoom(channelId, now, true);
+    return events;
+  }
+  // Not a room: if the hub held it as one (Discord changes no channel into another type of that kind), it is none now.
+  if (type !== GUILD_VOICE) return store.room(channelId) ? roomDeleted(store, { guildId, channelId }, now, false) : [];
+  return roomCreated(store, { guildId, channelId, name, parentId, userLimit: Math.min(userLimit, MAX_ROOM_USER_LIMIT) }, null, now);
+}
+
+/**
+ * Discord reports an outage (the picture is kept, marked unavailable), or that the bot is not in the guild: every
+ * room goes (`room.deleted`, not ended: a room comes back if the bot is invited again and Discord still has it), with
+ * every member, until a new picture arrives.
+ */
+export function guildState(store: HubStore, state: GuildStatePayload, now: number): AppEvent[] {
+  const { guildId, status } = state;
+  if (store.guildStatus === status) return [];
+  store.guildStatus = status;
+  const events: AppEvent[] = [{ event: "guild.status", payload: { guildId, status } }];
+  if (status !== "absent") return events;
+  for (const room of store.rooms()) events.push(...roomDeleted(store, { guildId, channelId: room.channelId }, now, false));
+  store.deleteAllMembers();
+  return events;
 }
 
 /**
@@ -55,7 +130,7 @@ export function roomCreated(
     const present = store.membersIn(payload.channelId);
     return [
       { event: "room.created", payload: { ...described, ...creator } },
-      ...present.map((member): AppEvent => ({ event: "voice.joined", payload: { guildId: payload.guildId, ...member } })),
+      ...present.map((member) => joinedEvent(store, payload.guildId, member.userId)),
     ];
   }
   const changed = known.name !== payload.name || known.userLimit !== payload.userLimit || known.parentId !== parentId ||
@@ -77,17 +152,17 @@ export function roomDeleted(store: HubStore, payload: PayloadOf<"room.deleted">,
 function voiceJoined(store: HubStore, payload: PayloadOf<"voice.joined">, now: number): AppEvent[] {
   const current = store.member(payload.userId);
   if (current?.channelId === payload.channelId) {
-    // Same room: a mute/deafen toggle is not an event; a new username or avatar is announced again.
+    // Same room (the previous release's deltas): a mute/deafen toggle is not an event; a new username or avatar is.
     if (!profileChanged(current, payload)) return [];
     store.putMember(withoutUndefined({ ...payload }));
-    return store.room(payload.channelId) ? [{ event: "voice.joined", payload: { ...withoutUndefined(payload), ...profileOf(store, payload.userId) } }] : [];
+    return store.room(payload.channelId) ? [joinedEvent(store, payload.guildId, payload.userId)] : [];
   }
   const events: AppEvent[] = [];
   if (current) events.push(...voiceLeft(store, { guildId: payload.guildId, channelId: current.channelId, userId: payload.userId }, now));
   store.putMember(withoutUndefined({ ...payload }));
   if (!store.room(payload.channelId)) return events;
   touchOccupancy(store, payload.channelId, now);
-  events.push({ event: "voice.joined", payload: { ...withoutUndefined(payload), ...profileOf(store, payload.userId) } });
+  events.push(joinedEvent(store, payload.guildId, payload.userId));
   return events;
 }
 
@@ -102,16 +177,22 @@ function voiceLeft(store: HubStore, payload: PayloadOf<"voice.left">, now: numbe
 
 /**
  * Diffs Discord's full picture against the hub's and emits exactly the missing events, in an order clients can
- * apply: new rooms, then departures, then arrivals, then rooms that are gone.
+ * apply: the guild available again, new rooms, then departures, then rooms that are gone, then arrivals. Channels
+ * of other types than voice are not rooms; members of them are kept, in no room.
  */
 export function guildSync(store: HubStore, sync: GuildSyncPayload, now: number): AppEvent[] {
   const { guildId } = sync;
   const events: AppEvent[] = [];
-  const wantedRooms = new Set(sync.channels.map((channel) => channel.channelId));
+  if (store.guildStatus !== "available") {
+    store.guildStatus = "available";
+    events.push({ event: "guild.status", payload: { guildId, status: "available" } });
+  }
+  const rooms = sync.channels.filter((channel) => (channel.type ?? GUILD_VOICE) === GUILD_VOICE);
+  const wantedRooms = new Set(rooms.map((channel) => channel.channelId));
   const wantedMembers = new Map(sync.voiceStates.map((state) => [state.userId, state]));
 
-  for (const channel of sync.channels) {
-    events.push(...roomCreated(store, { guildId, ...channel }, null, now));
+  for (const { type: _type, ...channel } of rooms) {
+    events.push(...roomCreated(store, { guildId, ...channel, userLimit: Math.min(channel.userLimit, MAX_ROOM_USER_LIMIT) }, null, now));
   }
   for (const member of store.members()) {
     const wanted = wantedMembers.get(member.userId);
@@ -119,24 +200,28 @@ export function guildSync(store: HubStore, sync: GuildSyncPayload, now: number):
       events.push(...voiceLeft(store, { guildId, channelId: member.channelId, userId: member.userId }, now));
     }
   }
-  for (const state of sync.voiceStates) {
-    events.push(...voiceJoined(store, { guildId, ...state }, now));
-  }
   for (const room of store.rooms()) {
     // Not ended for good: the picture may have been taken before a REST create that its CHANNEL_CREATE will confirm.
     if (!wantedRooms.has(room.channelId)) events.push(...roomDeleted(store, { guildId, channelId: room.channelId }, now, false));
   }
+  // Arrivals last: a member the picture places in a channel that is no room (any more) is kept there, in no room.
+  for (const state of sync.voiceStates) {
+    // A picture of the previous release carries no flags: the ones known stay.
+    const media = state.media ?? store.member(state.userId)?.media;
+    events.push(...(media ? voiceState(store, { guildId, ...state, media }, now) : voiceJoined(store, { guildId, ...state }, now)));
+  }
   return events;
 }
 
-function profileChanged(current: MemberRecord, next: PayloadOf<"voice.joined">): boolean {
-  return (next.username !== undefined && next.username !== current.username) || (next.avatar !== undefined && (next.avatar ?? undefined) !== current.avatar);
+/** A member as `voice.joined` announces them, with their flags; from now on clients know those flags. */
+function joinedEvent(store: HubStore, guildId: string, userId: string): AppEvent {
+  const { channelId, username, avatar, media } = store.member(userId)!;
+  store.mediaTold(userId);
+  return { event: "voice.joined", payload: withoutUndefined({ guildId, channelId, userId, username, avatar, media }) };
 }
 
-/** The profile the hub holds for a member, which may keep fields the latest report left out. */
-function profileOf(store: HubStore, userId: string): Pick<MemberRecord, "username" | "avatar"> {
-  const { username, avatar } = store.member(userId) ?? {};
-  return withoutUndefined({ username, avatar });
+function profileChanged(current: MemberRecord, next: { username?: string; avatar?: string | null }): boolean {
+  return (next.username !== undefined && next.username !== current.username) || (next.avatar !== undefined && (next.avatar ?? undefined) !== current.avatar);
 }
 
 /** Tracks when a room became empty, for ROOM_IDLE_TTL_SECONDS. */

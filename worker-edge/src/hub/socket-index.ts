@@ -1,5 +1,5 @@
-import type { AppEvent } from "../../../protocol/index.js";
-import { isOpen, type LiveAttachment, type SocketAttachment } from "./sockets.js";
+import { channelOf, type AppEvent } from "../../../protocol/index.js";
+import { isGuildWide, isOpen, type LiveAttachment, type SocketAttachment } from "./sockets.js";
 
 export type Members = Map<WebSocket, LiveAttachment>;
 
@@ -78,12 +78,12 @@ export class SocketIndex {
 
   /**
    * The groups of live sockets that want `event`; no socket is in two of them. Room filters select voice
-   * events only; room.* events go to everyone.
+   * events only; guild-wide events (room.*, guild.status) go to everyone.
    */
   recipients(event: AppEvent): Members[] {
     this.build();
-    if (event.event.startsWith("room.")) return [this.lobbySockets, this.filtered];
-    const room = this.byRoom.get(event.payload.channelId);
+    if (isGuildWide(event.event)) return [this.lobbySockets, this.filtered];
+    const room = this.byRoom.get(channelOf(event));
     return room ? [this.lobbySockets, room] : [this.lobbySockets];
   }
 

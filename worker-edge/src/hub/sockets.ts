@@ -18,10 +18,15 @@ export function deadlineOf(attachment: SocketAttachment): number {
   return attachment.phase === "pending" ? attachment.authDeadline : attachment.expiresAt;
 }
 
-/** Room subscriptions filter voice events only; room.* events always arrive. */
+/** Events every live socket gets whatever its room filter: room.* and guild.status. */
+export function isGuildWide(event: AppEvent["event"]): boolean {
+  return event.startsWith("room.") || event === "guild.status";
+}
+
+/** Room subscriptions filter voice events only; guild-wide events always arrive. */
 export function wantsEvent(attachment: SocketAttachment, event: AppEvent["event"], channelId: string): boolean {
   if (attachment.phase !== "live") return false;
-  if (!attachment.rooms || event.startsWith("room.")) return true;
+  if (!attachment.rooms || isGuildWide(event)) return true;
   return attachment.rooms.includes(channelId);
 }
 

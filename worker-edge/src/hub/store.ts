@@ -1,6 +1,7 @@
-import { Snowflake, type AppEvent, type GuildSyncPayload, type Member, type Room } from "../../../protocol/index.js";
+import { channelOf, Snowflake, type AppEvent, type GuildStatus, type GuildSyncPayload, type Member, type Room, type VoiceMedia } from "../../../protocol/index.js";
 import type { Bucket } from "../../../protocol/index.js";
 import type { Lease } from "./lease.js";
+import { mediaBits, mediaOf } from "./media-flags.js";
 import { migrate } from "./migrations.js";
 import { CreateRoomPolicy } from "./rate-limit.js";
 
@@ -43,8 +44,17 @@ export interface BufferedEvent {
   message: string;
 }
 
+/** A member of any channel (a member of a channel that is not a room is kept, and shown in no room). */
 export interface MemberRecord extends Member {
   channelId: string;
+}
+
+/** A member whose media window has ended: their flags now (bits) and the flags clients were last told. */
+export interface DueMedia {
+  userId: string;
+  channelId: string;
+  media: number;
+  told: number;
 }
 
 type Row = Record<string, SqlStorageValue>;
@@ -113,6 +123,16 @@ export class HubStore {
 
   set guildId(value: string) {
     this.setMeta("guild_id", value);
+  }
+
+  /** Whether the picture is Discord's (see GuildStatus); absent from storage: available. */
+  get guildStatus(): GuildStatus {
+    return (this.meta("guild_status") as GuildStatus | undefined) ?? "available";
+  }
+
+  set guildStatus(status: GuildStatus) {
+    this.snapshot = undefined;
+    this.setMeta("guild_status", status);
   }
 
   /** The gateway lease of this guild (see hub/lease.ts). */
@@ -227,19 +247,53 @@ export class HubStore {
     return this.sql.exec("SELECT 1 FROM members WHERE channel_id = ? LIMIT 1", channelId).toArray().length > 0;
   }
 
+  /** Records a member; a field left out (a report that did not say) keeps what was known. */
   putMember(member: MemberRecord): void {
     this.snapshot = undefined;
+    const media = member.media ? mediaBits(member.media) : null;
     this.sql.exec(
-      `INSERT INTO members (user_id, channel_id, username, avatar) VALUES (?, ?, ?, ?)
+      `INSERT INTO members (user_id, channel_id, username, avatar, media) VALUES (?, ?, ?, ?, COALESCE(?, 0))
        ON CONFLICT (user_id) DO UPDATE SET channel_id = excluded.channel_id,
-         username = COALESCE(excluded.username, members.username), avatar = COALESCE(excluded.avatar, members.avatar)`,
-      member.userId, member.channelId, member.username ?? null, member.avatar ?? null,
+         username = COALESCE(excluded.username, members.username), avatar = COALESCE(excluded.avatar, members.avatar),
+         media = COALESCE(?, members.media)`,
+      member.userId, member.channelId, member.username ?? null, member.avatar ?? null, media, media,
     );
   }
 
   deleteMember(userId: string): void {
     this.snapshot = undefined;
     this.sql.exec("DELETE FROM members WHERE user_id = ?", userId);
+  }
+
+  /** Every member, of rooms and of other channels (the bot left the guild). */
+  deleteAllMembers(): void {
+    this.snapshot = undefined;
+    this.sql.exec("DELETE FROM members");
+  }
+
+  // --- media windows (hub/media.ts)
+
+  /** Opens a member's media window ending at `endsAt`, unless one is open. */
+  openMediaWindow(userId: string, endsAt: number): void {
+    this.sql.exec("UPDATE members SET media_due = ? WHERE user_id = ? AND media_due IS NULL", endsAt, userId);
+  }
+
+  /** Clients now know the member's flags as they are (a join carried them, or a voice.media): no window is open. */
+  mediaTold(userId: string): void {
+    this.sql.exec("UPDATE members SET media_published = media, media_due = NULL WHERE user_id = ?", userId);
+  }
+
+  dueMediaWindows(now: number): DueMedia[] {
+    return this.sql
+      .exec<Row>("SELECT user_id, channel_id, media, media_published FROM members WHERE media_due <= ? ORDER BY media_due, user_id", now)
+      .toArray()
+      .map((row) => ({ userId: String(row.user_id), channelId: String(row.channel_id), media: Number(row.media), told: Number(row.media_published) }));
+  }
+
+  /** When the earliest open media window ends (Infinity: none is open). */
+  nextMediaWindowEnd(): number {
+    const row = this.sql.exec<{ due: number | null }>("SELECT MIN(media_due) AS due FROM members").one();
+    return row.due === null ? Infinity : Number(row.due);
   }
 
   /** Rooms with their members, the shape REST and the socket snapshot share. Shared until the next change: do not mutate. */
@@ -271,9 +325,9 @@ export class HubStore {
     const buffer = this.buffered(); // loaded before the insert, which it then mirrors
     this.sql.exec(
       "INSERT INTO events (seq, ts, event, channel_id, message) VALUES (?, ?, ?, ?, ?)",
-      seq, ts, event.event, event.payload.channelId, message,
+      seq, ts, event.event, channelOf(event), message,
     );
-    buffer.push({ seq, event: event.event, channelId: event.payload.channelId, message });
+    buffer.push({ seq, event: event.event, channelId: channelOf(event), message });
   }
 
   /** The oldest seq still buffered, or undefined when the buffer is empty. */
@@ -440,11 +494,13 @@ function roomFromRow(row: Row): RoomRecord {
 }
 
 function memberFromRow(row: Row): MemberRecord {
+  const media: VoiceMedia = mediaOf(Number(row.media ?? 0));
   return withoutNulls({
     userId: String(row.user_id),
     channelId: String(row.channel_id),
     username: row.username === null ? undefined : String(row.username),
     avatar: row.avatar === null ? undefined : String(row.avatar),
+    media,
   });
 }
 

@@ -2,8 +2,10 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { AppEvent, type InternalEvent, type Room } from "../../../protocol/index.js";
+import { AppEvent, MEDIA_COALESCE_MS, type GuildStatus, type InternalEvent, type Room, type VoiceMedia } from "../../../protocol/index.js";
 import { PresenceStore } from "../../../client/presence.js";
+import { mediaOf } from "../../src/hub/media-flags.js";
+import { publishDueMedia } from "../../src/hub/media.js";
 import { reconcile } from "../../src/hub/presence.js";
 import { HubStore } from "../../src/hub/store.js";
 import { TEST_GUILD_ID } from "../support/bindings.js";
@@ -12,7 +14,10 @@ import { TEST_GUILD_ID } from "../support/bindings.js";
  * Property-based tests of the hub's presence reducer (worker-edge/src/hub/presence.ts) over its real SQLite
  * store, inside a Durable Object of its own. For any sequence of events:
  *   snapshot(after prefix) + the events the hub emits for the rest, applied by a client = snapshot(at the end),
- * and a guild.sync of a random truth leaves the hub equal to that truth.
+ * and a guild.sync of a random truth leaves the hub equal to that truth. Over the gateway's states (voice, channel,
+ * guild states and syncs): any sequence, applied with duplicates and with a replay of any tail, ends in the same
+ * truth; and a client applying the published events (voice.media and guild.status included) to its snapshot
+ * equals the hub.
  * Each convergence property varies one thing (order, renames, profile changes), so a failure names one defect;
  * the sync properties compare the hub with the truth only (a client's view after a sync is covered above).
  */
@@ -159,7 +164,7 @@ function normalize(rooms: Room[]) {
 
 // --- running inside a Durable Object of its own, over the real SQLite store
 
-const TABLES = ["meta", "rooms", "members", "events", "seen_ids", "ended_rooms", "idempotency"];
+const TABLES = ["meta", "rooms", "members", "events", "seen_ids", "ended_rooms", "displaced_rooms", "idempotency"];
 
 function inHubStorage<R>(body: (fresh: () => HubStore) => R): Promise<R> {
   const stub = env.GUILD_HUB.get(env.GUILD_HUB.idFromName("presence-property-tests"));
@@ -280,6 +285,152 @@ describe("presence reducer: guild.sync of a random truth makes the hub equal tha
               }),
             }));
           expect(project(normalize(store.snapshotRooms())), "the hub's snapshot after the sync").toEqual(project(expected));
+        }),
+        { numRuns: RUNS },
+      ),
+    );
+  });
+});
+
+// --- states, as gateway-node sends them
+
+type StateCommand =
+  | { k: "voice"; u: number; ch: number | null; media: number; profile: number }
+  | { k: "channel"; ch: number; stage: boolean; meta: number; deleted: boolean }
+  | { k: "guild"; status: "unavailable" | "absent" }
+  | { k: "sync"; rooms: Array<{ ch: number; meta: number; stage: boolean }>; states: Array<{ u: number; ch: number; media: number; profile: number }> }
+  /** Time passes past a media window: the hub publishes what the windows that ended hold. */
+  | { k: "flush" };
+
+const stateCommand: fc.Arbitrary<StateCommand> = fc.oneof(
+  { arbitrary: fc.record({ k: fc.constant("voice" as const), u: fc.nat(USERS - 1), ch: fc.option(fc.nat(CHANNELS - 1), { nil: null }), media: fc.nat(63), profile: fc.nat(3) }), weight: 8 },
+  { arbitrary: fc.record({ k: fc.constant("channel" as const), ch: fc.nat(CHANNELS - 1), stage: fc.boolean(), meta: fc.nat(5), deleted: fc.boolean() }), weight: 3 },
+  { arbitrary: fc.record({ k: fc.constant("guild" as const), status: fc.constantFrom("unavailable" as const, "absent" as const) }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      k: fc.constant("sync" as const),
+      rooms: fc.uniqueArray(fc.record({ ch: fc.nat(CHANNELS - 1), meta: fc.nat(5), stage: fc.boolean() }), { selector: (r) => r.ch, maxLength: CHANNELS }),
+      states: fc.uniqueArray(fc.record({ u: fc.nat(USERS - 1), ch: fc.nat(CHANNELS - 1), media: fc.nat(63), profile: fc.nat(3) }), { selector: (s) => s.u, maxLength: USERS }),
+    }),
+    weight: 1,
+  },
+  { arbitrary: fc.constant({ k: "flush" as const }), weight: 2 },
+);
+const stateCommands = fc.array(stateCommand, { maxLength: 30 });
+const STATE_VARIATION: Variation = { renames: true, profileChanges: true, wellOrdered: false };
+
+function toStateEvent(cmd: Exclude<StateCommand, { k: "flush" }>): InternalEvent {
+  switch (cmd.k) {
+    case "voice":
+      return {
+        event: "voice.state",
+        payload: { guildId, userId: userId(cmd.u), channelId: cmd.ch === null ? null : channelId(cmd.ch), media: mediaOf(cmd.media), ...profile(cmd.u, cmd.profile, STATE_VARIATION) },
+      };
+    case "channel": {
+      const { name, userLimit, parentId } = roomMeta(cmd.ch, cmd.meta, STATE_VARIATION);
+      return {
+        event: "channel.state",
+        payload: { guildId, channelId: channelId(cmd.ch), type: cmd.stage ? 13 : 2, name, userLimit, parentId: parentId ?? null, ...(cmd.deleted ? { deleted: true as const } : {}) },
+      };
+    }
+    case "guild":
+      return { event: "guild.state", payload: { guildId, status: cmd.status } };
+    case "sync":
+      return {
+        event: "guild.sync",
+        payload: {
+          guildId,
+          channels: cmd.rooms.map((r) => ({ channelId: channelId(r.ch), type: r.stage ? 13 : 2, ...roomMeta(r.ch, r.meta, STATE_VARIATION) })),
+          voiceStates: cmd.states.map((st) => ({ userId: userId(st.u), channelId: channelId(st.ch), media: mediaOf(st.media), ...profile(st.u, st.profile, STATE_VARIATION) })),
+        },
+      };
+  }
+}
+
+/** What a client keeps: the rooms with their members' flags, and the guild's status. */
+class StateClient extends ContractClient {
+  status: GuildStatus;
+  private readonly media = new Map<string, VoiceMedia>();
+
+  constructor(snapshot: Room[], status: GuildStatus) {
+    super(snapshot);
+    this.status = status;
+    for (const member of snapshot.flatMap((room) => room.members)) if (member.media) this.media.set(member.userId, member.media);
+  }
+
+  override apply(event: { event: string; payload: Record<string, unknown> }): void {
+    const p = event.payload as { userId: string; media?: VoiceMedia; status?: GuildStatus };
+    if (event.event === "guild.status") this.status = p.status!;
+    if ((event.event === "voice.joined" || event.event === "voice.media") && p.media) this.media.set(p.userId, p.media);
+    super.apply(event);
+  }
+
+  mediaOf(userId: string): VoiceMedia | undefined {
+    return this.media.get(userId);
+  }
+}
+
+/** The hub's truth: its rooms (members with their flags) and its status. */
+function truthOf(rooms: Room[], status: GuildStatus, mediaOfMember: (userId: string, member: Room["members"][number]) => VoiceMedia | undefined) {
+  const byId = new Map(rooms.flatMap((r) => r.members).map((m) => [m.userId, m]));
+  return {
+    status,
+    rooms: normalize(rooms).map((room) => ({ ...room, members: room.members.map((m) => ({ ...m, media: mediaOfMember(m.userId, byId.get(m.userId)!) })) })),
+  };
+}
+
+function runStates(store: HubStore, commands: StateCommand[], start: number, onEvents: (events: AppEvent[], now: number) => void = () => undefined): number {
+  let now = start;
+  for (const cmd of commands) {
+    now += 100;
+    if (cmd.k === "flush") {
+      now += MEDIA_COALESCE_MS;
+      onEvents(publishDueMedia(store, guildId, now), now);
+    } else onEvents(reconcile(store, toStateEvent(cmd), now), now);
+  }
+  return now;
+}
+
+describe("presence reducer over states", () => {
+  it("any sequence of states ends in the same truth applied with duplicates and with a replay of any tail", async () => {
+    await inHubStorage((fresh) =>
+      fc.assert(
+        fc.property(stateCommands, fc.array(fc.boolean(), { minLength: 30, maxLength: 30 }), fc.nat(30), (commands, doubled, tailFrom) => {
+          const once = fresh();
+          runStates(once, commands, 1_000);
+          const expected = truthOf(once.snapshotRooms(), once.guildStatus, (_u, m) => m.media);
+
+          const again = fresh();
+          const withDuplicates = commands.flatMap((cmd, i) => (doubled[i] ? [cmd, cmd] : [cmd]));
+          const replayed = [...withDuplicates, ...commands.slice(Math.min(tailFrom, commands.length))];
+          runStates(again, replayed, 1_000);
+          expect(truthOf(again.snapshotRooms(), again.guildStatus, (_u, m) => m.media), `replayed: ${JSON.stringify(replayed)}`).toEqual(expected);
+        }),
+        { numRuns: RUNS },
+      ),
+    );
+  });
+
+  it("a client applying the events published after its snapshot (voice.media and guild.status included) equals the hub", async () => {
+    await inHubStorage((fresh) =>
+      fc.assert(
+        fc.property(stateCommands, stateCommands, (prefix, suffix) => {
+          const store = fresh();
+          const at = runStates(store, prefix, 1_000);
+          const client = new StateClient(store.snapshotRooms(), store.guildStatus);
+          const emitted: unknown[] = [];
+          const apply = (events: AppEvent[]) => {
+            for (const out of events) {
+              emitted.push(out);
+              expect(AppEvent.safeParse(out).success, `not a valid wire event: ${JSON.stringify(out)}`).toBe(true);
+              client.apply(out);
+            }
+          };
+          // Every window open at the end closes: the client then knows every member's flags.
+          runStates(store, [...suffix, { k: "flush" }], at, apply);
+          const hub = truthOf(store.snapshotRooms(), store.guildStatus, (_u, m) => m.media);
+          const seen = truthOf(client.view(), client.status, (u) => client.mediaOf(u));
+          expect(seen, `events emitted: ${JSON.stringify(emitted)}`).toEqual(hub);
         }),
         { numRuns: RUNS },
       ),

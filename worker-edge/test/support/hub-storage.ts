@@ -5,17 +5,19 @@ import schema2 from "../fixtures/hub-schema-2-d07b7ba.sql?raw";
 import schema3 from "../fixtures/hub-schema-3-a643564.sql?raw";
 import schema4 from "../fixtures/hub-schema-4-c459d24.sql?raw";
 import schema5 from "../fixtures/hub-schema-5-e35e344.sql?raw";
+import schema6 from "../fixtures/hub-schema-6-35362d3.sql?raw";
 
 /** The fixtures' "now" (2030-01-01): their rows were written around it. */
 export const FIXTURE_TIME = 1_893_456_000_000;
 
-/** Each schema the hub shipped before versioned migrations, with the rows its code wrote (see the files' headers). */
+/** Each schema the hub shipped, with the rows its code wrote (see the files' headers): five before versions, then v3. */
 export const SHIPPED_SCHEMAS = [
   { commit: "adedeb0", sql: schema1, buckets: false, syncPart: false },
   { commit: "d07b7ba", sql: schema2, buckets: false, syncPart: false },
   { commit: "a643564", sql: schema3, buckets: true, syncPart: true },
   { commit: "c459d24", sql: schema4, buckets: true, syncPart: true },
   { commit: "e35e344", sql: schema5, buckets: true, syncPart: true },
+  { commit: "35362d3", sql: schema6, buckets: true, syncPart: true },
 ] as const;
 
 /** The picture every fixture holds: two rooms, two people in the first. */
