@@ -4,13 +4,18 @@ import { Snowflake } from "../../protocol/ids.js";
 import { MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT } from "../../protocol/limits.js";
 import { isSnowflake } from "../../protocol/snowflake.js";
 import { readJson, reply, type RestFault } from "./rest.js";
-import type { ChannelObject, SimUser } from "./world.js";
+import type { ChannelObject, SimUser, VoiceFlags } from "./world.js";
 
 const VoiceBody = z.object({
   userId: Snowflake,
   channelId: Snowflake.nullable(),
   selfMute: z.boolean().optional(),
   selfDeaf: z.boolean().optional(),
+  /** Muted or deafened by a moderator. */
+  mute: z.boolean().optional(),
+  deaf: z.boolean().optional(),
+  selfVideo: z.boolean().optional(),
+  selfStream: z.boolean().optional(),
   username: z.string().min(1).max(32).optional(),
   /** Another guild of the bot than the primary one. */
   guildId: Snowflake.optional(),
@@ -55,7 +60,7 @@ const RestFaultBody = z.object({
 
 /** What the control API scripts in one guild of the bot. */
 interface GuildControls {
-  setVoiceState(userId: string, channelId: string | null, flags?: { selfMute?: boolean; selfDeaf?: boolean }): void;
+  setVoiceState(userId: string, channelId: string | null, flags?: Partial<VoiceFlags>): void;
   guildOutage(): void;
   removeBot(): void;
   restoreGuild(): void;
@@ -100,8 +105,8 @@ export async function handleControl(sim: SimControls, request: IncomingMessage, 
       if (body.data.username && !sim.state().users.some((u) => u.id === body.data.userId)) {
         sim.addUser({ id: body.data.userId, username: body.data.username });
       }
-      const target = body.data.guildId ? sim.guild(body.data.guildId) : sim;
-      target.setVoiceState(body.data.userId, body.data.channelId, { selfMute: body.data.selfMute, selfDeaf: body.data.selfDeaf });
+      const { userId, channelId, username: _username, guildId, ...flags } = body.data;
+      (guildId ? sim.guild(guildId) : sim).setVoiceState(userId, channelId, flags);
       return ok();
     }
     if (method === "POST" && path === "/_sim/channels") {

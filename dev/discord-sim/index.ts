@@ -6,7 +6,7 @@ import { handleControl } from "./control.js";
 import { SimGateway, type SimClose, type SimIdentify } from "./gateway.js";
 import { SimRest, type RestFault } from "./rest.js";
 import { DEFAULT_IDENTIFY_INTERVAL_MS, SessionStartBudget, type SessionStartLimit } from "./session-start.js";
-import { SimWorld, type ChannelObject, type SimUser } from "./world.js";
+import { SimWorld, type ChannelObject, type SimUser, type VoiceFlags } from "./world.js";
 
 export type { ChannelObject, RestFault, SessionStartLimit, SimClose, SimIdentify, SimUser };
 
@@ -40,7 +40,7 @@ export interface SimulatorOptions {
 export interface SimState {
   channels: ChannelObject[];
   users: SimUser[];
-  voiceStates: Array<{ userId: string; channelId: string; selfMute: boolean; selfDeaf: boolean }>;
+  voiceStates: Array<{ userId: string; channelId: string } & VoiceFlags>;
   sessions: Array<{ id: string; shard: [number, number]; seq: number; connected: boolean; identifiedAt: number }>;
   /** Every IDENTIFY, its shard, rate-limit bucket and outcome ("too soon" when it broke max_concurrency pacing). */
   identifies: SimIdentify[];
@@ -59,7 +59,7 @@ export interface SimState {
 /** One guild of the simulated bot: its world, scripted like the primary one. */
 export interface SimGuild {
   readonly guildId: string;
-  setVoiceState(userId: string, channelId: string | null, flags?: { selfMute?: boolean; selfDeaf?: boolean }): void;
+  setVoiceState(userId: string, channelId: string | null, flags?: Partial<VoiceFlags>): void;
   createChannel(input: { name: string; type?: 0 | 2 | 13; parentId?: string | null; userLimit?: number }): ChannelObject;
   updateChannel(channelId: string, change: { name?: string; userLimit?: number; parentId?: string | null }): ChannelObject | undefined;
   deleteChannel(channelId: string): void;
@@ -75,7 +75,7 @@ export interface DiscordSimulator {
   readonly url: string;
   readonly restBase: string;
   readonly gatewayUrl: string;
-  setVoiceState(userId: string, channelId: string | null, flags?: { selfMute?: boolean; selfDeaf?: boolean }): void;
+  setVoiceState(userId: string, channelId: string | null, flags?: Partial<VoiceFlags>): void;
   addUser(user: SimUser): void;
   /** type 2 is a voice channel (the default), 13 a stage channel, 0 a text channel. */
   createChannel(input: { name: string; type?: 0 | 2 | 13; parentId?: string | null; userLimit?: number }): ChannelObject;
@@ -192,7 +192,7 @@ export async function startDiscordSimulator(options: SimulatorOptions): Promise<
     state: () => ({
       channels: [...world.channels.values()],
       users: [...world.users.values()],
-      voiceStates: [...world.voiceStates.values()].map(({ userId, channelId, selfMute, selfDeaf }) => ({ userId, channelId, selfMute, selfDeaf })),
+      voiceStates: [...world.voiceStates.values()].map(({ sessionId: _session, ...state }) => state),
       sessions: [...gateway.sessions.values()].map((s) => ({ id: s.id, shard: s.shard, seq: s.seq, connected: s.socket !== undefined, identifiedAt: s.identifiedAt })),
       identifies: [...gateway.identifies],
       guilds: [...worlds.values()].map((guildWorld) => ({ id: guildWorld.guildId, available: guildWorld.available })),

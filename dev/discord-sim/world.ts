@@ -25,11 +25,23 @@ export interface SimUser {
   avatar?: string | null;
 }
 
-export interface VoiceStateRecord {
-  userId: string;
-  channelId: string;
+/** A voice state's flags, Discord's `self_mute`, `self_deaf`, `mute`, `deaf`, `self_video`, `self_stream`, camel-cased. */
+export interface VoiceFlags {
   selfMute: boolean;
   selfDeaf: boolean;
+  /** Muted or deafened by a moderator. */
+  mute: boolean;
+  deaf: boolean;
+  /** Camera on. */
+  selfVideo: boolean;
+  /** Streaming (Go Live). */
+  selfStream: boolean;
+}
+const VOICE_FLAGS = ["selfMute", "selfDeaf", "mute", "deaf", "selfVideo", "selfStream"] as const satisfies ReadonlyArray<keyof VoiceFlags>;
+
+export interface VoiceStateRecord extends VoiceFlags {
+  userId: string;
+  channelId: string;
   sessionId: string;
 }
 
@@ -118,8 +130,11 @@ export class SimWorld {
     return channel;
   }
 
-  /** Join, move, leave or toggle mute/deafen: one VOICE_STATE_UPDATE carrying only the new state. */
-  setVoiceState(userId: string, channelId: string | null, flags: { selfMute?: boolean; selfDeaf?: boolean } = {}): void {
+  /**
+   * Join, move, leave or toggle a flag (mute, deafen, camera, stream): one VOICE_STATE_UPDATE carrying only the new
+   * state. A flag not given keeps its current value.
+   */
+  setVoiceState(userId: string, channelId: string | null, flags: Partial<VoiceFlags> = {}): void {
     const user = this.users.get(userId);
     if (!user) throw new Error(`unknown user ${userId}`);
     const current = this.voiceStates.get(userId);
@@ -133,13 +148,12 @@ export class SimWorld {
     if (!channel || (channel.type !== ChannelType.GuildVoice && channel.type !== ChannelType.GuildStageVoice)) {
       throw new Error(`unknown voice channel ${channelId}`);
     }
-    const next: VoiceStateRecord = {
+    const next = {
       userId,
       channelId,
-      selfMute: flags.selfMute ?? current?.selfMute ?? false,
-      selfDeaf: flags.selfDeaf ?? current?.selfDeaf ?? false,
+      ...Object.fromEntries(VOICE_FLAGS.map((flag) => [flag, flags[flag] ?? current?.[flag] ?? false])),
       sessionId: current?.sessionId ?? snowflake().slice(-16),
-    };
+    } as VoiceStateRecord;
     this.voiceStates.set(userId, next);
     this.dispatch("VOICE_STATE_UPDATE", this.voiceStatePayload(next, true));
   }
@@ -174,7 +188,8 @@ export class SimWorld {
       avatar: user?.avatar ?? null,
       discriminator: "0",
     };
-    return { user: apiUser, roles: [], joined_at: new Date(0).toISOString(), deaf: false, mute: false, flags: 0, nick: null };
+    const voice = this.voiceStates.get(userId);
+    return { user: apiUser, roles: [], joined_at: new Date(0).toISOString(), deaf: voice?.deaf ?? false, mute: voice?.mute ?? false, flags: 0, nick: null };
   }
 
   /** A voice state as Discord sends it: in VOICE_STATE_UPDATE with guild_id and member, in GUILD_CREATE without. */
@@ -184,11 +199,12 @@ export class SimWorld {
       channel_id: state.channelId,
       user_id: state.userId,
       session_id: state.sessionId,
-      deaf: false,
-      mute: false,
+      deaf: state.deaf,
+      mute: state.mute,
       self_deaf: state.selfDeaf,
       self_mute: state.selfMute,
-      self_video: false,
+      self_video: state.selfVideo,
+      self_stream: state.selfStream,
       suppress: false,
       request_to_speak_timestamp: null,
     } as GatewayVoiceState;
