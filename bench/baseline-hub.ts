@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { importJWK, jwtVerify, type JWK } from "jose";
 import { WebSocket, WebSocketServer } from "ws";
 import {
+  channelOf,
   ClientAuth,
   InternalEventsBody,
   internalEventList,
@@ -116,7 +117,8 @@ function header(req: IncomingMessage, name: string): string | null {
 }
 
 function wants(client: Client, event: AppEvent): boolean {
-  return !client.rooms || event.event.startsWith("room.") || client.rooms.includes(event.payload.channelId);
+  const channelId = channelOf(event);
+  return !client.rooms || !event.event.startsWith("voice.") || channelId === undefined || client.rooms.includes(channelId);
 }
 
 const memberRooms = new Map<string, Room>();
@@ -128,7 +130,7 @@ function leave(rooms: Map<string, Room>, userId: string): void {
 }
 
 function apply(rooms: Map<string, Room>, event: AppEvent): void {
-  const room = rooms.get(event.payload.channelId);
+  const room = rooms.get(channelOf(event) ?? "");
   switch (event.event) {
     case "room.created":
     case "room.updated":

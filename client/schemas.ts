@@ -3,16 +3,20 @@
  * most of the SDK's bundle). They accept and reject exactly what protocol/'s schemas do and give the same data:
  * client/test/schemas.test.ts runs both on the same messages and checks that their output types are equal.
  */
-import { MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "../protocol/limits.js";
+import { GUILD_STATUSES, MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "../protocol/limits.js";
 import { isSnowflake } from "../protocol/snowflake.js";
 import { anyObject, array, int, literal, nullable, object, optional, string, union, when, type Output, type Validator } from "./validate.js";
 
 export const Snowflake = when<string>(isSnowflake);
+const boolean = literal(true, false);
+const VoiceMedia = object({ selfMute: boolean, selfDeaf: boolean, mute: boolean, deaf: boolean, selfVideo: boolean, selfStream: boolean });
+export const GuildStatus = literal(...GUILD_STATUSES);
 
 const memberShape = {
   userId: Snowflake,
   username: optional(string(0, MAX_USERNAME_LENGTH)),
   avatar: optional(nullable(string(0, MAX_AVATAR_LENGTH))),
+  media: optional(VoiceMedia),
 };
 const Member = object(memberShape);
 const RoomCreatedPayload = object({
@@ -31,6 +35,8 @@ const payloads = {
   "room.deleted": object({ guildId: Snowflake, channelId: Snowflake }),
   "voice.joined": object({ guildId: Snowflake, channelId: Snowflake, ...memberShape }),
   "voice.left": object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake }),
+  "voice.media": object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake, media: VoiceMedia }),
+  "guild.status": object({ guildId: Snowflake, status: GuildStatus }),
 };
 type Payloads = typeof payloads;
 type AppEventName = keyof Payloads;
@@ -56,7 +62,12 @@ export const Room = object({
 });
 
 export const AuthOk = object({ v: literal(1), type: literal("ack"), event: literal("auth.ok"), guildId: Snowflake, seq: int(0) });
-export const Snapshot = object({ v: literal(1), type: literal("snapshot"), payload: object({ rooms: array(Room) }), seq: int(0) });
+export const Snapshot = object({
+  v: literal(1),
+  type: literal("snapshot"),
+  payload: object({ rooms: array(Room), status: optional(GuildStatus) }),
+  seq: int(0),
+});
 export const ServerMessage = union(AuthOk, Snapshot, EventEnvelope);
 
 /**

@@ -4,7 +4,7 @@ import WebSocket from "ws";
 import { startDiscordSimulator, type DiscordSimulator } from "../dev/discord-sim/index.js";
 import { startGatewayNode, type GatewayNode } from "../dev/stack/gateway-node.js";
 import { waitForHttp } from "../dev/stack/processes.js";
-import type { ServerMessage } from "../protocol/index.js";
+import { channelOf, type ServerMessage } from "../protocol/index.js";
 import { until } from "../test-support/until.js";
 import { ROOT } from "./support/paths.js";
 import { startTestWorker, TestIssuer, type TestWorker } from "./support/test-worker.js";
@@ -83,7 +83,7 @@ describe("simulator → gateway-node → Worker → browser socket", () => {
     sim.setVoiceState(USERS[0]!, ROOM_B);
     sim.setVoiceState(USERS[1]!, null);
     const events = await until(() => (client.events().length >= 5 ? client.events() : undefined), "five events");
-    expect(events.map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}@${e.payload.channelId}`)).toEqual([
+    expect(events.map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}@${channelOf(e)}`)).toEqual([
       `voice.joined:${USERS[0]}@${ROOM_A}`,
       `voice.joined:${USERS[1]}@${ROOM_A}`,
       `voice.left:${USERS[0]}@${ROOM_A}`,
@@ -128,7 +128,7 @@ describe("simulator → gateway-node → Worker → browser socket", () => {
     await waitForHttp(`${worker.url}/health`, 1_000, "the Worker");
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // let the gateway's CHANNEL_CREATE/DELETE arrive too
     // When the gateway's CHANNEL_CREATE beats the REST response, the hub adds the creator with a room.updated.
-    const announced = client.events().map((e) => `${e.event}:${e.payload.channelId}`).filter((e) => !e.startsWith("room.updated:"));
+    const announced = client.events().map((e) => `${e.event}:${channelOf(e)}`).filter((e) => !e.startsWith("room.updated:"));
     expect(announced).toEqual([`room.created:${channelId}`, `room.deleted:${channelId}`]);
     expect(sim.state().auditLog.map((a) => a.reason)).toEqual(expect.arrayContaining([expect.stringContaining("created by user 200000000000000001")]));
   });

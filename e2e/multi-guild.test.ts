@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startDiscordSimulator, type DiscordSimulator } from "../dev/discord-sim/index.js";
 import { startGatewayNode, type GatewayNode } from "../dev/stack/gateway-node.js";
-import type { ServerMessage } from "../protocol/index.js";
+import { channelOf, type ServerMessage } from "../protocol/index.js";
 import { until } from "../test-support/until.js";
 import { ROOT } from "./support/paths.js";
 import { startTestWorker, TestIssuer, type TestWorker } from "./support/test-worker.js";
@@ -85,7 +85,7 @@ async function subscribe(guildId: string) {
     messages
       // Voice events only: a guild's first sync may announce its rooms after this socket subscribed.
       .filter((m): m is Extract<ServerMessage, { type: "event" }> => m.type === "event" && m.event.startsWith("voice."))
-      .map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}@${e.payload.channelId}:${e.payload.guildId}`);
+      .map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}@${channelOf(e)}:${e.payload.guildId}`);
   return { ws, events };
 }
 

@@ -1,14 +1,36 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
-import { MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "./limits.js";
+import { GUILD_STATUSES, MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "./limits.js";
 
-/** A voice member as the hub knows them; username/avatar come from the gateway when Discord sends them. */
+/**
+ * A voice member's microphone, sound, camera and screen share: Discord's voice state flags, camel-cased.
+ * `mute`/`deaf`: muted or deafened by a moderator (server-side); `selfVideo`: camera on; `selfStream`: streaming.
+ */
+export const VoiceMedia = z.object({
+  selfMute: z.boolean(),
+  selfDeaf: z.boolean(),
+  mute: z.boolean(),
+  deaf: z.boolean(),
+  selfVideo: z.boolean(),
+  selfStream: z.boolean(),
+});
+export type VoiceMedia = z.infer<typeof VoiceMedia>;
+
+/**
+ * A voice member as the hub knows them; username/avatar come from the gateway when Discord sends them. `media` is
+ * absent from hubs older than media state: read it as NO_VOICE_MEDIA (every flag off).
+ */
 export const Member = z.object({
   userId: Snowflake,
   username: z.string().max(MAX_USERNAME_LENGTH).optional(),
   avatar: z.string().max(MAX_AVATAR_LENGTH).nullable().optional(),
+  media: VoiceMedia.optional(),
 });
 export type Member = z.infer<typeof Member>;
+
+/** See GUILD_STATUSES. */
+export const GuildStatus = z.enum(GUILD_STATUSES);
+export type GuildStatus = z.infer<typeof GuildStatus>;
 
 /**
  * `creatorId`: who created the room through this service (absent for rooms made elsewhere). The hub sets it from
@@ -26,6 +48,12 @@ export const RoomDeletedPayload = z.object({ guildId: Snowflake, channelId: Snow
 export const VoiceJoinedPayload = z.object({ guildId: Snowflake, channelId: Snowflake }).extend(Member.shape);
 /** channelId is the room the user LEFT, so per-room filtering works. */
 export const VoiceLeftPayload = z.object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake });
+/**
+ * A member's media flags are now these: a state (applying it twice changes nothing). A client ignores one for a
+ * user it does not hold in that room.
+ */
+export const VoiceMediaPayload = z.object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake, media: VoiceMedia });
+export const GuildStatusPayload = z.object({ guildId: Snowflake, status: GuildStatus });
 
 export const AppEvent = z.discriminatedUnion("event", [
   z.object({ event: z.literal("room.created"), payload: RoomCreatedPayload }),
@@ -34,10 +62,18 @@ export const AppEvent = z.discriminatedUnion("event", [
   z.object({ event: z.literal("room.deleted"), payload: RoomDeletedPayload }),
   z.object({ event: z.literal("voice.joined"), payload: VoiceJoinedPayload }),
   z.object({ event: z.literal("voice.left"), payload: VoiceLeftPayload }),
+  z.object({ event: z.literal("voice.media"), payload: VoiceMediaPayload }),
+  /** The guild's status changed; for `absent`, the room.deleted of every room comes first. */
+  z.object({ event: z.literal("guild.status"), payload: GuildStatusPayload }),
 ]);
 export type AppEvent = z.infer<typeof AppEvent>;
 export type AppEventName = AppEvent["event"];
 export type PayloadOf<E extends AppEventName> = Extract<AppEvent, { event: E }>["payload"];
+
+/** The room an event is about; undefined for an event about the whole guild (guild.status). */
+export function channelOf(event: AppEvent): string | undefined {
+  return "channelId" in event.payload ? event.payload.channelId : undefined;
+}
 
 export const Room = z.object({
   channelId: Snowflake,

@@ -15,6 +15,17 @@ export const MAX_GUILD_CHANNELS = 500;
 export const MAX_USERNAME_LENGTH = 100;
 export const MAX_AVATAR_LENGTH = 200;
 
+/** A member's `media` when the hub does not say (a hub older than media state): every flag off. */
+export const NO_VOICE_MEDIA = { selfMute: false, selfDeaf: false, mute: false, deaf: false, selfVideo: false, selfStream: false } as const;
+
+// --- a guild
+
+/**
+ * What the hub knows of its guild: `unavailable` while Discord reports an outage (the rooms may be stale), `absent`
+ * once the bot is not in the guild (no rooms). A snapshot or GET /rooms without a status means `available`.
+ */
+export const GUILD_STATUSES = ["available", "unavailable", "absent"] as const;
+
 // --- client → hub (socket and stream)
 
 // Byte sizes are spelled as literals: esbuild keeps an unused `16 * 1024` in the browser bundle, not an unused 16_384.

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
-import { Room } from "./events.js";
+import { GuildStatus, Room } from "./events.js";
 import { ERROR_CODES } from "./codes.js";
 import { MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT } from "./limits.js";
 
@@ -24,7 +24,8 @@ export type CreateRoomResponse = z.infer<typeof CreateRoomResponse>;
 
 export const EndRoomResponse = z.object({ ok: z.literal(true) });
 
-export const RoomsResponse = z.object({ guildId: Snowflake, seq: z.number().int().min(0), rooms: z.array(Room) });
+/** `status` absent (an older hub): "available". */
+export const RoomsResponse = z.object({ guildId: Snowflake, seq: z.number().int().min(0), rooms: z.array(Room), status: GuildStatus.optional() });
 export type RoomsResponse = z.infer<typeof RoomsResponse>;
 
 export const ErrorCode = z.enum(ERROR_CODES);

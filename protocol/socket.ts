@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
-import { AppEvent, Room } from "./events.js";
+import { AppEvent, GuildStatus, Room } from "./events.js";
 import { MAX_FILTER_ROOMS, MAX_TOKEN_BYTES } from "./limits.js";
 
 export const AUTH_TIMEOUT_MS = 5_000;
@@ -41,7 +41,8 @@ export const AuthOk = z.object({
 export const Snapshot = z.object({
   v: z.literal(1),
   type: z.literal("snapshot"),
-  payload: z.object({ rooms: z.array(Room) }),
+  /** `status` absent (an older hub): "available". */
+  payload: z.object({ rooms: z.array(Room), status: GuildStatus.optional() }),
   seq: z.number().int().min(0),
 });
 export const EventEnvelope = z.intersection(

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
+import { channelOf } from "../../protocol/index.js";
 import { DiscordFake } from "./support/discord-fake.js";
 import { authed, createRoom, edgeFetch, newChannelId, newUserId, postInternal, TestSocket } from "./support/edge.js";
 import { joined, left, roomCreated, roomDeleted, sync } from "./support/events.js";
@@ -17,7 +18,7 @@ async function ingest(...events: unknown[]): Promise<void> {
 }
 
 function names(socket: TestSocket): string[] {
-  return socket.events().map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId + "@" : ""}${e.payload.channelId}`);
+  return socket.events().map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId + "@" : ""}${channelOf(e)}`);
 }
 
 describe("broadcast semantics", () => {
@@ -80,7 +81,7 @@ describe("broadcast semantics", () => {
         .filter((id) => id !== channelId);
       await ingest(sync(others, []));
       await ingest(roomCreated(channelId, "Racing sync"));
-      const mine = () => socket.events().filter((e) => e.payload.channelId === channelId).map((e) => e.event);
+      const mine = () => socket.events().filter((e) => channelOf(e) === channelId).map((e) => e.event);
       await expect.poll(mine).toEqual(["room.created", "room.deleted", "room.created"]);
       const ended = await edgeFetch(`/end-room/${channelId}`, authed(token, { method: "DELETE" }));
       expect(ended.status).toBe(200);
@@ -113,7 +114,7 @@ describe("broadcast semantics", () => {
     await ingest(roomCreated(watched), roomCreated(other), joined(other, newUserId()), joined(watched, newUserId()));
     await everything.waitForEvents(4, "all events");
     await filtered.waitForEvents(3, "filtered events");
-    expect(filtered.events().map((e) => `${e.event}:${e.payload.channelId}`)).toEqual([
+    expect(filtered.events().map((e) => `${e.event}:${channelOf(e)}`)).toEqual([
       `room.created:${watched}`,
       `room.created:${other}`,
       `voice.joined:${watched}`,

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { channelOf } from "../../protocol/index.js";
 import { TEST_GUILD_ID } from "./support/bindings.js";
 import { edgeFetch, newChannelId, newUserId, postInternal, postLease, TestSocket } from "./support/edge.js";
 import { joined, roomCreated, sync } from "./support/events.js";
@@ -113,7 +114,7 @@ describe("the gateway lease the hub grants", () => {
     const marker = newChannelId();
     expect((await postInternal({ events: [roomCreated(marker)] })).status).toBe(200); // the guild is free: a tool may write
     await socket.waitForEvents(1, "the marker");
-    expect(socket.events().map((e) => e.payload.channelId)).toEqual([marker]);
+    expect(socket.events().map((e) => channelOf(e))).toEqual([marker]);
   });
 
   it("keeps an idle holder's lease with heartbeats, and a released one is free at once", async () => {

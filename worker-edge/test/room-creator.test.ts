@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Room } from "../../protocol/index.js";
+import { channelOf, type Room } from "../../protocol/index.js";
 import { DiscordFake } from "./support/discord-fake.js";
 import { authed, createRoom, edgeFetch, newUserId, postInternal, TestSocket } from "./support/edge.js";
 import { roomCreated } from "./support/events.js";
@@ -46,7 +46,7 @@ describe("a room's creator on the wire", () => {
     const socket = await liveSocket();
     const creator = newUserId();
     const channelId = await create(creator, "Cube draft");
-    const event = await socket.waitFor((m) => m.type === "event" && m.payload.channelId === channelId, "room.created");
+    const event = await socket.waitFor((m) => m.type === "event" && channelOf(m) === channelId, "room.created");
     expect(event).toMatchObject({ event: "room.created", payload: { channelId, name: "Cube draft", creatorId: creator } });
     expect((await snapshotRoom(channelId))?.creatorId).toBe(creator);
     expect((await restRoom(channelId))?.creatorId).toBe(creator);
@@ -59,7 +59,7 @@ describe("a room's creator on the wire", () => {
     const socket = await liveSocket();
     const channelId = DiscordFake.nextChannelId() + "9"; // an id no create in this file will hand out
     await ingest({ ...roomCreated(channelId, "Made in Discord"), payload: { ...roomCreated(channelId).payload, name: "Made in Discord", creatorId: newUserId() } });
-    const event = await socket.waitFor((m) => m.type === "event" && m.payload.channelId === channelId, "room.created");
+    const event = await socket.waitFor((m) => m.type === "event" && channelOf(m) === channelId, "room.created");
     expect(event.type === "event" && "creatorId" in event.payload).toBe(false);
     expect(await snapshotRoom(channelId)).not.toHaveProperty("creatorId");
     expect(await restRoom(channelId)).not.toHaveProperty("creatorId");
@@ -74,7 +74,7 @@ describe("a room's creator on the wire", () => {
     const pending = create(creator, "Racing create");
     await expect.poll(() => discord.calls.length).toBe(1);
     await ingest(roomCreated(channelId, "Racing create"));
-    await socket.waitFor((m) => m.type === "event" && m.payload.channelId === channelId, "the gateway's room.created");
+    await socket.waitFor((m) => m.type === "event" && channelOf(m) === channelId, "the gateway's room.created");
     release();
     await pending;
     const update = await socket.waitFor((m) => m.type === "event" && m.event === "room.updated" && m.payload.channelId === channelId, "room.updated");

@@ -1,6 +1,6 @@
 import { evictDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { SocketLimits, type SnapshotMessage } from "../../protocol/index.js";
+import { channelOf, SocketLimits, type SnapshotMessage } from "../../protocol/index.js";
 import { hubStub, newChannelId, newUserId, postInternal, TestSocket } from "./support/edge.js";
 import { joined, roomCreated } from "./support/events.js";
 import { mintToken } from "./support/tokens.js";
@@ -72,7 +72,7 @@ describe("changing the room filter on a live socket", () => {
     await evictDurableObject(hubStub(), { webSockets: "hibernate" });
     await ingest(joined(a, newUserId()), joined(b, newUserId()));
     await socket.waitFor((m) => m.type === "event" && m.seq > mark.seq, "an event after the change");
-    expect(socket.events().filter((e) => e.seq > mark.seq).map((e) => e.payload.channelId)).toEqual([b]);
+    expect(socket.events().filter((e) => e.seq > mark.seq).map((e) => channelOf(e))).toEqual([b]);
   });
 
   it("keeps a filter changed before a token refresh that carries no rooms", async () => {
@@ -87,7 +87,7 @@ describe("changing the room filter on a live socket", () => {
     await socket.waitFor(() => socket.messages.filter((m) => m.type === "ack").length === 2, "the refresh's ack");
     await ingest(joined(a, newUserId()), joined(b, newUserId()));
     await socket.waitFor((m) => m.type === "event" && m.seq > mark.seq, "an event after the refresh");
-    expect(socket.events().filter((e) => e.seq > mark.seq).map((e) => e.payload.channelId)).toEqual([b]);
+    expect(socket.events().filter((e) => e.seq > mark.seq).map((e) => channelOf(e))).toEqual([b]);
   });
 
   it("closes 4409 before authentication and for a malformed filter", async () => {

@@ -17,6 +17,10 @@ export function reconcile(store: HubStore, incoming: InternalEvent, now: number)
       return voiceJoined(store, incoming.payload, now);
     case "voice.left":
       return voiceLeft(store, incoming.payload, now);
+    case "voice.media":
+    case "guild.status":
+      // Client-facing events a gateway does not send: one that arrives changes nothing.
+      return [];
     case "guild.sync": {
       if (isMultiPart(incoming.payload)) throw new Error("a sync part goes through receiveSyncPart, then guildSync");
       receiveWholeSync(store);

@@ -1,4 +1,4 @@
-import type { AppEvent } from "../../../protocol/index.js";
+import { channelOf, type AppEvent } from "../../../protocol/index.js";
 import { isOpen, type LiveAttachment, type SocketAttachment } from "./sockets.js";
 
 export type Members = Map<WebSocket, LiveAttachment>;
@@ -17,7 +17,7 @@ export class SocketIndex {
   private readonly byUser = new Map<string, Set<WebSocket>>();
   /** Live sockets without a room filter: they get every event. */
   private readonly lobbySockets: Members = new Map();
-  /** Live sockets with a room filter: room.* events, and voice events of their rooms. */
+  /** Live sockets with a room filter: room.* and guild.* events, and voice events of their rooms. */
   private readonly filtered: Members = new Map();
   private readonly byRoom = new Map<string, Members>();
   private built = false;
@@ -78,12 +78,13 @@ export class SocketIndex {
 
   /**
    * The groups of live sockets that want `event`; no socket is in two of them. Room filters select voice
-   * events only; room.* events go to everyone.
+   * events only; room.* and guild.* events go to everyone.
    */
   recipients(event: AppEvent): Members[] {
     this.build();
-    if (event.event.startsWith("room.")) return [this.lobbySockets, this.filtered];
-    const room = this.byRoom.get(event.payload.channelId);
+    const channelId = channelOf(event);
+    if (event.event.startsWith("room.") || channelId === undefined) return [this.lobbySockets, this.filtered];
+    const room = this.byRoom.get(channelId);
     return room ? [this.lobbySockets, room] : [this.lobbySockets];
   }
 

@@ -18,10 +18,10 @@ export function deadlineOf(attachment: SocketAttachment): number {
   return attachment.phase === "pending" ? attachment.authDeadline : attachment.expiresAt;
 }
 
-/** Room subscriptions filter voice events only; room.* events always arrive. */
+/** Room subscriptions filter voice events only; room.* and guild.* events always arrive. */
 export function wantsEvent(attachment: SocketAttachment, event: AppEvent["event"], channelId: string): boolean {
   if (attachment.phase !== "live") return false;
-  if (!attachment.rooms || event.startsWith("room.")) return true;
+  if (!attachment.rooms || event.startsWith("room.") || event.startsWith("guild.")) return true;
   return attachment.rooms.includes(channelId);
 }
 

@@ -1,4 +1,4 @@
-import { Snowflake, type AppEvent, type GuildSyncPayload, type Member, type Room } from "../../../protocol/index.js";
+import { channelOf, Snowflake, type AppEvent, type GuildSyncPayload, type Member, type Room } from "../../../protocol/index.js";
 import type { Bucket } from "../../../protocol/index.js";
 import type { Lease } from "./lease.js";
 import { migrate } from "./migrations.js";
@@ -269,11 +269,12 @@ export class HubStore {
 
   appendEvent(seq: number, ts: number, event: AppEvent, message: string): void {
     const buffer = this.buffered(); // loaded before the insert, which it then mirrors
+    const channelId = channelOf(event) ?? ""; // a guild event is about no room
     this.sql.exec(
       "INSERT INTO events (seq, ts, event, channel_id, message) VALUES (?, ?, ?, ?, ?)",
-      seq, ts, event.event, event.payload.channelId, message,
+      seq, ts, event.event, channelId, message,
     );
-    buffer.push({ seq, event: event.event, channelId: event.payload.channelId, message });
+    buffer.push({ seq, event: event.event, channelId, message });
   }
 
   /** The oldest seq still buffered, or undefined when the buffer is empty. */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { signHubBody } from "../../../protocol/index.js";
+import { channelOf, signHubBody } from "../../../protocol/index.js";
 import { TEST_HUB_SECRET } from "../support/bindings.js";
 import { newChannelId, newUserId } from "../support/edge.js";
 import { joined, roomCreated } from "../support/events.js";
@@ -109,12 +109,12 @@ describe("replays and ids", () => {
     const event = roomCreated(channelId);
     const first = await sendJson({ events: [event] });
     expect(first.json).toEqual({ ok: true, accepted: 1, duplicates: 0 });
-    await good.socket.waitFor((m) => m.type === "event" && m.payload.channelId === channelId, "the first delivery");
+    await good.socket.waitFor((m) => m.type === "event" && channelOf(m) === channelId, "the first delivery");
     const replay = await sendJson({ events: [event] });
     expect(replay.status).toBe(200);
     expect(replay.json).toEqual({ ok: true, accepted: 0, duplicates: 1 });
     await good.expectStillServed([channelId]);
-    expect(good.socket.events().filter((e) => e.payload.channelId === channelId)).toHaveLength(1);
+    expect(good.socket.events().filter((e) => channelOf(e) === channelId)).toHaveLength(1);
   });
 
   it("treats a byte-identical replay of a signed request (inside the window) as a duplicate", async () => {
@@ -126,7 +126,7 @@ describe("replays and ids", () => {
     const replay = await send(body, { timestamp: ts, signature });
     expect(replay.json).toEqual({ ok: true, accepted: 0, duplicates: 1 });
     await good.expectStillServed([channelId]);
-    expect(good.socket.events().filter((e) => e.payload.channelId === channelId)).toHaveLength(1);
+    expect(good.socket.events().filter((e) => channelOf(e) === channelId)).toHaveLength(1);
   });
 
   it("counts a repeated id inside one batch once", async () => {
@@ -135,7 +135,7 @@ describe("replays and ids", () => {
     const response = await sendJson({ events: [event, event] });
     expect(response.json).toEqual({ ok: true, accepted: 1, duplicates: 1 });
     await good.expectStillServed([channelId]);
-    expect(good.socket.events().filter((e) => e.payload.channelId === channelId)).toHaveLength(1);
+    expect(good.socket.events().filter((e) => channelOf(e) === channelId)).toHaveLength(1);
   });
 
   it("does not apply a different event that reuses a seen id", async () => {
@@ -188,7 +188,7 @@ describe("guilds not served", () => {
     const ours = newChannelId();
     const response = await sendJson({ events: [foreign(newChannelId(), `foreign:${crypto.randomUUID()}`), roomCreated(ours)] });
     expect(response.json).toEqual({ ok: true, accepted: 2, duplicates: 0 });
-    await good.socket.waitFor((m) => m.type === "event" && m.payload.channelId === ours, "the served guild's event");
+    await good.socket.waitFor((m) => m.type === "event" && channelOf(m) === ours, "the served guild's event");
     await good.expectStillServed([ours]);
   });
 

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK, type JWTHeaderParameters } from "jose";
 import { expect, vi } from "vitest";
+import { channelOf } from "../../../../protocol/index.js";
 import { TEST_AUDIENCE, TEST_BOT_TOKEN, TEST_GUILD_ID, TEST_HUB_SECRET, TEST_ISSUER } from "../../support/bindings.js";
 import { edgeFetch, newChannelId, newUserId, postInternal, TestSocket } from "../../support/edge.js";
 import { roomCreated } from "../../support/events.js";
@@ -213,7 +214,7 @@ export class GoodClient {
     );
     const since = this.socket.messages.slice(this.mark);
     const unexpected = since.filter(
-      (m) => !(m.type === "event" && (m.payload.channelId === channelId || allowedChannels.includes(m.payload.channelId))),
+      (m) => !(m.type === "event" && (channelOf(m) === channelId || allowedChannels.includes(channelOf(m) ?? ""))),
     );
     expect(unexpected, "the good client received messages it should not have").toEqual([]);
     expect(this.socket.closed, "the good client's socket was closed").toBeUndefined();
