@@ -141,6 +141,24 @@ describe("the demo page in Chromium", () => {
     expect(shown).toEqual(stack.sim.state().voiceStates.map((v) => `${v.userId}@${v.channelId}`).sort());
   });
 
+  it("toggles a simulated player's camera, stream, mute and deafen in Discord from the panel", async () => {
+    await page.selectOption("[data-testid=sim-user]", MIRA!.id);
+    const flags = () => {
+      const state = stack.sim.state().voiceStates.find((v) => v.userId === MIRA!.id)!;
+      return { selfVideo: state.selfVideo, selfStream: state.selfStream, selfMute: state.selfMute, selfDeaf: state.selfDeaf };
+    };
+    const before = flags();
+    const flipped = (...names: Array<keyof typeof before>) => ({ ...before, ...Object.fromEntries(names.map((name) => [name, !before[name]])) });
+    for (const button of ["sim-camera", "sim-stream", "sim-mute", "sim-deafen"]) await page.click(`[data-testid=${button}]`);
+    await expect.poll(flags).toEqual(flipped("selfVideo", "selfStream", "selfMute", "selfDeaf"));
+    await page.click("[data-testid=sim-camera]");
+    await page.click("[data-testid=sim-deafen]");
+    await expect.poll(flags).toEqual(flipped("selfStream", "selfMute"));
+    for (const button of ["sim-stream", "sim-mute"]) await page.click(`[data-testid=${button}]`);
+    await expect.poll(flags).toEqual(before);
+    expect(await page.isHidden("[data-testid=error]")).toBe(true);
+  });
+
   it("sorts rooms naturally: Burst 2 before Burst 10", async () => {
     await createRoom("Burst 10");
     await createRoom("Burst 2");

@@ -44,13 +44,13 @@ function setGuildStatus(status: GuildStatus): void {
 
 /** A member's indicators: camera, stream, muted, deafened (by themselves, or by a moderator). */
 function mediaBadges(media: VoiceMedia): HTMLElement[] {
-  const badges: Array<[kind: string, icon: string, label: string] | false> = [
-    media.selfVideo && ["camera", "📷", "camera on"],
-    media.selfStream && ["stream", "🖥", "streaming"],
-    (media.selfMute || media.mute) && ["muted", "🔇", media.mute ? "muted by a moderator" : "muted"],
-    (media.selfDeaf || media.deaf) && ["deafened", "🎧", media.deaf ? "deafened by a moderator" : "deafened"],
+  const badges: Array<[kind: string, text: string, title: string] | false> = [
+    media.selfVideo && ["camera", "camera", "camera on"],
+    media.selfStream && ["stream", "stream", "streaming"],
+    (media.selfMute || media.mute) && ["muted", "muted", media.mute ? "muted by a moderator" : "muted"],
+    (media.selfDeaf || media.deaf) && ["deafened", "deafened", media.deaf ? "deafened by a moderator" : "deafened"],
   ];
-  return badges.filter((badge) => badge !== false).map(([kind, icon, label]) => el("span", { class: "badge", "data-media": kind, role: "img", "aria-label": label, title: label }, icon));
+  return badges.filter((badge) => badge !== false).map(([kind, text, title]) => el("span", { class: `badge ${kind}`, "data-media": kind, title }, text));
 }
 
 function memberItem(member: Member): HTMLElement {
