@@ -121,7 +121,8 @@ function header(req: IncomingMessage, name: string): string | null {
 }
 
 function wants(client: Client, event: AppEvent): boolean {
-  return !client.rooms || event.event.startsWith("room.") || client.rooms.includes(channelOf(event));
+  const channelId = channelOf(event);
+  return !client.rooms || channelId === undefined || event.event.startsWith("room.") || client.rooms.includes(channelId);
 }
 
 /** What the baseline publishes for an internal event: a delta as it is; a voice state as a join or a leave; nothing else. */
@@ -143,7 +144,8 @@ function leave(rooms: Map<string, Room>, userId: string): void {
 }
 
 function apply(rooms: Map<string, Room>, event: AppEvent): void {
-  const room = rooms.get(channelOf(event));
+  const channelId = channelOf(event);
+  const room = channelId === undefined ? undefined : rooms.get(channelId);
   switch (event.event) {
     case "room.created":
     case "room.updated":

@@ -14,5 +14,5 @@ export {
 } from "./connect.js";
 export { eventsUrl } from "./sse-transport.js";
 export type { Transport } from "./transport.js";
-export { PresenceStore, presenceDiff, type PresenceDiff, type PresenceSnapshot, type ApplyResult } from "./presence.js";
-export type { EventEnvelope, Member, Room } from "./types.js";
+export { PresenceStore, presenceDiff, mediaOf, type PresenceDiff, type PresenceSnapshot, type ApplyResult } from "./presence.js";
+export type { EventEnvelope, GuildStatus, Member, Room, VoiceMedia } from "./types.js";

@@ -1,11 +1,22 @@
-import type { EventEnvelope, Member, Room, SnapshotMessage } from "./types.js";
+import { NO_VOICE_MEDIA } from "../protocol/limits.js";
+import type { EventEnvelope, GuildStatus, Member, Room, SnapshotMessage, VoiceMedia } from "./types.js";
 import { callListener } from "./listeners.js";
 
 export interface PresenceSnapshot {
   /** The last applied guild sequence number (0 before the first snapshot). */
   seq: number;
   rooms: Room[];
+  /**
+   * "available"; "unavailable" while Discord reports an outage (the rooms may be stale); "absent" when the
+   * service's bot is not in the guild (no rooms). "available" until a hub says otherwise.
+   */
+  guildStatus: GuildStatus;
 }
+
+/** A member's media flags: every flag off for a member a hub older than media state sent without them. */
+export const mediaOf = (member: Member): VoiceMedia => member.media ?? NO_VOICE_MEDIA;
+
+const sameMedia = (a: VoiceMedia, b: VoiceMedia) => (Object.keys(NO_VOICE_MEDIA) as Array<keyof VoiceMedia>).every((flag) => a[flag] === b[flag]);
 
 export type ApplyResult = "applied" | "duplicate" | "gap";
 
@@ -16,6 +27,8 @@ export interface PresenceDiff {
   moved: Array<{ from: string; to: string; member: Member }>;
   created: Room[];
   deleted: Room[];
+  /** Members present before and after whose media flags changed; `channelId` is the room they are in after. */
+  mediaChanged: Array<{ channelId: string; member: Member; before: VoiceMedia; after: VoiceMedia }>;
 }
 
 /**
@@ -25,7 +38,9 @@ export interface PresenceDiff {
  */
 export class PresenceStore {
   private rooms = new Map<string, Room>();
-  private current: PresenceSnapshot = { seq: 0, rooms: [] };
+  private current: PresenceSnapshot = { seq: 0, rooms: [], guildStatus: "available" };
+  /** The guild status the next publish carries. */
+  private status: GuildStatus = "available";
   private readonly listeners = new Set<() => void>();
   private readonly diffListeners = new Set<(diff: PresenceDiff) => void>();
   private synced = false;
@@ -35,6 +50,11 @@ export class PresenceStore {
 
   get seq(): number {
     return this.current.seq;
+  }
+
+  /** See PresenceSnapshot's guildStatus. */
+  get guildStatus(): GuildStatus {
+    return this.current.guildStatus;
   }
 
   /** Whether a snapshot has arrived, so `seq` is a real position to resume from. */
@@ -60,9 +80,9 @@ export class PresenceStore {
   }
 
   /**
-   * Calls `listener` with who joined, left or moved and which rooms were created or deleted, after each change: an
-   * event, or a snapshot that replaces the state (after a resync). The first snapshot is not a change: it is the
-   * picture `getSnapshot()` holds.
+   * Calls `listener` with who joined, left or moved, which rooms were created or deleted and whose media flags
+   * changed, after each change: an event, or a snapshot that replaces the state (after a resync). The first
+   * snapshot is not a change: it is the picture `getSnapshot()` holds.
    */
   onChange(listener: (diff: PresenceDiff) => void): () => void {
     this.diffListeners.add(listener);
@@ -79,6 +99,7 @@ export class PresenceStore {
         return [room.channelId, JSON.stringify(previous) === JSON.stringify(fresh) ? previous! : fresh];
       }),
     );
+    this.status = message.payload.status ?? "available";
     // The first snapshot is the picture, not a change: onChange reports nobody as joined for it.
     const initial = !this.synced;
     this.synced = true;
@@ -88,10 +109,10 @@ export class PresenceStore {
   applyEvent(envelope: EventEnvelope): ApplyResult {
     const position = this.place(envelope.seq);
     if (position !== "applied") return position;
-    const room = "channelId" in envelope.payload ? this.rooms.get(envelope.payload.channelId) : undefined;
     switch (envelope.event) {
       case "room.created":
       case "room.updated": {
+        const room = this.rooms.get(envelope.payload.channelId);
         // A created for a room already known changes nothing; an update keeps the members.
         if (room && envelope.event === "room.created") break;
         const { channelId, name, userLimit } = envelope.payload;
@@ -106,21 +127,22 @@ export class PresenceStore {
         this.rooms.delete(envelope.payload.channelId);
         break;
       case "voice.joined": {
-        const { channelId, userId, username, avatar } = envelope.payload;
+        const { channelId, userId, username, avatar, media } = envelope.payload;
         this.removeMember(userId); // a joined in another room is a move, even if its left was filtered out
         const target = this.rooms.get(channelId);
-        if (target) this.rooms.set(channelId, { ...target, members: [...target.members, { userId, username, avatar }] });
+        if (target) this.rooms.set(channelId, { ...target, members: [...target.members, { userId, username, avatar, media }] });
         break;
       }
-      case "voice.left":
+      case "voice.left": {
+        const room = this.rooms.get(envelope.payload.channelId);
         if (room) this.rooms.set(room.channelId, { ...room, members: room.members.filter((m) => m.userId !== envelope.payload.userId) });
         break;
-      case "voice.media": {
-        const { userId, media } = envelope.payload;
-        if (room) this.rooms.set(room.channelId, { ...room, members: room.members.map((m) => (m.userId === userId ? { ...m, media } : m)) });
-        break;
       }
-      // guild.status: the rooms change by their own events (an absent guild's rooms are each deleted).
+      case "voice.media":
+        this.setMedia(envelope.payload);
+        break;
+      case "guild.status":
+        this.status = envelope.payload.status;
     }
     this.publish(envelope.seq);
     return "applied";
@@ -143,6 +165,14 @@ export class PresenceStore {
     return "applied";
   }
 
+  /** A member's flags are now these; for a user not in that room, or flags they already have, nothing changes. */
+  private setMedia({ channelId, userId, media }: Extract<EventEnvelope, { event: "voice.media" }>["payload"]): void {
+    const room = this.rooms.get(channelId);
+    const member = room?.members.find((m) => m.userId === userId);
+    if (!room || !member || (member.media && sameMedia(member.media, media))) return;
+    this.rooms.set(channelId, { ...room, members: room.members.map((m) => (m === member ? { ...member, media } : m)) });
+  }
+
   private removeMember(userId: string): void {
     for (const room of this.rooms.values()) {
       if (room.members.some((m) => m.userId === userId)) {
@@ -153,7 +183,8 @@ export class PresenceStore {
 
   private publish(seq: number, change = true): void {
     const before = this.current.rooms;
-    this.current = { seq, rooms: [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name) || a.channelId.localeCompare(b.channelId)) };
+    const rooms = [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name) || a.channelId.localeCompare(b.channelId));
+    this.current = { seq, rooms, guildStatus: this.status };
     for (const listener of this.listeners) callListener(listener);
     if (!change || this.diffListeners.size === 0) return;
     const diff = presenceDiff(before, this.current.rooms);
@@ -163,7 +194,7 @@ export class PresenceStore {
 
 /** Compares two states room by room and member by member, so a snapshot after a resync reports what changed too. */
 export function presenceDiff(before: Room[], after: Room[]): PresenceDiff {
-  const diff: PresenceDiff = { joined: [], left: [], moved: [], created: [], deleted: [] };
+  const diff: PresenceDiff = { joined: [], left: [], moved: [], created: [], deleted: [], mediaChanged: [] };
   const index = (rooms: Room[]) => new Map(rooms.flatMap((room) => room.members.map((member) => [member.userId, { channelId: room.channelId, member }] as const)));
   const was = index(before);
   const is = index(after);
@@ -173,8 +204,13 @@ export function presenceDiff(before: Room[], after: Room[]): PresenceDiff {
   diff.deleted = before.filter((room) => !has.has(room.channelId));
   for (const [userId, now] of is) {
     const then = was.get(userId);
-    if (!then) diff.joined.push(now);
-    else if (then.channelId !== now.channelId) diff.moved.push({ from: then.channelId, to: now.channelId, member: now.member });
+    if (!then) {
+      diff.joined.push(now);
+      continue;
+    }
+    if (then.channelId !== now.channelId) diff.moved.push({ from: then.channelId, to: now.channelId, member: now.member });
+    const [before, after] = [mediaOf(then.member), mediaOf(now.member)];
+    if (!sameMedia(before, after)) diff.mediaChanged.push({ channelId: now.channelId, member: now.member, before, after });
   }
   for (const [userId, then] of was) if (!is.has(userId)) diff.left.push(then);
   return diff;

@@ -1,5 +1,5 @@
 import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from "react";
-import type { EventEnvelope, Room } from "./types.js";
+import type { EventEnvelope, GuildStatus, Room } from "./types.js";
 import { connect, type ConnectionState, type ConnectionStatus, type ConnectOptions, type RealtimeConnection } from "./connect.js";
 import { PresenceStore, type PresenceDiff, type PresenceSnapshot } from "./presence.js";
 
@@ -76,7 +76,19 @@ export function useRoom(channelId: string): Room | undefined {
   return useSyncExternalStore(store.subscribe, read, () => undefined);
 }
 
-/** Calls `listener` with each presence change: who joined, left or moved, which rooms were created or deleted. */
+/**
+ * The guild's status: "available"; "unavailable" while Discord reports an outage (the rooms may be stale);
+ * "absent" when the service's bot is not in the guild. "available" until a hub says otherwise.
+ */
+export function useGuildStatus(): GuildStatus {
+  const store = useRealtimeConnection()?.presence ?? EMPTY;
+  return useSyncExternalStore(store.subscribe, () => store.guildStatus, () => EMPTY.guildStatus);
+}
+
+/**
+ * Calls `listener` with each presence change: who joined, left or moved, which rooms were created or deleted, whose
+ * media flags changed.
+ */
 export function usePresenceChanges(listener: (diff: PresenceDiff) => void): void {
   const store = useRealtimeConnection()?.presence;
   useEffect(() => store?.onChange(listener), [store, listener]);

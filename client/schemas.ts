@@ -3,15 +3,14 @@
  * most of the SDK's bundle). They accept and reject exactly what protocol/'s schemas do and give the same data:
  * client/test/schemas.test.ts runs both on the same messages and checks that their output types are equal.
  */
-import { MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "../protocol/limits.js";
+import { GUILD_STATUSES, MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "../protocol/limits.js";
 import { isSnowflake } from "../protocol/snowflake.js";
 import { anyObject, array, int, literal, nullable, object, optional, string, union, when, type Output, type Validator } from "./validate.js";
 
 export const Snowflake = when<string>(isSnowflake);
-
-const flag = when<boolean>((b) => typeof b === "boolean");
-const VoiceMedia = object({ selfMute: flag, selfDeaf: flag, mute: flag, deaf: flag, selfVideo: flag, selfStream: flag });
-const GuildStatus = literal("available", "unavailable", "absent");
+const boolean = literal(true, false);
+const VoiceMedia = object({ selfMute: boolean, selfDeaf: boolean, mute: boolean, deaf: boolean, selfVideo: boolean, selfStream: boolean });
+export const GuildStatus = literal(...GUILD_STATUSES);
 
 const memberShape = {
   userId: Snowflake,
@@ -63,13 +62,16 @@ export const Room = object({
 });
 
 export const AuthOk = object({ v: literal(1), type: literal("ack"), event: literal("auth.ok"), guildId: Snowflake, seq: int(0) });
-export const Snapshot = object({ v: literal(1), type: literal("snapshot"), payload: object({ rooms: array(Room), status: optional(GuildStatus) }), seq: int(0) });
+export const Snapshot = object({
+  v: literal(1),
+  type: literal("snapshot"),
+  payload: object({ rooms: array(Room), status: optional(GuildStatus) }),
+  seq: int(0),
+});
 export const ServerMessage = union(AuthOk, Snapshot, EventEnvelope);
 
 /**
  * Any well-formed event envelope, also one a newer hub sends with an event name this client does not know: its
  * seq must be applied or the next event would look like a gap. Known names are validated in full by ServerMessage.
  */
-export { GuildStatus };
-
 export const AnyEventEnvelope = object({ v: literal(1), type: literal("event"), event: string(), payload: anyObject, ts: int(), seq: int(1) });

@@ -8,6 +8,9 @@ import type { Output } from "./validate.js";
 
 export type Room = Output<typeof wire.Room>;
 export type Member = Room["members"][number];
+/** A member's microphone, sound, camera and screen share flags; see `mediaOf` for a member without them. */
+export type VoiceMedia = NonNullable<Member["media"]>;
+export type GuildStatus = NonNullable<SnapshotMessage["payload"]["status"]>;
 export type EventEnvelope = Output<typeof wire.EventEnvelope>;
 export type AppEventName = EventEnvelope["event"];
 export type SnapshotMessage = Output<typeof wire.Snapshot>;

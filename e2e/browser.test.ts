@@ -107,7 +107,7 @@ describe("the demo page in Chromium", () => {
     expect(stack.sim.state().channels.map((c) => c.id)).toContain(created);
   });
 
-  it("shows a simulated player joining, moving, muting and leaving", async () => {
+  it("shows a simulated player joining, moving, muting (a voice.media event) and leaving", async () => {
     await simulate(MIRA!.id, created);
     await memberIn(created, MIRA!.id).waitFor({ timeout: SHOWS_WITHIN_MS });
     expect(await memberIn(created, MIRA!.id).textContent()).toBe("Mira");
@@ -117,11 +117,9 @@ describe("the demo page in Chromium", () => {
     await memberIn(POD_A.id, MIRA!.id).waitFor({ timeout: SHOWS_WITHIN_MS });
     await memberIn(created, MIRA!.id).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });
 
-    const eventsBefore = await page.locator("[data-testid=event]").count();
     await page.click("[data-testid=sim-mute]");
-    await expect.poll(() => stack.sim.state().voiceStates.find((v) => v.userId === MIRA!.id)?.selfMute).toBe(true);
-    await page.waitForTimeout(500);
-    expect(await page.locator("[data-testid=event]").count()).toBe(eventsBefore); // mute is not an event
+    await memberIn(POD_A.id, MIRA!.id).locator("[data-media=muted]").waitFor({ timeout: SHOWS_WITHIN_MS });
+    await page.locator("[data-testid=event]", { hasText: "voice.media" }).first().waitFor({ timeout: SHOWS_WITHIN_MS });
 
     await simulate(MIRA!.id, null);
     await memberIn(POD_A.id, MIRA!.id).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });
@@ -139,6 +137,55 @@ describe("the demo page in Chromium", () => {
       rooms.flatMap((r) => [...r.querySelectorAll("[data-user-id]")].map((m) => `${m.getAttribute("data-user-id")}@${r.getAttribute("data-channel-id")}`)).sort(),
     );
     expect(shown).toEqual(stack.sim.state().voiceStates.map((v) => `${v.userId}@${v.channelId}`).sort());
+  });
+
+  it("toggles a simulated player's camera, stream, mute and deafen in Discord from the panel", async () => {
+    await page.selectOption("[data-testid=sim-user]", MIRA!.id);
+    const flags = () => {
+      const state = stack.sim.state().voiceStates.find((v) => v.userId === MIRA!.id)!;
+      return { selfVideo: state.selfVideo, selfStream: state.selfStream, selfMute: state.selfMute, selfDeaf: state.selfDeaf };
+    };
+    const before = flags();
+    const flipped = (...names: Array<keyof typeof before>) => ({ ...before, ...Object.fromEntries(names.map((name) => [name, !before[name]])) });
+    for (const button of ["sim-camera", "sim-stream", "sim-mute", "sim-deafen"]) await page.click(`[data-testid=${button}]`);
+    await expect.poll(flags).toEqual(flipped("selfVideo", "selfStream", "selfMute", "selfDeaf"));
+    await page.click("[data-testid=sim-camera]");
+    await page.click("[data-testid=sim-deafen]");
+    await expect.poll(flags).toEqual(flipped("selfStream", "selfMute"));
+    for (const button of ["sim-stream", "sim-mute"]) await page.click(`[data-testid=${button}]`);
+    await expect.poll(flags).toEqual(before);
+    expect(await page.isHidden("[data-testid=error]")).toBe(true);
+  });
+
+  it("shows on the member a camera turned on in the panel, a stream, and a moderator's mute and deafen, live", async () => {
+    const mira = memberIn(created, MIRA!.id);
+    const badges = () => mira.locator("[data-media]").evaluateAll((nodes) => nodes.map((node) => `${node.getAttribute("data-media")}:${node.getAttribute("title")}`));
+    await page.selectOption("[data-testid=sim-user]", MIRA!.id);
+    await page.click("[data-testid=sim-camera]");
+    await mira.locator("[data-media=camera]").waitFor({ timeout: SHOWS_WITHIN_MS });
+    stack.sim.setVoiceState(MIRA!.id, created, { selfStream: true, mute: true, deaf: true });
+    await expect.poll(badges, { timeout: SHOWS_WITHIN_MS }).toEqual([
+      "camera:camera on",
+      "stream:streaming",
+      "muted:muted by a moderator",
+      "deafened:deafened by a moderator",
+    ]);
+    await shot("media");
+    await page.click("[data-testid=sim-camera]");
+    stack.sim.setVoiceState(MIRA!.id, created, { selfStream: false, mute: false, deaf: false });
+    await expect.poll(badges, { timeout: SHOWS_WITHIN_MS }).toEqual([]);
+    expect(await mira.locator(".member-name").textContent()).toBe("Mira");
+  });
+
+  it("says when Discord reports an outage in the guild, and clears it when the guild is back", async () => {
+    const notice = page.locator("[data-testid=guild-status]");
+    expect(await notice.isHidden()).toBe(true);
+    stack.sim.guildOutage();
+    await expect.poll(() => notice.getAttribute("data-status"), { timeout: SHOWS_WITHIN_MS }).toBe("unavailable");
+    expect(await notice.isVisible()).toBe(true);
+    expect(await room(POD_A.id).count(), "the rooms stay, possibly stale").toBe(1);
+    stack.sim.restoreGuild();
+    await notice.waitFor({ state: "hidden", timeout: SHOWS_WITHIN_MS });
   });
 
   it("sorts rooms naturally: Burst 2 before Burst 10", async () => {
@@ -220,5 +267,15 @@ describe("the demo page in Chromium", () => {
     await page.click(`[data-testid="end-${bobs}"]`);
     await room(bobs).waitFor({ state: "detached", timeout: SHOWS_WITHIN_MS });
     expect(await page.isHidden("[data-testid=error]")).toBe(true);
+  });
+
+  it("says when the bot is not in the guild: no rooms, and the notice; all back when it returns", async () => {
+    stack.sim.removeBot();
+    const notice = page.locator("[data-testid=guild-status]");
+    await expect.poll(() => notice.getAttribute("data-status"), { timeout: SHOWS_WITHIN_MS }).toBe("absent");
+    expect(await page.locator("[data-testid=room]").count()).toBe(0);
+    stack.sim.restoreGuild();
+    await notice.waitFor({ state: "hidden", timeout: 30_000 });
+    await room(POD_A.id).waitFor({ timeout: SHOWS_WITHIN_MS });
   });
 });

@@ -160,6 +160,22 @@ describe("the example React app, built from the packed SDK, in Chromium", () => 
     expect(await page.locator("[data-testid=toast]").allTextContents()).toEqual([`${TAMSIN!.username} joined`]);
   });
 
+  it("shows who has a camera on or streams: in the snapshot a page loads, and live", async () => {
+    stack!.sim.setVoiceState(MIRA!.id, POD_A.id, { selfVideo: true });
+    const page = await signedIn(appOrigin);
+    const mira = room(page, POD_A.id).locator(`[data-user-id="${MIRA!.id}"]`);
+    await mira.locator("[data-media=camera]").waitFor({ timeout: SHOWS_WITHIN_MS });
+    stack!.sim.setVoiceState(MIRA!.id, POD_A.id, { selfVideo: false, selfStream: true });
+    await mira.locator("[data-media=stream]").waitFor({ timeout: SHOWS_WITHIN_MS });
+    expect(await mira.locator("[data-media]").count(), "the camera is off again").toBe(1);
+    await page.reload();
+    await expect.poll(() => status(page), { timeout: SHOWS_WITHIN_MS }).toBe("live");
+    // Live means the picture is here, the members' media state with it.
+    expect(await mira.locator("[data-media]").evaluateAll((nodes) => nodes.map((node) => node.getAttribute("aria-label")))).toEqual(["streaming"]);
+    expect(await mira.locator(".member-name").textContent()).toBe(MIRA!.username);
+    stack!.sim.setVoiceState(MIRA!.id, POD_A.id, { selfStream: false });
+  });
+
   it("on an origin the service does not allow, says so: the REST error names the origin and WEB_ORIGIN", async () => {
     const elsewhere = appOrigin.replace("127.0.0.1", "localhost");
     const page = await signedIn(elsewhere);

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Snowflake } from "./ids.js";
-import { MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "./limits.js";
+import { GUILD_STATUSES, MAX_AVATAR_LENGTH, MAX_ROOM_NAME_LENGTH, MAX_ROOM_USER_LIMIT, MAX_USERNAME_LENGTH } from "./limits.js";
 
 /**
  * A member's microphone, headphones, camera and stream, as Discord's voice state flags (camel-cased): `self*` the
@@ -29,6 +29,14 @@ export const Member = z.object({
 export type Member = z.infer<typeof Member>;
 
 /**
+ * Whether the hub's picture of the guild is Discord's: `available`; `unavailable`, Discord reports an outage (the
+ * picture is kept but may be stale); `absent`, the bot is not in the guild (removed, or never invited): no rooms
+ * until a new picture arrives. Absent from an older hub's messages: available.
+ */
+export const GuildStatus = z.enum(GUILD_STATUSES);
+export type GuildStatus = z.infer<typeof GuildStatus>;
+
+/**
  * `creatorId`: who created the room through this service (absent for rooms made elsewhere). The hub sets it from
  * its own records; one an internal event carries is ignored.
  */
@@ -44,17 +52,12 @@ export const RoomDeletedPayload = z.object({ guildId: Snowflake, channelId: Snow
 export const VoiceJoinedPayload = z.object({ guildId: Snowflake, channelId: Snowflake }).extend(Member.shape);
 /** channelId is the room the user LEFT, so per-room filtering works. */
 export const VoiceLeftPayload = z.object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake });
-/** A member's media flags changed (see MEDIA_COALESCE_MS): a state, so applying it twice changes nothing. */
+/**
+ * A member's media flags are now these: a state (applying it twice changes nothing). A client ignores one for a
+ * user it does not hold in that room.
+ */
 export const VoiceMediaPayload = z.object({ guildId: Snowflake, channelId: Snowflake, userId: Snowflake, media: VoiceMedia });
 
-/**
- * Whether the hub's picture of the guild is Discord's: `available`; `unavailable`, Discord reports an outage (the
- * picture is kept but may be stale); `absent`, the bot is not in the guild (removed, or never invited): no rooms
- * until a new picture arrives. Absent from an older hub's messages: available.
- */
-export const GUILD_STATUSES = ["available", "unavailable", "absent"] as const;
-export const GuildStatus = z.enum(GUILD_STATUSES);
-export type GuildStatus = z.infer<typeof GuildStatus>;
 export const GuildStatusPayload = z.object({ guildId: Snowflake, status: GuildStatus });
 
 export const AppEvent = z.discriminatedUnion("event", [
@@ -65,16 +68,18 @@ export const AppEvent = z.discriminatedUnion("event", [
   z.object({ event: z.literal("voice.joined"), payload: VoiceJoinedPayload }),
   z.object({ event: z.literal("voice.left"), payload: VoiceLeftPayload }),
   z.object({ event: z.literal("voice.media"), payload: VoiceMediaPayload }),
+  /** The guild's status changed; for `absent`, the room.deleted of every room follows it. */
   z.object({ event: z.literal("guild.status"), payload: GuildStatusPayload }),
 ]);
 export type AppEvent = z.infer<typeof AppEvent>;
 export type AppEventName = AppEvent["event"];
 
-/** The room an event is about, for room filters: "" for guild.status, which is about the guild. */
-export function channelOf(event: Pick<AppEvent, "payload">): string {
-  return "channelId" in event.payload ? event.payload.channelId : "";
-}
 export type PayloadOf<E extends AppEventName> = Extract<AppEvent, { event: E }>["payload"];
+
+/** The room an event is about; undefined for an event about the whole guild (guild.status). */
+export function channelOf(event: Pick<AppEvent, "payload">): string | undefined {
+  return "channelId" in event.payload ? event.payload.channelId : undefined;
+}
 
 export const Room = z.object({
   channelId: Snowflake,

@@ -25,6 +25,17 @@ export const MEDIA_COALESCE_MS = 500;
 /** A channel's user limit as Discord reports it for any channel type (a stage's reaches 10,000; a voice room's 99). */
 export const MAX_CHANNEL_USER_LIMIT = 10_000;
 
+/** A member's `media` when the hub does not say (a hub older than media state): every flag off. */
+export const NO_VOICE_MEDIA = { selfMute: false, selfDeaf: false, mute: false, deaf: false, selfVideo: false, selfStream: false } as const;
+
+// --- a guild
+
+/**
+ * What the hub knows of its guild: `unavailable` while Discord reports an outage (the rooms may be stale), `absent`
+ * once the bot is not in the guild (no rooms). A snapshot or GET /rooms without a status means `available`.
+ */
+export const GUILD_STATUSES = ["available", "unavailable", "absent"] as const;
+
 // --- client → hub (socket and stream)
 
 // Byte sizes are spelled as literals: esbuild keeps an unused `16 * 1024` in the browser bundle, not an unused 16_384.

@@ -24,6 +24,7 @@ export type CreateRoomResponse = z.infer<typeof CreateRoomResponse>;
 
 export const EndRoomResponse = z.object({ ok: z.literal(true) });
 
+/** `status` absent (an older hub): "available". */
 export const RoomsResponse = z.object({ guildId: Snowflake, seq: z.number().int().min(0), rooms: z.array(Room), status: GuildStatus.optional() });
 export type RoomsResponse = z.infer<typeof RoomsResponse>;
 

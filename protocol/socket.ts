@@ -41,6 +41,7 @@ export const AuthOk = z.object({
 export const Snapshot = z.object({
   v: z.literal(1),
   type: z.literal("snapshot"),
+  /** `status` absent (an older hub): "available". */
   payload: z.object({ rooms: z.array(Room), status: GuildStatus.optional() }),
   seq: z.number().int().min(0),
 });

@@ -65,9 +65,9 @@ describe("the packed @spell-coven/realtime-client", () => {
 
   it("type-checks an app importing the SDK and the React hook (moduleResolution bundler)", () => {
     typeCheck(
-      `import { connect, type ConnectionState, type Transport, type ConnectionStatus, type PresenceDiff, type RealtimeConnection } from "@spell-coven/realtime-client";
+      `import { connect, mediaOf, type ConnectionState, type GuildStatus, type Transport, type ConnectionStatus, type PresenceDiff, type RealtimeConnection, type VoiceMedia } from "@spell-coven/realtime-client";
 import { createRealtimeApi, RealtimeApiError } from "@spell-coven/realtime-client/rest";
-import { RealtimeProvider, useConnectionState, useRoom, useRooms, useSpellCovenPresence } from "@spell-coven/realtime-client/react";
+import { RealtimeProvider, useConnectionState, useGuildStatus, useRoom, useRooms, useSpellCovenPresence } from "@spell-coven/realtime-client/react";
 
 const live: RealtimeConnection = connect({ url: "wss://realtime.example.com/ws", getToken: async () => "token", rooms: ["123456789012345678"] });
 const status: ConnectionStatus = live.status;
@@ -81,14 +81,20 @@ const off: () => void = live.on("voice.joined", (payload) => console.log(payload
 // @ts-expect-error room.deleted has no userId
 live.on("room.deleted", (payload) => payload.userId);
 live.presence.onChange((diff: PresenceDiff) => diff.moved.map((move) => move.to));
+live.presence.onChange((diff) => diff.mediaChanged.map(({ member, before, after }) => [member.userId, before.selfVideo, after.selfVideo]));
+live.on("voice.media", (payload) => console.log(payload.userId, payload.media.selfStream));
+live.on("guild.status", (payload) => console.log(payload.status === "unavailable"));
+const cameras: boolean[] = live.presence.getSnapshot().rooms.flatMap((room) => room.members.map((member) => mediaOf(member).selfVideo));
+const media: VoiceMedia | undefined = live.presence.getSnapshot().rooms[0]?.members[0]?.media;
+const guildStatus: GuildStatus = live.presence.guildStatus;
 live.setRooms(undefined);
 const api = createRealtimeApi({ baseUrl: "https://realtime.example.com", getToken: async () => "token", timeoutMs: 5_000 });
 const created: Promise<{ channelId: string; name: string; guildId: string }> = api.createRoom({ name: "Friday", userLimit: 4 }, { signal: AbortSignal.timeout(1_000) });
 // @ts-expect-error userLimit is a number
 void api.createRoom({ userLimit: "4" });
 const hook: (options: Parameters<typeof useSpellCovenPresence>[0]) => ConnectionStatus = (options) => useSpellCovenPresence(options).status;
-const hooks = [RealtimeProvider, useConnectionState, useRoom, useRooms];
-export { status, state, members, off, created, hook, hooks, streamed, RealtimeApiError };
+const hooks = [RealtimeProvider, useConnectionState, useGuildStatus, useRoom, useRooms];
+export { status, state, members, cameras, media, guildStatus, off, created, hook, hooks, streamed, RealtimeApiError };
 `,
       { target: "ES2022", module: "ESNext", moduleResolution: "bundler", lib: ["ES2023", "DOM"], types: [], exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true },
     );
@@ -150,11 +156,12 @@ console.log(JSON.stringify({ sdk: Object.keys(sdk).sort(), rest: Object.keys(res
       scratch,
     );
     const result = JSON.parse(output) as { sdk: string[]; rest: string[]; react: string[]; types: string[] };
-    expect(result.sdk).toEqual(["CONNECT_DEFAULTS", "PresenceStore", "connect", "eventsUrl", "presenceDiff", "tokenExpiry"]);
+    expect(result.sdk).toEqual(["CONNECT_DEFAULTS", "PresenceStore", "connect", "eventsUrl", "mediaOf", "presenceDiff", "tokenExpiry"]);
     expect(result.rest).toEqual(["REST_DEFAULTS", "RealtimeApiError", "RealtimeCorsError", "createRealtimeApi"]);
     expect(result.react).toEqual([
       "RealtimeProvider",
       "useConnectionState",
+      "useGuildStatus",
       "usePresenceChanges",
       "useRealtimeConnection",
       "useRoom",

@@ -128,7 +128,7 @@ describe("PresenceStore.onChange", () => {
     store.applyEvent(ev(13, "voice.joined", { channelId: B, userId: U })); // a move
     store.applyEvent(ev(14, "voice.left", { channelId: B, userId: V }));
     store.applyEvent(ev(15, "room.deleted", { channelId: B }));
-    const none = { joined: [], left: [], moved: [], created: [], deleted: [] };
+    const none = { joined: [], left: [], moved: [], created: [], deleted: [], mediaChanged: [] };
     expect(diffs).toEqual([
       { ...none, created: [{ ...roomB, parentId: null, members: [] }] },
       { ...none, joined: [{ channelId: B, member: { userId: V } }] },

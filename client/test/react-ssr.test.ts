@@ -1,7 +1,7 @@
 import { createElement as h } from "react";
 import { renderToString } from "react-dom/server";
 import { afterEach, describe, expect, it } from "vitest";
-import { RealtimeProvider, useConnectionState, useRoom, useRooms } from "../react.js";
+import { RealtimeProvider, useConnectionState, useGuildStatus, useRoom, useRooms } from "../react.js";
 import { A, jwt, NodeWebSocket, ScriptedHub, sleep } from "./support/hub.js";
 
 let hub: ScriptedHub | undefined;
@@ -13,7 +13,7 @@ afterEach(async () => {
 function Page() {
   const state = useConnectionState();
   const room = useRoom(A);
-  return h("p", null, `${state.status}|${useRooms().length}|${room ? "room" : "no room"}`);
+  return h("p", null, `${state.status}|${useRooms().length}|${room ? "room" : "no room"}|${useGuildStatus()}`);
 }
 
 describe("server rendering", () => {
@@ -24,7 +24,7 @@ describe("server rendering", () => {
     const html = renderToString(
       h(RealtimeProvider, { url: hub.url, WebSocket: NodeWebSocket, getToken: async () => (tokens++, jwt(600)) }, h(Page)),
     );
-    expect(html).toBe("<p>connecting|0|no room</p>");
+    expect(html).toBe("<p>connecting|0|no room|available</p>");
     await sleep(100); // a connection opened by the render would have reached the hub by now
     expect(hub.sockets).toHaveLength(0);
     expect(tokens).toBe(0);

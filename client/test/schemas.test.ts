@@ -16,18 +16,23 @@ const client = { ...wireSchemas, ...restSchemas };
 // then fast-check generates valid messages and mutates them (seeded: FC_SEED=<n> replays a run).
 const A = "111111111111111111";
 const B = "222222222222222222";
-const member = { userId: B, username: "Alice", avatar: null };
-const room = { channelId: A, name: "Friday", userLimit: 4, parentId: null, creatorId: B, members: [member] };
+const media = { selfMute: true, selfDeaf: false, mute: false, deaf: true, selfVideo: true, selfStream: false };
+const member = { userId: B, username: "Alice", avatar: null, media };
+const room = { channelId: A, name: "Friday", userLimit: 4, parentId: null, creatorId: B, members: [member, { userId: A }] };
 const envelope = { v: 1, type: "event", ts: 1_700_000_000_000, seq: 7 };
 
 const server: unknown[] = [
   { v: 1, type: "ack", event: "auth.ok", guildId: A, seq: 0 },
   { v: 1, type: "snapshot", payload: { rooms: [room, { ...room, channelId: B, parentId: A, members: [] }] }, seq: 3 },
+  { v: 1, type: "snapshot", payload: { rooms: [], status: "absent" }, seq: 4 },
   { ...envelope, event: "room.created", payload: { guildId: A, channelId: B, name: "Room", parentId: A, userLimit: 0, creatorId: A } },
   { ...envelope, event: "room.updated", payload: { guildId: A, channelId: B, name: "Room", userLimit: 99 } },
   { ...envelope, event: "room.deleted", payload: { guildId: A, channelId: B } },
   { ...envelope, event: "voice.joined", payload: { guildId: A, channelId: B, userId: B, username: "Bob", avatar: "abc" } },
+  { ...envelope, event: "voice.joined", payload: { guildId: A, channelId: B, userId: B, media } },
   { ...envelope, event: "voice.left", payload: { guildId: A, channelId: B, userId: B } },
+  { ...envelope, event: "voice.media", payload: { guildId: A, channelId: B, userId: B, media } },
+  { ...envelope, event: "guild.status", payload: { guildId: A, status: "unavailable" } },
   { ...envelope, event: "room.renamed", payload: { guildId: A } },
 ];
 
@@ -35,6 +40,7 @@ const awkward: unknown[] = [
   undefined, null, "", "x", "x".repeat(100), "x".repeat(101), "x".repeat(201), 0, -1, 1, 1.5, 99, 100, 2 ** 53 - 1, 2 ** 53,
   Number.NaN, true, {}, [], "1234567890123456", "12345678901234567", "18446744073709551615", "18446744073709551616",
   "99999999999999999999", "123456789012345678 ", "ack", "event", "snapshot", "voice.left", "unauthorized", "teapot",
+  false, "true", "available", "unavailable", "absent", "Available", "guild.status", "voice.media",
 ];
 
 function* variants(value: unknown): Generator<unknown> {
@@ -102,6 +108,7 @@ describe("client validators against protocol's zod schemas", () => {
     agree(client.CreateRoomResponse, protocol.CreateRoomResponse, variants({ channelId: A, name: "Friday", guildId: B }));
     agree(client.EndRoomResponse, protocol.EndRoomResponse, variants({ ok: true }));
     agree(client.RoomsResponse, protocol.RoomsResponse, variants({ guildId: A, seq: 5, rooms: [room] }));
+    agree(client.RoomsResponse, protocol.RoomsResponse, variants({ guildId: A, seq: 5, rooms: [], status: "unavailable" }));
     agree(client.ErrorBody, protocol.ErrorBody, variants({ error: "rate_limited", message: "slow down", issues: [{ path: "name", message: "too long" }] }));
   });
 
@@ -120,8 +127,10 @@ const MAX_SNOWFLAKE = (1n << 64n) - 1n;
 const snowflake = fc.oneof(fc.bigInt({ min: 10n ** 16n, max: MAX_SNOWFLAKE }).map(String), fc.constant("18446744073709551615"));
 const eventNames = protocol.AppEvent.options.map((option) => option.shape.event.value);
 const boundedString = (min: number, max: number) => fc.oneof(fc.string({ minLength: min, maxLength: max }), fc.constantFrom("x".repeat(min), "x".repeat(max)));
+const mediaArb = fc.record({ selfMute: fc.boolean(), selfDeaf: fc.boolean(), mute: fc.boolean(), deaf: fc.boolean(), selfVideo: fc.boolean(), selfStream: fc.boolean() });
+const guildStatusArb = fc.constantFrom(...protocol.GuildStatus.options);
 const memberArb = fc.record(
-  { userId: snowflake, username: boundedString(0, 100), avatar: fc.option(boundedString(0, 200), { nil: null }) },
+  { userId: snowflake, username: boundedString(0, 100), avatar: fc.option(boundedString(0, 200), { nil: null }), media: mediaArb },
   { requiredKeys: ["userId"] },
 );
 const roomArb = fc.record(
@@ -145,13 +154,20 @@ const payloads: Record<string, fc.Arbitrary<object>> = {
   "room.deleted": fc.record({ guildId: snowflake, channelId: snowflake }),
   "voice.joined": fc.tuple(fc.record({ guildId: snowflake, channelId: snowflake }), memberArb).map(([ids, who]) => ({ ...ids, ...who })),
   "voice.left": fc.record({ guildId: snowflake, channelId: snowflake, userId: snowflake }),
+  "voice.media": fc.record({ guildId: snowflake, channelId: snowflake, userId: snowflake, media: mediaArb }),
+  "guild.status": fc.record({ guildId: snowflake, status: guildStatusArb }),
 };
 const seq = (min: number) => fc.oneof(fc.integer({ min, max: 1_000 }), fc.constant(Number.MAX_SAFE_INTEGER));
 const envelopeOf = (event: string, payload: fc.Arbitrary<object>) =>
   fc.record({ v: fc.constant(1), type: fc.constant("event"), event: fc.constant(event), payload, ts: fc.maxSafeInteger(), seq: seq(1) });
 const validServerMessage = fc.oneof(
   fc.record({ v: fc.constant(1), type: fc.constant("ack"), event: fc.constant("auth.ok"), guildId: snowflake, seq: seq(0) }),
-  fc.record({ v: fc.constant(1), type: fc.constant("snapshot"), payload: fc.record({ rooms: fc.array(roomArb, { maxLength: 3 }) }), seq: seq(0) }),
+  fc.record({
+    v: fc.constant(1),
+    type: fc.constant("snapshot"),
+    payload: fc.record({ rooms: fc.array(roomArb, { maxLength: 3 }), status: guildStatusArb }, { requiredKeys: ["rooms"] }),
+    seq: seq(0),
+  }),
   ...Object.entries(payloads).map(([event, payload]) => envelopeOf(event, payload)),
   // A newer hub's event: ServerMessage rejects it, AnyEventEnvelope takes it.
   envelopeOf("room.archived", fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 })),
@@ -163,6 +179,7 @@ const nearValue = fc.oneof(
   fc.constantFrom("1".repeat(16), "1".repeat(21), "18446744073709551616", "0".repeat(17), "١".repeat(18), `${A}\n`, ` ${A}`, "1e17", "-1".repeat(9)),
   fc.constantFrom(-1, 100, 101, -0, 0.5, 2 ** 53, -(2 ** 53), Number.POSITIVE_INFINITY, Number.NaN),
   fc.constantFrom(...eventNames, "auth.ok", "room.archived", "", "Room.Created"),
+  fc.constantFrom(true, false, "true", "false", 1, 0, ...protocol.GuildStatus.options, "AVAILABLE", "present"),
   fc.constantFrom(Number(A), BigInt(A), [A], { userId: A }, "1", 1n, Object.create(null) as object),
   snowflake,
   fc.integer(),
@@ -173,6 +190,7 @@ const nearValue = fc.oneof(
 
 /** Values near `original`: one past a bound, a digit more or less, the wrong type for the same meaning. */
 function nearOf(original: unknown): unknown[] {
+  if (typeof original === "boolean") return [!original, String(original), Number(original), null, undefined, "unavailable"];
   if (typeof original === "number") return [original - 1, original + 1, -original, original + 0.5, -1, 0, 99, 100, 2 ** 53, -(2 ** 53), Number.NaN, Number.POSITIVE_INFINITY, String(original)];
   if (typeof original === "string") {
     return [`${original}1`, original.slice(1), `${original} `, `9${original}`, original.replace(/\d/, "a"), "", "x".repeat(100), "x".repeat(101), "x".repeat(200), "x".repeat(201), "18446744073709551616", Number(original)];
@@ -253,7 +271,8 @@ describe("client validators against protocol's zod schemas on generated messages
     const runs = RUNS / 4;
     both(client.CreateRoomResponse, protocol.CreateRoomResponse, around(fc.record({ channelId: snowflake, name: fc.string(), guildId: snowflake })), runs);
     both(client.EndRoomResponse, protocol.EndRoomResponse, around(fc.constant({ ok: true })), runs);
-    both(client.RoomsResponse, protocol.RoomsResponse, around(fc.record({ guildId: snowflake, seq: seq(0), rooms: fc.array(roomArb, { maxLength: 2 }) })), runs);
+    const roomsResponse = fc.record({ guildId: snowflake, seq: seq(0), rooms: fc.array(roomArb, { maxLength: 2 }), status: guildStatusArb }, { requiredKeys: ["guildId", "seq", "rooms"] });
+    both(client.RoomsResponse, protocol.RoomsResponse, around(roomsResponse), runs);
     const issue = fc.record({ path: fc.string(), message: fc.string() });
     const errorBody = fc.record(
       { error: fc.constantFrom(...protocol.ErrorCode.options), message: fc.string(), issues: fc.array(issue, { maxLength: 2 }) },
@@ -275,6 +294,8 @@ export type SameTypes = AllTrue<[
   Same<types.AuthOkMessage, protocol.AuthOkMessage>,
   Same<types.Room, protocol.Room>,
   Same<types.Member, protocol.Member>,
+  Same<types.VoiceMedia, protocol.VoiceMedia>,
+  Same<types.GuildStatus, protocol.GuildStatus>,
   Same<types.CreateRoomResponse, protocol.CreateRoomResponse>,
   Same<Output<typeof client.EndRoomResponse>, z.output<typeof protocol.EndRoomResponse>>,
   Same<types.RoomsResponse, protocol.RoomsResponse>,
@@ -283,4 +304,6 @@ export type SameTypes = AllTrue<[
   // Each event name's payload, not only the union of them all.
   Same<Extract<types.EventEnvelope, { event: "voice.joined" }>["payload"], protocol.PayloadOf<"voice.joined">>,
   Same<Extract<types.EventEnvelope, { event: "room.updated" }>["payload"], protocol.PayloadOf<"room.updated">>,
+  Same<Extract<types.EventEnvelope, { event: "voice.media" }>["payload"], protocol.PayloadOf<"voice.media">>,
+  Same<Extract<types.EventEnvelope, { event: "guild.status" }>["payload"], protocol.PayloadOf<"guild.status">>,
 ]>;

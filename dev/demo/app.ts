@@ -1,6 +1,6 @@
-import { connect, tokenExpiry, type ConnectionStatus } from "../../client/index.js";
+import { connect, mediaOf, tokenExpiry, type ConnectionStatus, type GuildStatus } from "../../client/index.js";
 import { createRealtimeApi, RealtimeApiError } from "../../client/rest.js";
-import type { EventEnvelope, Room } from "../../protocol/index.js";
+import type { EventEnvelope, Member, Room, VoiceMedia } from "../../protocol/index.js";
 import { beginSignIn, currentTokens, freshAccessToken, signOut, type Tokens } from "./auth.js";
 import type { DemoConfig } from "./server.js";
 
@@ -28,6 +28,33 @@ function setStatus(status: ConnectionStatus): void {
   const badge = $("status");
   badge.textContent = status;
   badge.className = `status ${status}`;
+}
+
+const GUILD_NOTICES: Record<Exclude<GuildStatus, "available">, string> = {
+  unavailable: "Discord reports an outage in this server: who is where may be out of date.",
+  absent: "The bot is not in this Discord server: there are no rooms to show.",
+};
+
+function setGuildStatus(status: GuildStatus): void {
+  const notice = $("guild-status");
+  notice.hidden = status === "available";
+  notice.dataset.status = status;
+  notice.textContent = status === "available" ? "" : GUILD_NOTICES[status];
+}
+
+/** A member's indicators: camera, stream, muted, deafened (by themselves, or by a moderator). */
+function mediaBadges(media: VoiceMedia): HTMLElement[] {
+  const badges: Array<[kind: string, text: string, title: string] | false> = [
+    media.selfVideo && ["camera", "camera", "camera on"],
+    media.selfStream && ["stream", "stream", "streaming"],
+    (media.selfMute || media.mute) && ["muted", "muted", media.mute ? "muted by a moderator" : "muted"],
+    (media.selfDeaf || media.deaf) && ["deafened", "deafened", media.deaf ? "deafened by a moderator" : "deafened"],
+  ];
+  return badges.filter((badge) => badge !== false).map(([kind, text, title]) => el("span", { class: `badge ${kind}`, "data-media": kind, title }, text));
+}
+
+function memberItem(member: Member): HTMLElement {
+  return el("li", { class: "member", "data-user-id": member.userId, "data-testid": "member" }, el("span", { class: "member-name" }, member.username ?? member.userId), ...mediaBadges(mediaOf(member)));
 }
 
 async function main(): Promise<void> {
@@ -63,7 +90,11 @@ async function main(): Promise<void> {
   };
   const api = createRealtimeApi({ baseUrl: config.apiBase, getToken });
   const connection = connect({ url: config.wsUrl, getToken, onStatus: setStatus, onEvent: logEvent });
-  connection.presence.subscribe(() => renderRooms(connection.presence.getSnapshot().rooms));
+  connection.presence.subscribe(() => {
+    const { rooms, guildStatus } = connection.presence.getSnapshot();
+    setGuildStatus(guildStatus);
+    renderRooms(rooms);
+  });
   renderRooms([]);
 
   $("create").addEventListener("submit", async (event) => {
@@ -100,7 +131,7 @@ async function main(): Promise<void> {
           }
         });
         const members = room.members.length
-          ? el("ul", { class: "members" }, ...room.members.map((m) => el("li", { class: "member", "data-user-id": m.userId, "data-testid": "member" }, m.username ?? m.userId)))
+          ? el("ul", { class: "members" }, ...room.members.map(memberItem))
           : el("p", { class: "empty" }, "Nobody here yet");
         return el(
           "li",
@@ -115,10 +146,10 @@ async function main(): Promise<void> {
   }
 
   function logEvent(event: EventEnvelope): void {
-    const payload = event.payload as { channelId: string; userId?: string; username?: string; name?: string };
+    const payload = event.payload as { channelId?: string; userId?: string; username?: string; name?: string; status?: string };
     const who = payload.userId ? `${payload.username ?? names.get(payload.userId) ?? payload.userId} ` : "";
     const room = connection.presence.getSnapshot().rooms.find((r) => r.channelId === payload.channelId)?.name ?? payload.name ?? payload.channelId;
-    const line = el("li", { "data-testid": "event" }, el("span", { class: "seq" }, `#${event.seq}`), el("span", { class: "ev" }, event.event), `${who}${room}`);
+    const line = el("li", { "data-testid": "event" }, el("span", { class: "seq" }, `#${event.seq}`), el("span", { class: "ev" }, event.event), `${who}${room ?? payload.status ?? ""}`);
     $("event-log").prepend(line);
     while ($("event-log").children.length > 100) $("event-log").lastElementChild!.remove();
   }
@@ -132,7 +163,7 @@ async function setUpSimulator(): Promise<void> {
   const sim = async (path: string, body?: unknown) => {
     const response = await fetch(`${config.simUrl}/_sim/${path}`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     if (!response.ok) throw new Error(((await response.json()) as { message?: string }).message ?? `simulator answered ${response.status}`);
-    return response.json() as Promise<{ users: Array<{ id: string; username: string }>; voiceStates: Array<{ userId: string; channelId: string; selfMute: boolean }> }>;
+    return response.json() as Promise<{ users: Array<{ id: string; username: string }>; voiceStates: Array<{ userId: string; channelId: string } & VoiceMedia> }>;
   };
   const state = await sim("state");
   $<HTMLSelectElement>("sim-user").replaceChildren(...state.users.map((u) => el("option", { value: u.id }, u.username)));
@@ -147,11 +178,15 @@ async function setUpSimulator(): Promise<void> {
   const user = () => $<HTMLSelectElement>("sim-user").value;
   $("sim-join").addEventListener("click", act(() => sim("voice", { userId: user(), channelId: $<HTMLSelectElement>("sim-room").value })));
   $("sim-leave").addEventListener("click", act(() => sim("voice", { userId: user(), channelId: null })));
-  $("sim-mute").addEventListener("click", act(async () => {
-    const current = (await sim("state")).voiceStates.find((v) => v.userId === user());
-    if (!current) throw new Error("that player is not in a room");
-    await sim("voice", { userId: user(), channelId: current.channelId, selfMute: !current.selfMute });
-  }));
+  // Each toggle flips one of the player's voice flags in Discord, as the player (or a moderator) would.
+  const toggles = { "sim-mute": "selfMute", "sim-deafen": "selfDeaf", "sim-camera": "selfVideo", "sim-stream": "selfStream" } as const;
+  for (const [button, flag] of Object.entries(toggles)) {
+    $(button).addEventListener("click", act(async () => {
+      const current = (await sim("state")).voiceStates.find((v) => v.userId === user());
+      if (!current) throw new Error("that player is not in a room");
+      await sim("voice", { userId: user(), channelId: current.channelId, [flag]: !current[flag] });
+    }));
+  }
 }
 
 function renderSimRooms(rooms: Room[]): void {

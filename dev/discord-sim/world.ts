@@ -193,7 +193,9 @@ export class SimWorld {
       avatar: user?.avatar ?? null,
       discriminator: "0",
     };
-    return { user: apiUser, roles: [], joined_at: new Date(0).toISOString(), deaf: false, mute: false, flags: 0, nick: null };
+    // The guild member's server mute and deafen are the ones its voice state carries.
+    const voice = this.voiceStates.get(userId);
+    return { user: apiUser, roles: [], joined_at: new Date(0).toISOString(), deaf: voice?.deaf ?? false, mute: voice?.mute ?? false, flags: 0, nick: null };
   }
 
   /** A voice state as Discord sends it: in VOICE_STATE_UPDATE with guild_id and member, in GUILD_CREATE without. */

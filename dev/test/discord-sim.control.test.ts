@@ -52,11 +52,46 @@ describe("the simulator's HTTP control API", () => {
     expect(sim!.state().voiceStates).toEqual([]);
   });
 
+  it("toggles camera, stream and a moderator's mute and deafen onto VOICE_STATE_UPDATE and GUILD_CREATE, keeping flags not given", async () => {
+    await start();
+    probe = new GatewayProbe(sim!.gatewayUrl);
+    await sim!.waitFor(() => probe!.find(10), 2_000, "HELLO");
+    probe.identify(TOKEN, 129);
+    await sim!.waitFor(() => probe!.dispatches("GUILD_CREATE").length === 1, 2_000, "GUILD_CREATE");
+    const voice = async (body: Record<string, unknown>) => expect((await control("/voice", { body: { userId: NEWCOMER, channelId: ROOM, ...body } })).status).toBe(200);
+    await voice({ username: "Newcomer", selfVideo: true });
+    await voice({ selfStream: true, mute: true, deaf: true });
+    await voice({ selfVideo: false, selfMute: true });
+    await sim!.waitFor(() => probe!.dispatches("VOICE_STATE_UPDATE").length === 3, 2_000, "three voice updates");
+    // Discord leaves `self_stream` out of a voice state when the user is not streaming (the field is optional).
+    const discordFlags = (state: Record<string, unknown>) =>
+      Object.fromEntries(["self_mute", "self_deaf", "mute", "deaf", "self_video", "self_stream"].map((field) => [field, state[field] ?? (field === "self_stream" ? false : undefined)]));
+    const updates = probe.dispatches("VOICE_STATE_UPDATE").map((m) => m.d as Record<string, unknown>);
+    const off = { self_mute: false, self_deaf: false, mute: false, deaf: false, self_video: false, self_stream: false };
+    expect(updates.map(discordFlags)).toEqual([
+      { ...off, self_video: true },
+      { ...off, self_video: true, self_stream: true, mute: true, deaf: true },
+      { ...off, self_mute: true, self_stream: true, mute: true, deaf: true },
+    ]);
+    expect(updates[2]).toMatchObject({ channel_id: ROOM, user_id: NEWCOMER, member: { mute: true, deaf: true } });
+    expect(sim!.state().voiceStates).toEqual([
+      { userId: NEWCOMER, channelId: ROOM, selfMute: true, selfDeaf: false, mute: true, deaf: true, selfVideo: false, selfStream: true },
+    ]);
+
+    // A fresh picture (the guild back after an outage) carries the flags too.
+    await control("/faults", { body: { action: "outage" } });
+    await control("/faults", { body: { action: "restore" } });
+    await sim!.waitFor(() => probe!.dispatches("GUILD_CREATE").length === 2, 2_000, "GUILD_CREATE after the outage");
+    const { voice_states } = probe.dispatches("GUILD_CREATE")[1]!.d as { voice_states: Array<Record<string, unknown>> };
+    expect(voice_states.map(discordFlags)).toEqual([{ ...off, self_mute: true, self_stream: true, mute: true, deaf: true }]);
+  });
+
   it("rejects bad input with 400 and a reason", async () => {
     await start();
     const cases: Array<[string, unknown]> = [
       ["/voice", { userId: "nope", channelId: ROOM }],
       ["/voice", { userId: "210000000000000123", channelId: ROOM }], // unknown user, no username
+      ["/voice", { userId: NEWCOMER, channelId: ROOM, username: "Newcomer", selfVideo: "on" }],
       ["/channels", { name: "" }],
       ["/faults", { action: "explode" }],
       ["/faults", { action: "close", code: 1006 }],

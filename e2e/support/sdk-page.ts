@@ -26,7 +26,8 @@ export interface SeenStatus {
 export interface SeenEvent {
   event: string;
   seq: number;
-  channelId: string;
+  /** Absent for an event about the whole guild. */
+  channelId?: string;
 }
 
 export interface SdkPageView {
@@ -64,7 +65,7 @@ window.sdk = {
       random: () => jitter.next(),
       getToken: () => window.issueToken(),
       onStatus: (status, detail) => statuses.push({ status, detail, at: Date.now() }),
-      onEvent: (envelope) => events.push({ event: envelope.event, seq: envelope.seq, channelId: "channelId" in envelope.payload ? envelope.payload.channelId : "" }),
+      onEvent: ({ event, seq, payload }) => events.push({ event, seq, ...("channelId" in payload ? { channelId: payload.channelId } : {}) }),
     });
   },
   view() {

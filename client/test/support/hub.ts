@@ -1,10 +1,25 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { WebSocketServer, WebSocket, type WebSocket as ServerSocket } from "ws";
+import { NO_VOICE_MEDIA } from "../../../protocol/limits.js";
 import type { WebSocketConstructor } from "../../connect.js";
+import type { GuildStatus, VoiceMedia } from "../../types.js";
 
 export const guildId = "100000000000000001";
 export const A = "110000000000000001";
 export const U = "210000000000000001";
+
+/** A voice.media event as the hub sends it: the member's flags, every flag not given off. */
+export const voiceMedia = (seq: number, channelId: string, userId: string, flags: Partial<VoiceMedia>) => ({
+  v: 1,
+  type: "event",
+  event: "voice.media",
+  payload: { guildId, channelId, userId, media: { ...NO_VOICE_MEDIA, ...flags } },
+  ts: 1,
+  seq,
+});
+
+/** A guild.status event as the hub sends it. */
+export const guildStatus = (seq: number, status: GuildStatus) => ({ v: 1, type: "event", event: "guild.status", payload: { guildId, status }, ts: 1, seq });
 
 /** The `ws` package's client, typed as the SDK's socket constructor. */
 export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;

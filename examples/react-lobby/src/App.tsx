@@ -1,6 +1,6 @@
 import { useCallback, useMemo, useState, type FormEvent } from "react";
-import type { PresenceDiff, Room } from "@spell-coven/realtime-client";
-import { RealtimeProvider, useConnectionState, usePresenceChanges, useRealtimeConnection, useRooms } from "@spell-coven/realtime-client/react";
+import { mediaOf, type Member, type PresenceDiff, type Room, type VoiceMedia } from "@spell-coven/realtime-client";
+import { RealtimeProvider, useConnectionState, useGuildStatus, usePresenceChanges, useRealtimeConnection, useRooms } from "@spell-coven/realtime-client/react";
 import { createRealtimeApi, RealtimeApiError } from "@spell-coven/realtime-client/rest";
 import type { Session } from "./auth.js";
 import { config } from "./config.js";
@@ -41,11 +41,25 @@ function Lobby() {
   // `live` means the rooms are here: before it, an empty list would claim there are no rooms.
   if (status !== "live" && rooms.length === 0) return <p className="loading">Loading rooms…</p>;
   return (
-    <ul className="rooms">
-      {rooms.map((room) => (
-        <RoomCard key={room.channelId} room={room} />
-      ))}
-    </ul>
+    <>
+      <GuildNotice />
+      <ul className="rooms">
+        {rooms.map((room) => (
+          <RoomCard key={room.channelId} room={room} />
+        ))}
+      </ul>
+    </>
+  );
+}
+
+/** Says when the picture may be stale (a Discord outage) or there is none (the bot is not in the server). */
+function GuildNotice() {
+  const guildStatus = useGuildStatus();
+  if (guildStatus === "available") return null;
+  return (
+    <p className="guild-status" role="status" data-testid="guild-status" data-status={guildStatus}>
+      {guildStatus === "unavailable" ? "Discord reports an outage: who is where may be out of date." : "The bot is not in this Discord server."}
+    </p>
   );
 }
 
@@ -58,13 +72,35 @@ function RoomCard({ room }: { room: Room }) {
       </span>
       <ul className="members">
         {room.members.map((member) => (
-          <li key={member.userId} data-user-id={member.userId}>
-            {member.username ?? member.userId}
-          </li>
+          <MemberItem key={member.userId} member={member} />
         ))}
       </ul>
     </li>
   );
+}
+
+/** A member's name with an icon for each of camera, stream, muted and deafened (by themselves or a moderator). */
+function MemberItem({ member }: { member: Member }) {
+  return (
+    <li data-user-id={member.userId}>
+      <span className="member-name">{member.username ?? member.userId}</span>
+      {mediaBadges(mediaOf(member)).map(([kind, icon, label]) => (
+        <span key={kind} className="badge" data-media={kind} role="img" aria-label={label} title={label}>
+          {icon}
+        </span>
+      ))}
+    </li>
+  );
+}
+
+function mediaBadges(media: VoiceMedia): Array<[kind: string, icon: string, label: string]> {
+  const badges: Array<[string, string, string] | false> = [
+    media.selfVideo && ["camera", "📷", "camera on"],
+    media.selfStream && ["stream", "🖥", "streaming"],
+    (media.selfMute || media.mute) && ["muted", "🔇", media.mute ? "muted by a moderator" : "muted"],
+    (media.selfDeaf || media.deaf) && ["deafened", "🎧", media.deaf ? "deafened by a moderator" : "deafened"],
+  ];
+  return badges.filter((badge) => badge !== false);
 }
 
 function CreateRoomForm({ api }: { api: ReturnType<typeof createRealtimeApi> }) {

@@ -83,7 +83,7 @@ export class SocketIndex {
   recipients(event: AppEvent): Members[] {
     this.build();
     if (isGuildWide(event.event)) return [this.lobbySockets, this.filtered];
-    const room = this.byRoom.get(channelOf(event));
+    const room = this.byRoom.get(channelOf(event) ?? "");
     return room ? [this.lobbySockets, room] : [this.lobbySockets];
   }
 

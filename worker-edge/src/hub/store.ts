@@ -323,11 +323,12 @@ export class HubStore {
 
   appendEvent(seq: number, ts: number, event: AppEvent, message: string): void {
     const buffer = this.buffered(); // loaded before the insert, which it then mirrors
+    const channelId = channelOf(event) ?? ""; // "" for an event about the whole guild
     this.sql.exec(
       "INSERT INTO events (seq, ts, event, channel_id, message) VALUES (?, ?, ?, ?, ?)",
-      seq, ts, event.event, channelOf(event), message,
+      seq, ts, event.event, channelId, message,
     );
-    buffer.push({ seq, event: event.event, channelId: channelOf(event), message });
+    buffer.push({ seq, event: event.event, channelId, message });
   }
 
   /** The oldest seq still buffered, or undefined when the buffer is empty. */

@@ -214,7 +214,7 @@ export class GoodClient {
     );
     const since = this.socket.messages.slice(this.mark);
     const unexpected = since.filter(
-      (m) => !(m.type === "event" && (channelOf(m) === channelId || allowedChannels.includes(channelOf(m)))),
+      (m) => !(m.type === "event" && (channelOf(m) === channelId || allowedChannels.includes(channelOf(m) ?? ""))),
     );
     expect(unexpected, "the good client received messages it should not have").toEqual([]);
     expect(this.socket.closed, "the good client's socket was closed").toBeUndefined();
