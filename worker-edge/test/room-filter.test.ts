@@ -109,7 +109,7 @@ describe("changing the room filter on a live socket", () => {
   it("drops a change that arrives after the hub closed the socket: no error, and the socket stays out of the fan-out", async () => {
     const errors = vi.spyOn(console, "error");
     const logged = vi.spyOn(console, "log");
-    /** The fan-out's socket count, from the line the hub logs per publish. */
+    /** The fan-out's socket count, from the line the hub logs per flush. */
     const audienceAfterPublish = async (watcher: TestSocket, count: number) => {
       await ingest(roomCreated(newChannelId()));
       await watcher.waitForEvents(count, "the room event");

@@ -56,7 +56,7 @@ export async function exchangeAuth(context: AuthContext, ws: WebSocket, auth: Cl
   const batch = auth.batch ?? (previous?.phase === "live" ? previous.batch : undefined);
   const attachment: LiveAttachment = {
     phase: "live",
-    conn: previous?.conn ?? connectionId(),
+    conn: previous && "conn" in previous ? previous.conn : connectionId(),
     userId: user.userId,
     expiresAt: user.expiresAt * 1000,
     rooms: auth.rooms ?? (latest?.phase === "live" ? latest.rooms : undefined),
