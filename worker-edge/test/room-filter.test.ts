@@ -113,7 +113,7 @@ describe("changing the room filter on a live socket", () => {
     const audienceAfterPublish = async (watcher: TestSocket, count: number) => {
       await ingest(roomCreated(newChannelId()));
       await watcher.waitForEvents(count, "the room event");
-      const lines = logged.mock.calls.flat().map(String).filter((line) => line.includes('"GuildHub published"'));
+      const lines = logged.mock.calls.flat().map(String).filter((line) => line.includes('"GuildHub flushed"'));
       const line = JSON.parse(lines.at(-1)!) as { sockets: number; shed: number };
       expect(line.shed).toBe(0); // no send was tried on a socket already closed
       return line.sockets;
