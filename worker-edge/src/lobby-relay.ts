@@ -29,14 +29,12 @@ import { RelayMirror } from "./relay/mirror.js";
 
 /** How the link to the hub is retried after it drops: soon, then backing off (the relay's sockets stay meanwhile). */
 const LINK_BACKOFF = { minMs: 50, maxMs: 5_000, factor: 2 } as const;
-/** A relay whose last socket left keeps its link this long, for the reconnect that usually follows. */
-const LINK_LINGER_MS = 10_000;
 /**
- * While it holds sockets the relay's alarm fires at least this often. The link keeps the relay awake, so the
- * alarm only matters after an eviction that kept its sockets (hibernated) but lost its link and copy: nothing else
- * would wake it, and its sockets would get nothing until they spoke.
+ * A relay whose last socket left keeps its link this long, for the reconnect that usually follows. Its link keeps
+ * it awake (an object with an outgoing socket never hibernates), so it is never evicted with sockets it could keep:
+ * an eviction, a deploy or a crash closes its clients' sockets too, and they resume.
  */
-const WATCHDOG_MS = 10_000;
+const LINK_LINGER_MS = 10_000;
 
 /** A socket whose auth was accepted (or filter changed), waiting for the relay's copy to be able to serve it. */
 interface Awaiting {
@@ -57,7 +55,7 @@ type Link =
  * tokens itself, and gets each of the hub's flushes once over its link (relay/link.ts), which it fans out to its
  * sockets on its own cadence. It serves resumes from its own copy of the hub's recent events and snapshots from the
  * newest one the hub sent (relay/mirror.ts), so a connect storm's work lands on the relays, not the hub. Holds no
- * storage: a relay that lost its copy closes its sockets 1012 and they resume.
+ * storage: what it knows lives as long as its sockets do.
  */
 export class LobbyRelay extends DurableObject<Env> {
   private readonly sockets: SocketIndex;
@@ -72,7 +70,6 @@ export class LobbyRelay extends DurableObject<Env> {
   private linkFailures = 0;
   private snapshotAsked = false;
   private lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  private recovered = false;
   private alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -107,7 +104,6 @@ export class LobbyRelay extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
-      this.recover();
       await this.onClientMessage(ws, message);
     } catch (error) {
       log("error", "LobbyRelay webSocketMessage failed", { relay: this.name, ...errorFields(error) });
@@ -138,10 +134,8 @@ export class LobbyRelay extends DurableObject<Env> {
     this.alarmAt = undefined;
     const firedAt = clock.now();
     try {
-      this.recover();
       closeOverdueSockets(this.ctx.getWebSockets(), this.sockets, clock.now());
-      if (this.wantsLink()) this.ensureLink();
-      await this.scheduleAlarm(this.nextDeadline(), firedAt);
+      await this.scheduleAlarm(nextSocketDeadline(this.ctx.getWebSockets(), this.sockets), firedAt);
     } catch (error) {
       log("error", "LobbyRelay alarm failed", { relay: this.name, ...errorFields(error) });
       await this.scheduleAlarm(clock.now() + 5_000, firedAt);
@@ -161,7 +155,6 @@ export class LobbyRelay extends DurableObject<Env> {
       return Response.json({ error: "invalid_input", message: "expected a WebSocket upgrade" }, { status: 426 });
     }
     this.bindIdentity(socketGuild(new URL(request.url), this.config), request.headers.get(RELAY_NAME_HEADER));
-    this.recover();
     // Full: the Worker tries the region's next relay. Every accepted socket counts, also the closing ones.
     if (this.ctx.getWebSockets().length >= this.config.RELAY_MAX_SOCKETS) {
       return Response.json({ error: "relay_full", message: "this relay holds as many sockets as it may" }, { status: RELAY_FULL_STATUS });
@@ -206,7 +199,7 @@ export class LobbyRelay extends DurableObject<Env> {
       this.ensureLink();
       this.serveAwaiting();
     }
-    await this.scheduleAlarm(Math.min(live.expiresAt, clock.now() + WATCHDOG_MS));
+    await this.scheduleAlarm(live.expiresAt);
   }
 
   /** A filter change is answered by a snapshot at the relay's seq; until one is here, the old filter stays. */
@@ -399,34 +392,12 @@ export class LobbyRelay extends DurableObject<Env> {
     }, LINK_LINGER_MS);
   }
 
-  // --- restarts, identity, deadlines
-
-  /**
-   * A relay keeps no storage: after an eviction that kept its sockets, it no longer knows what each was sent.
-   * Those sockets are closed 1012 once, on the first wake-up, and resume on a relay that knows.
-   */
-  private recover(): void {
-    if (this.recovered) return;
-    this.recovered = true;
-    let closed = 0;
-    for (const ws of this.ctx.getWebSockets()) {
-      if (this.sockets.attachment(ws)?.phase !== "live") continue;
-      this.sockets.forget(ws);
-      closeSocket(ws, CloseCode.serviceRestart, "relay restarted");
-      closed++;
-    }
-    if (closed > 0) log("info", "LobbyRelay restarted: its sockets resume", { relay: this.name, closed });
-  }
+  // --- identity, deadlines
 
   private bindIdentity(guildId: string, name: string | null): void {
     if (!name || !name.startsWith(`${guildId}/`)) throw new Error("relay request without its name");
     if (!this.identity) this.identity = { guildId, name };
     else if (this.identity.name !== name) throw new Error(`LobbyRelay ${this.identity.name} asked to serve as ${name}`);
-  }
-
-  private nextDeadline(): number {
-    const sockets = nextSocketDeadline(this.ctx.getWebSockets(), this.sockets);
-    return this.ctx.getWebSockets().length > 0 ? Math.min(sockets, clock.now() + WATCHDOG_MS) : sockets;
   }
 
   /** As GuildHub's: makes the alarm fire by `at`, never later than one already set (except the one being handled). */
