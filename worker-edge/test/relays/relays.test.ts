@@ -128,6 +128,18 @@ describe("relays hold the sockets; the hub publishes each flush once per relay",
     expect(socket.closed).toBeUndefined();
   });
 
+  it("keeps delivering to relays across a hub hibernation: its links survive it", async () => {
+    const socket = await liveSocket();
+    const room = newChannelId();
+    const first = (await hubSeq()) + 1;
+    await ingest(roomCreated(room));
+    await waitForSeqs(socket, [first], "the first event");
+    await evictDurableObject(hubStub(), { webSockets: "hibernate" });
+    await ingest(joined(room, newUserId()));
+    await waitForSeqs(socket, [first, first + 1], "the event after the hub woke");
+    expect(socket.closed).toBeUndefined();
+  });
+
   it("a relay reset (evicted, crashed, redeployed): its clients resume exactly on a relay that links again", async () => {
     const user = newUserId();
     const socket = await liveSocket({}, user);
