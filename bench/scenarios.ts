@@ -5,7 +5,7 @@
  * and add an entry to SCENARIOS (its id, a name for --scenario, its socket count and whether --quick runs it).
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startDiscordSimulator } from "../dev/discord-sim/index.js";
 import { GUILD, ROOT } from "./bench-ids.js";
@@ -368,6 +368,7 @@ async function relayScenario(h: Harness): Promise<ScenarioRow[]> {
   }
   const shape = relayShape(h.options);
   const results: ScenarioRow[] = [];
+  mkdirSync(join(ROOT, "bench/results"), { recursive: true });
   for (const relays of shape.counts) {
     const instance = await h.ours({ RELAY_SHARDS: String(relays), RELAY_MAX_SOCKETS: String(WORKERD_MAX_SOCKETS) }, { profiled: true });
     const target = instance.target;
