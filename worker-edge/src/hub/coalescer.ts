@@ -11,11 +11,12 @@ export type FlushCadence = { kind: "fixed"; ms: number } | { kind: "adaptive" };
 
 /**
  * The adaptive cadence grows with the audience (an object's live sockets plus its relays' links) so that the object
- * writes at most about `sendsPerSecond` frames a second under load, whatever the event rate: a few hundred
- * watchers get a frame every 10 ms, a few thousand one every 100–200 ms. Chosen by measurement
- * (docs/benchmark.md, "Coalescing").
+ * writes at most about `sendsPerSecond` frames a second under load, whatever the event rate: 100 watchers get a
+ * frame every 20 ms, 500 every 100 ms, 750 and more every 150 ms (past that the budget gives way to latency).
+ * Chosen by measurement (docs/benchmark.md, "Coalescing"): at 500 watchers only a 100 ms cadence kept the CPU per
+ * watcher-second flat from 10 to 500 events/s.
  */
-export const AdaptiveCadence = { sendsPerSecond: 10_000, minMs: 10, maxMs: 200 } as const;
+export const AdaptiveCadence = { sendsPerSecond: 5_000, minMs: 10, maxMs: 150 } as const;
 
 /** The interval between flushes under load for `audience` recipients. */
 export function cadenceMs(cadence: FlushCadence, audience: number): number {
