@@ -246,7 +246,26 @@ function correctness(results: Record<string, ScenarioRow[]>): string[] {
       if (typeof r.lost === "number" && r.lost > 0) failures.push(`${label}: ${r.lost} deliveries lost`);
       if (typeof r.extra === "number" && r.extra > 0) failures.push(`${label}: ${r.extra} unexpected or duplicate deliveries`);
       if (typeof r.exact === "number" && r.exact !== r.sockets) failures.push(`${label}: ${r.exact}/${String(r.sockets)} resumed with exactly the missed events`);
+      failures.push(...relayCountFailures(label, r));
     }
+  }
+  return failures;
+}
+
+/**
+ * The relay tier's counts (scenario 10): with K relays the hub writes K frames per flush and verifies no client
+ * token, and each relay verified exactly its own sockets' tokens.
+ */
+function relayCountFailures(label: string, row: ScenarioRow): string[] {
+  const relays = row.relays;
+  const hub = row.hub as { sendsPerFlush: number; tokensVerified: number } | undefined;
+  const objects = row.relayObjects as Array<{ sockets: number; tokensVerified: number }> | undefined;
+  if (typeof relays !== "number" || relays === 0 || !hub || !objects) return [];
+  const failures: string[] = [];
+  if (hub.sendsPerFlush !== relays) failures.push(`${label}: the hub wrote ${hub.sendsPerFlush} frames per flush, not ${relays}`);
+  if (hub.tokensVerified !== 0) failures.push(`${label}: the hub verified ${hub.tokensVerified} client tokens`);
+  for (const relay of objects) {
+    if (relay.tokensVerified !== relay.sockets) failures.push(`${label}: a relay verified ${relay.tokensVerified} tokens for its ${relay.sockets} sockets`);
   }
   return failures;
 }
