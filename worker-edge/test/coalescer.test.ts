@@ -73,8 +73,9 @@ describe("the coalescer: frames bounded by the cadence, not by the event rate", 
     const adaptive = { kind: "adaptive" } as const;
     expect(cadenceMs(adaptive, 1)).toBe(AdaptiveCadence.minMs);
     expect(cadenceMs(adaptive, 1_000_000)).toBe(AdaptiveCadence.maxMs);
-    const mid = cadenceMs(adaptive, 2_000);
-    expect(mid).toBe(Math.round((2_000 * 1000) / AdaptiveCadence.sendsPerSecond));
+    // In between, the object writes about sendsPerSecond frames a second: audience × (1000 / cadence).
+    const audience = (AdaptiveCadence.minMs + AdaptiveCadence.maxMs) / 2 * (AdaptiveCadence.sendsPerSecond / 1000);
+    expect(audience * (1000 / cadenceMs(adaptive, audience))).toBeCloseTo(AdaptiveCadence.sendsPerSecond, -1);
     expect(cadenceMs({ kind: "fixed", ms: 25 }, 2_000)).toBe(25);
   });
 });
