@@ -2,7 +2,8 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { BatchFrame, EventEnvelope, type ObjectStats } from "../../../protocol/index.js";
-import { relayBindings, TEST_RELAY_NAMES } from "../support/bindings.js";
+import { linkRequest } from "../../src/relay/link.js";
+import { relayBindings, TEST_GUILD_ID, TEST_HUB_SECRET, TEST_RELAY_NAMES } from "../support/bindings.js";
 import { authed, edgeFetch, guildStats, hubStub, newChannelId, newUserId, postInternal, TestSocket } from "../support/edge.js";
 import { joined, roomCreated } from "../support/events.js";
 import { openStream } from "../support/sse.js";
@@ -167,6 +168,22 @@ describe("relays hold the sockets; the hub publishes each flush once per relay",
     expect(stats).toEqual(TEST_RELAY_NAMES.map(() => MAX_PER_RELAY));
     const refused = await TestSocket.open();
     expect(await refused.waitForClose()).toMatchObject({ code: 4429, reason: "every relay of this region is full" });
+  });
+
+  it("refuses a relay link that is not signed with HUB_SECRET", async () => {
+    const forged = async (secret: string) =>
+      hubStub().fetch(await linkRequest(secret, TEST_GUILD_ID, { relay: `${TEST_GUILD_ID}/any/9`, since: undefined }));
+    const unsigned = new Request(`https://guild-hub/relay-link?guildId=${TEST_GUILD_ID}&relay=${TEST_GUILD_ID}%2Fany%2F9`, { headers: { Upgrade: "websocket" } });
+    for (const response of [await hubStub().fetch(unsigned), await forged("not-the-hub-secret-0123456789")]) {
+      expect(response.status).toBe(401);
+      expect(response.webSocket).toBeNull();
+    }
+    expect((await guildStats()).hub.relays).not.toContain(`${TEST_GUILD_ID}/any/9`);
+    // The same request signed with the secret is a link.
+    const genuine = await forged(TEST_HUB_SECRET);
+    expect(genuine.status).toBe(101);
+    genuine.webSocket!.accept();
+    genuine.webSocket!.close(1000);
   });
 
   it("serves an event stream from a relay with the same framing", async () => {
