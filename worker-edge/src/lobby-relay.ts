@@ -361,16 +361,20 @@ export class LobbyRelay extends DurableObject<Env> {
     void this.openLink();
   }
 
-  /** The mirror started over at a snapshot: every live socket gets it (as a resume outside the buffer would). */
+  /**
+   * The relay's gap was beyond the hub's buffer (its link was down that long) and its copy started over: its live
+   * sockets are closed 1012 and resume, getting a snapshot as any resume outside the buffer does. Rare, and it keeps
+   * the protocol's promise that a snapshot only answers an auth or a filter change.
+   */
   private restartSockets(): void {
     this.coalescer.flushNow();
-    this.sockets.forEachLive((attachment, ws) => {
-      try {
-        catchUp(ws, this.mirror, attachment, undefined);
-      } catch {
-        closeSocket(ws, CloseCode.overloaded, "overloaded");
-      }
-    });
+    const live: WebSocket[] = [];
+    this.sockets.forEachLive((_attachment, ws) => live.push(ws));
+    for (const ws of live) {
+      this.sockets.forget(ws);
+      closeSocket(ws, CloseCode.serviceRestart, "relay restarted");
+    }
+    log("warn", "LobbyRelay started over from a snapshot: its sockets resume", { relay: this.name, sockets: live.length, seq: this.mirror.seq });
   }
 
   private askSnapshot(): void {
