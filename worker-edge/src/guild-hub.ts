@@ -337,7 +337,7 @@ export class GuildHub extends DurableObject<Env> {
     const request = RelayRequest.safeParse(typeof raw === "string" ? parseJson(raw) : undefined);
     if (!request.success) return closeSocket(ws, CloseCode.badMessage, "malformed relay request");
     this.coalescer.flushNow();
-    sendSnapshot(ws, this.store);
+    if (isOpen(ws)) sendSnapshot(ws, this.store); // a link closed meanwhile is linked again, and asks again
   }
 
   /** Closes a socket for a reason the client can act on, and logs why (never the token). */

@@ -1,6 +1,7 @@
 import { CloseCode } from "../../protocol/index.js";
 import type { EdgeConfig, LocationHint } from "./config.js";
 import { closeSocket } from "./hub/sockets.js";
+import { errorFields, log } from "./log.js";
 import { ANY_REGION, relayRegion, type ClientPlace } from "./relay/region.js";
 
 /**
@@ -37,13 +38,21 @@ export async function openLobbySocket(env: Env, config: EdgeConfig, guildId: str
   if (config.RELAY_SHARDS === 0) return hubStub(env, config, guildId).fetch(request);
   const region = relayRegion(place, config.RELAY_REGIONS);
   const first = Math.floor(Math.random() * config.RELAY_SHARDS);
+  let unreachable = 0;
   for (let k = 0; k < config.RELAY_SHARDS; k++) {
     const name = relayName(guildId, region, (first + k) % config.RELAY_SHARDS);
     const headers = new Headers(request.headers);
     headers.set(RELAY_NAME_HEADER, name);
-    const response = await relayStub(env, name, region).fetch(new Request(request.url, { headers }));
-    if (response.status !== RELAY_FULL_STATUS) return response;
+    try {
+      const response = await relayStub(env, name, region).fetch(new Request(request.url, { headers }));
+      if (response.status !== RELAY_FULL_STATUS) return response;
+    } catch (error) {
+      // A relay resetting (a deploy, a crash) fails the request in flight: the next one takes the socket.
+      unreachable++;
+      log("warn", "edge relay unreachable", { relay: name, ...errorFields(error) });
+    }
   }
+  if (unreachable === config.RELAY_SHARDS) return refusedSocket(CloseCode.serviceRestart, "relays unavailable");
   return refusedSocket(CloseCode.tooMany, "every relay of this region is full");
 }
 

@@ -1,8 +1,9 @@
 // The SDK presence model (support/presence-model.ts) with every socket on relays, and the faults a relay tier adds:
-// a relay reset (its instance and sockets gone: eviction, crash or deploy), the relay→hub links cut, the hub
-// evicted with its links closed. (A hibernation of the hub keeps its links: relays.test.ts; the test helper that
-// forces one waits for the hub to go idle, up to 30 s amid a schedule.)
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+// a relay reset (its instance and sockets gone: eviction, crash or deploy), the relay→hub links cut, the hub reset
+// (its instance gone, its links closed, its storage kept, as an eviction or a crash leaves it). A hibernation of
+// the hub keeps its links: relays.test.ts (the test helper that forces one waits for the hub to go idle, up to
+// 30 s amid a schedule, so the schedule resets it instead).
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { TEST_RELAY_NAMES } from "../support/bindings.js";
@@ -26,9 +27,9 @@ const faults: ModelFault[] = [
     },
   },
   {
-    name: "hub evicted",
+    name: "hub reset",
     async inject() {
-      await evictDurableObject(hubStub(), { webSockets: "close" });
+      await runInDurableObject(hubStub(), (_hub, state) => state.abort("reset by the model")).catch(() => undefined);
     },
   },
 ];
