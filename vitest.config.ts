@@ -1,6 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { edgeTestBindings, multiGuildBindings } from "./worker-edge/test/support/bindings.js";
+import { cadenceBindings, edgeTestBindings, multiGuildBindings, relayBindings } from "./worker-edge/test/support/bindings.js";
 
 // The chaos project starts the whole stack and runs for minutes: only `npm run test:chaos` (`--project chaos`)
 // or CHAOS=1 adds it, so plain `npm test` does not run it.
@@ -28,7 +28,7 @@ export default defineConfig({
         test: {
           name: "edge",
           include: ["worker-edge/test/**/*.test.ts"],
-          exclude: ["worker-edge/test/multi-guild/**", "worker-edge/test/security/**"],
+          exclude: ["worker-edge/test/multi-guild/**", "worker-edge/test/security/**", "worker-edge/test/relays/**", "worker-edge/test/cadence/**"],
           testTimeout: 15_000,
         },
       },
@@ -58,6 +58,27 @@ export default defineConfig({
           })),
         ],
         test: { name: "edge-multi-guild", include: ["worker-edge/test/multi-guild/**/*.test.ts"], testTimeout: 15_000 },
+      },
+      {
+        // The same Worker with a fixed flush cadence long enough that events reliably wait for a flush.
+        plugins: [
+          cloudflareTest(async () => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { ...(await edgeTestBindings()), ...cadenceBindings } },
+          })),
+        ],
+        test: { name: "edge-cadence", include: ["worker-edge/test/cadence/**/*.test.ts"], testTimeout: 15_000 },
+      },
+      {
+        // The same Worker with its sockets on relays (LobbyRelay), each linked to the guild's hub.
+        plugins: [
+          cloudflareTest(async () => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { ...(await edgeTestBindings()), ...relayBindings } },
+          })),
+        ],
+        // One file at a time: the relay-full cases count every socket of the guild's relays.
+        test: { name: "edge-relays", include: ["worker-edge/test/relays/**/*.test.ts"], fileParallelism: false, testTimeout: 15_000 },
       },
       {
         // gateway-node, the Discord simulator, the dev stack, the client SDK, the protocol and the docs' links, in plain Node.

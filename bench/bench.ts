@@ -32,6 +32,7 @@ import {
   WORKERD_MAX_SOCKETS,
   type BenchOptions,
   type Harness,
+  type OursFactory,
   type Target,
 } from "./harness.js";
 import { choiceListOption, numberListOption, numberOption } from "./options.js";
@@ -48,7 +49,10 @@ ${SCENARIOS.map((s) => `                          ${s.id} ${s.name}${s.quick ? "
   --sizes <list>        scenario 1's socket counts (default 100,1000,5000,9500)
   --rates <list>        scenario 8's event rates per second (default 10,50,100,200,500)
   --watchers <n>        scenario 8's lobby sockets (default 500)
-  --rate-seconds <s>    how long the steady-load scenarios (2, 4, 7, 8) publish (default 5)
+  --rate-seconds <s>    how long the steady-load scenarios (2, 4, 7, 8, 9, 10) publish (default 5)
+  --cadences <list>     scenario 9's FLUSH_CADENCE_MS values (default 0,10,25,50,100,adaptive)
+  --relays <list>       scenario 10's relay counts (default 0,1,4; 0: every socket on the hub)
+  --relay-watchers <n>  scenario 10's lobby sockets (default 2000), --relay-rate <n> its events/s (default 100)
   --single-frames       clients do not opt into batch frames (scenario 7 never does)
   --bundle <file>       our Worker from a prebuilt bundle (e.g. another commit's, for before/after)
   --profile             CPU profiles of our isolate per step, and of gateway-node in scenario 4
@@ -68,11 +72,26 @@ const { values } = parseArgs({
     "rate-seconds": { type: "string" },
     rates: { type: "string" },
     watchers: { type: "string" },
+    cadences: { type: "string" },
+    relays: { type: "string" },
+    "relay-watchers": { type: "string" },
+    "relay-rate": { type: "string" },
     bundle: { type: "string" },
     profile: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
+
+/** FLUSH_CADENCE_MS values: whole ms from 0 to 1000, or "adaptive". */
+function cadenceListOption(raw: string): string[] {
+  return raw.split(",").map((item) => {
+    const value = item.trim();
+    if (value !== "adaptive" && !(Number.isInteger(Number(value)) && Number(value) >= 0 && Number(value) <= 1_000)) {
+      throw new Error(`--cadences: ${value} is neither whole ms from 0 to 1000 nor "adaptive"`);
+    }
+    return value;
+  });
+}
 
 function scenarioChoice(raw: string | undefined, quick: boolean) {
   if (raw === undefined) return SCENARIOS.filter((s) => !quick || s.quick);
@@ -99,6 +118,10 @@ async function main(): Promise<void> {
     rates: numberListOption("rates", values.rates, "10,50,100,200,500", { min: 1, max: 5_000 }),
     sweepWatchers: numberOption("watchers", values.watchers, 500, { min: 1, max: 40_000, integer: true }),
     profile: values.profile ?? false,
+    cadences: cadenceListOption(values.cadences ?? "0,10,25,50,100,adaptive"),
+    relayCounts: numberListOption("relays", values.relays, "0,1,4", { min: 0, max: 16, integer: true }),
+    relayWatchers: numberOption("relay-watchers", values["relay-watchers"], 2_000, { min: 1, max: 9_000, integer: true }),
+    relayRate: numberOption("relay-rate", values["relay-rate"], 100, { min: 1, max: 2_000 }),
   };
   const scenarios = scenarioChoice(values.scenario, quick);
   const targetNames = choiceListOption("target", values.target, TARGET_NAMES);
@@ -113,17 +136,31 @@ async function main(): Promise<void> {
 
   const cleanups: Array<() => Promise<void> | void> = [];
   const targets: Target[] = [];
+  const vars = { PRIMARY_GUILD_ID: GUILD, HUB_SECRET: SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, JWT_PUBLIC_JWK: JSON.stringify(publicJwk) };
+  // Bundles for fresh instances of ours (scenarios 9 and 10), built on first use.
+  const bundles = new Map<boolean, string>();
+  const ours: OursFactory | undefined = !targetNames.includes("ours")
+    ? undefined
+    : async (settings, { profiled = false } = {}) => {
+        let script = bundles.get(profiled) ?? (!profiled && values.bundle ? values.bundle : undefined);
+        if (!script) {
+          const built = buildBundle(ROOT, undefined, !profiled);
+          cleanups.push(() => removeBundle(built.dir));
+          bundles.set(profiled, (script = built.script));
+        }
+        const inspectorPort = profiled ? await freePort() : undefined;
+        const edge = await startEdge(script, vars, inspectorPort, settings);
+        const target: Target = { name: "ours", url: edge.url, seq: 0, pids: edge.pids, maxSockets: WORKERD_MAX_SOCKETS, resumes: true };
+        await publish(target, [roomCreated(0)]);
+        return { target, bundle: script, inspectorPort, stop: () => edge.stop() };
+      };
   try {
     for (const name of TARGET_NAMES.filter((n) => targetNames.includes(n))) {
       if (name === "ours") {
         const bundle = values.bundle ? { dir: "", script: values.bundle } : buildBundle(ROOT);
         if (bundle.dir) cleanups.push(() => removeBundle(bundle.dir));
         options.inspectorPort = options.profile ? await freePort() : undefined;
-        const edge = await startEdge(
-          bundle.script,
-          { PRIMARY_GUILD_ID: GUILD, HUB_SECRET: SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, JWT_PUBLIC_JWK: JSON.stringify(publicJwk) },
-          options.inspectorPort,
-        );
+        const edge = await startEdge(bundle.script, vars, options.inspectorPort);
         cleanups.push(() => edge.stop());
         cleanups.push(() => {
           if (edge.problems.length > 0) note(`our Worker logged warnings/errors: ${edge.problems.slice(0, 5).join(" | ")}`);
@@ -158,7 +195,7 @@ async function main(): Promise<void> {
       ),
     );
     note(`tokens signed (${Math.round(nowMs() - started)} ms)`);
-    const harness: Harness = { clients, targets, memory: new PeakMemory(), nextUser: 0, options };
+    const harness: Harness = { clients, targets, ours, memory: new PeakMemory(), nextUser: 0, options };
     for (const target of targets) {
       // One room every lobby scenario's voice events go to.
       await publish(target, [roomCreated(0)]);
@@ -209,7 +246,26 @@ function correctness(results: Record<string, ScenarioRow[]>): string[] {
       if (typeof r.lost === "number" && r.lost > 0) failures.push(`${label}: ${r.lost} deliveries lost`);
       if (typeof r.extra === "number" && r.extra > 0) failures.push(`${label}: ${r.extra} unexpected or duplicate deliveries`);
       if (typeof r.exact === "number" && r.exact !== r.sockets) failures.push(`${label}: ${r.exact}/${String(r.sockets)} resumed with exactly the missed events`);
+      failures.push(...relayCountFailures(label, r));
     }
+  }
+  return failures;
+}
+
+/**
+ * The relay tier's counts (scenario 10): with K relays the hub writes K frames per flush and verifies no client
+ * token, and each relay verified exactly its own sockets' tokens.
+ */
+function relayCountFailures(label: string, row: ScenarioRow): string[] {
+  const relays = row.relays;
+  const hub = row.hub as { sendsPerFlush: number; tokensVerified: number } | undefined;
+  const objects = row.relayObjects as Array<{ sockets: number; tokensVerified: number }> | undefined;
+  if (typeof relays !== "number" || relays === 0 || !hub || !objects) return [];
+  const failures: string[] = [];
+  if (hub.sendsPerFlush !== relays) failures.push(`${label}: the hub wrote ${hub.sendsPerFlush} frames per flush, not ${relays}`);
+  if (hub.tokensVerified !== 0) failures.push(`${label}: the hub verified ${hub.tokensVerified} client tokens`);
+  for (const relay of objects) {
+    if (relay.tokensVerified !== relay.sockets) failures.push(`${label}: a relay verified ${relay.tokensVerified} tokens for its ${relay.sockets} sockets`);
   }
   return failures;
 }

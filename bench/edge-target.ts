@@ -33,10 +33,13 @@ export interface EdgeTarget {
   stop(): Promise<void>;
 }
 
-/** Builds a deploy bundle once per run: ours from the repository's wrangler.toml, or another config's. */
-export function buildBundle(root: string, config?: string): { dir: string; script: string } {
+/**
+ * Builds a deploy bundle once per run: ours from the repository's wrangler.toml, or another config's. Unminified
+ * for a profile attributed by source file (bench/profile.ts): its modules keep their paths as comments.
+ */
+export function buildBundle(root: string, config?: string, minify = true): { dir: string; script: string } {
   const dir = mkdtempSync(join(tmpdir(), "scr-bench-bundle-"));
-  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", dir, ...(config ? ["--config", config] : [])], {
+  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", dir, ...(config ? ["--config", config] : []), ...(minify ? [] : ["--minify=false"])], {
     cwd: root,
     env: { ...process.env, WRANGLER_LOG: "error" },
     stdio: ["ignore", "ignore", "inherit"],
@@ -48,15 +51,19 @@ export function removeBundle(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Our Worker and GuildHub. */
-export function startEdge(script: string, vars: EdgeVars, inspectorPort?: number): Promise<EdgeTarget> {
+/**
+ * Our Worker, its GuildHub and its relays (LobbyRelay). `settings` are further variables: FLUSH_CADENCE_MS,
+ * RELAY_SHARDS, RELAY_MAX_SOCKETS.
+ */
+export function startEdge(script: string, vars: EdgeVars, inspectorPort?: number, settings: Record<string, string> = {}): Promise<EdgeTarget> {
   return startWorkerd({
     name: WORKER_NAME,
     script,
-    className: "GuildHub",
-    bindingName: "GUILD_HUB",
+    objects: { GUILD_HUB: "GuildHub", LOBBY_RELAY: "LobbyRelay" },
+    evictable: "GuildHub",
     bindings: {
       ...vars,
+      ...settings,
       DISCORD_BOT_TOKEN: "bench",
       // Nothing listens there: the benchmark never creates a room through Discord.
       DISCORD_API_BASE: "http://127.0.0.1:9/api/v10",
@@ -68,14 +75,16 @@ export function startEdge(script: string, vars: EdgeVars, inspectorPort?: number
 
 /** The bare object (bench/bare-object/index.ts), bundled from its own wrangler.toml. */
 export function startBareObject(script: string, vars: Pick<EdgeVars, "PRIMARY_GUILD_ID" | "HUB_SECRET">): Promise<EdgeTarget> {
-  return startWorkerd({ name: BARE_WORKER_NAME, script, className: "BareHub", bindingName: "BARE_HUB", bindings: { ...vars } });
+  return startWorkerd({ name: BARE_WORKER_NAME, script, objects: { BARE_HUB: "BareHub" }, evictable: "BareHub", bindings: { ...vars } });
 }
 
 interface WorkerdSpec {
   name: string;
   script: string;
-  className: string;
-  bindingName: string;
+  /** Durable Object classes by binding name. */
+  objects: Record<string, string>;
+  /** The class whose object `hibernate` evicts. */
+  evictable: string;
   bindings: Record<string, string>;
   inspectorPort?: number;
 }
@@ -95,7 +104,7 @@ async function startWorkerd(spec: WorkerdSpec): Promise<EdgeTarget> {
     modules: true,
     script: readFileSync(spec.script, "utf8"),
     compatibilityDate: COMPATIBILITY_DATE,
-    durableObjects: { [spec.bindingName]: { className: spec.className, useSQLite: true } },
+    durableObjects: Object.fromEntries(Object.entries(spec.objects).map(([binding, className]) => [binding, { className, useSQLite: true }])),
     bindings: spec.bindings,
     handleStructuredLogs: (entry: WorkerdStructuredLog) => {
       if ((entry.level === "warn" || entry.level === "error") && problems.length < 50) problems.push(entry.message);
@@ -109,7 +118,7 @@ async function startWorkerd(spec: WorkerdSpec): Promise<EdgeTarget> {
   return {
     url: `http://127.0.0.1:${url.port}`,
     pids,
-    hibernate: (guildId) => mf.unsafeEvictDurableObject(spec.name, spec.className, { name: guildId, webSockets: "hibernate" }),
+    hibernate: (guildId) => mf.unsafeEvictDurableObject(spec.name, spec.evictable, { name: guildId, webSockets: "hibernate" }),
     problems,
     stop: () => mf.dispose(),
   };

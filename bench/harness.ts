@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { hubRequestHeaders, type IdentifiedInternalEvent } from "../protocol/index.js";
+import { hubRequestHeaders, type IdentifiedInternalEvent, type StatsResponse } from "../protocol/index.js";
 import { GUILD, ROOT } from "./bench-ids.js";
 import { nowMs, type CollectReport, type FromClient, type OpenReport, type SentEvent, type SocketSpec, type ToClient } from "./bench-shared.js";
 import { WORKER_NAME } from "./edge-target.js";
@@ -64,7 +64,23 @@ export interface BenchOptions {
   profile: boolean;
   /** workerd's inspector, for --profile of our isolate. */
   inspectorPort?: number;
+  /** The coalescing scenario's flush cadences (FLUSH_CADENCE_MS values). */
+  cadences: string[];
+  /** The relay scenario's relay counts (RELAY_SHARDS; 0: every socket on the hub), watchers and rate. */
+  relayCounts: number[];
+  relayWatchers: number;
+  relayRate: number;
 }
+
+/** A fresh instance of our Worker with further settings (its own workerd), for scenarios that compare settings. */
+export interface OursInstance {
+  target: Target;
+  /** The bundle it runs (unminified when asked: its profile is attributed by source file). */
+  bundle: string;
+  inspectorPort?: number;
+  stop(): Promise<void>;
+}
+export type OursFactory = (settings: Record<string, string>, options?: { profiled?: boolean }) => Promise<OursInstance>;
 
 export function note(line: string): void {
   console.log(`[bench] ${line}`);
@@ -131,6 +147,8 @@ export class PeakMemory {
 export interface Harness {
   clients: ClientProcess[];
   targets: Target[];
+  /** Starts our Worker anew with other settings; undefined when the run does not include ours. */
+  ours?: OursFactory;
   memory: PeakMemory;
   nextUser: number;
   options: BenchOptions;
@@ -332,6 +350,11 @@ export function roomCreated(room: number): Pending {
 /** Per target and room, who joined and has not left: a leave is always of someone that target saw join. */
 const joinedPerRoom = new Map<string, string[]>();
 
+/** A fresh instance of a target starts with empty rooms: forget who joined the last one's. */
+export function forgetMembers(target: Target): void {
+  for (const key of [...joinedPerRoom.keys()]) if (key.startsWith(`${target.name}:`)) joinedPerRoom.delete(key);
+}
+
 /** A join by a new user (exactly one app event), or the leave of the last user who joined that room (one event). */
 export function voiceEvent(h: Harness, target: Target, room: number, kind: "joined" | "left"): Pending {
   const key = `${target.name}:${room}`;
@@ -357,6 +380,14 @@ async function publishTimed(target: Target, events: Pending[]): Promise<SentEven
 
 function sentEvent(seq: number, sentAt: number, event: Pending): SentEvent {
   return { seq, sentAt, channelId: event.payload.channelId, roomEvent: event.event.startsWith("room.") };
+}
+
+/** The counters of our hub and relays (POST /internal/stats). */
+export async function guildStats(target: Target): Promise<StatsResponse> {
+  const body = JSON.stringify({ guildId: GUILD });
+  const response = await fetch(`${target.url}/internal/stats`, { method: "POST", headers: await hubRequestHeaders(SECRET, body), body });
+  if (!response.ok) throw new Error(`${target.name}: POST /internal/stats answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as StatsResponse;
 }
 
 /** Sends one signed POST; each event gets the target's next seq (the driver only sends events that yield one). */

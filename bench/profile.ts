@@ -10,10 +10,76 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
+}
+
+interface Profile {
+  nodes: ProfileNode[];
 }
 
 export interface IsolateProfiler {
+  /** Writes the profile to `file` and returns the functions with the most self time, and the profile itself. */
   stop(file: string): Promise<Array<{ fn: string; selfPct: number }>>;
+  /** The last profile stopped. */
+  last?: Profile;
+}
+
+/** Where one profile's busy samples went, as shares (0–1) of them: the hub, the relays, the Worker, the rest. */
+export interface ObjectShares {
+  hub: number;
+  relays: number;
+  worker: number;
+  runtime: number;
+  samples: number;
+}
+
+/**
+ * Attributes each busy sample of a profile of our isolate (where the Worker and every object of both classes run)
+ * to the object class whose code it ran for: the nearest frame on its stack that lies in guild-hub.ts or
+ * lobby-relay.ts (or in the Worker's routes), from the source path comments of an unminified bundle. Shared
+ * modules (the fan-out, the socket index) count for the class that called them. Samples with no such frame (GC,
+ * the runtime's own work between events) are "runtime".
+ */
+export function objectShares(profile: Profile, bundle: string): ObjectShares {
+  const modules: Array<{ line: number; file: string }> = [];
+  bundle.split("\n").forEach((text, line) => {
+    const match = /^\/\/ (\S+\.ts)$/.exec(text);
+    if (match) modules.push({ line, file: match[1]! });
+  });
+  const fileAt = (line: number) => {
+    let found = "";
+    for (const module of modules) {
+      if (module.line > line) break;
+      found = module.file;
+    }
+    return found;
+  };
+  const classOf = (file: string): keyof Omit<ObjectShares, "samples"> | undefined => {
+    if (file.endsWith("worker-edge/src/guild-hub.ts")) return "hub";
+    if (file.endsWith("worker-edge/src/lobby-relay.ts")) return "relays";
+    if (file.endsWith("worker-edge/src/app.ts") || file.includes("worker-edge/src/sse/") || file.endsWith("worker-edge/src/index.ts")) return "worker";
+    return undefined;
+  };
+  const parent = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node);
+  const totals = { hub: 0, relays: 0, worker: 0, runtime: 0 };
+  let samples = 0;
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0;
+    if (hits === 0 || node.callFrame.functionName === "(idle)") continue;
+    samples += hits;
+    let owner: keyof typeof totals = "runtime";
+    for (let at: ProfileNode | undefined = node; at; at = parent.get(at.id)) {
+      const owned = at.callFrame.url ? classOf(fileAt(at.callFrame.lineNumber)) : undefined;
+      if (owned) {
+        owner = owned;
+        break;
+      }
+    }
+    totals[owner] += hits;
+  }
+  const share = (n: number) => (samples === 0 ? 0 : Math.round((n / samples) * 1000) / 1000);
+  return { hub: share(totals.hub), relays: share(totals.relays), worker: share(totals.worker), runtime: share(totals.runtime), samples };
 }
 
 export async function startProfiler(inspectorPort: number, workerName: string): Promise<IsolateProfiler> {
@@ -38,9 +104,10 @@ export async function startProfiler(inspectorPort: number, workerName: string): 
   await call("Profiler.enable");
   await call("Profiler.setSamplingInterval", { interval: 200 });
   await call("Profiler.start");
-  return {
+  const profiler: IsolateProfiler = {
     async stop(file) {
-      const { profile } = (await call("Profiler.stop")) as { profile: { nodes: ProfileNode[] } };
+      const { profile } = (await call("Profiler.stop")) as { profile: Profile };
+      profiler.last = profile;
       ws.close();
       writeFileSync(file, JSON.stringify(profile));
       const total = profile.nodes.reduce((sum, node) => sum + (node.hitCount ?? 0), 0) || 1;
@@ -56,4 +123,5 @@ export async function startProfiler(inspectorPort: number, workerName: string): 
         .map(([fn, hits]) => ({ fn, selfPct: Math.round((hits / total) * 1000) / 10 }));
     },
   };
+  return profiler;
 }

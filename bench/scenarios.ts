@@ -5,6 +5,7 @@
  * and add an entry to SCENARIOS (its id, a name for --scenario, its socket count and whether --quick runs it).
  */
 import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startDiscordSimulator } from "../dev/discord-sim/index.js";
 import { GUILD, ROOT } from "./bench-ids.js";
@@ -12,6 +13,8 @@ import { nowMs, type ResumeReport, type SentEvent, type SocketSpec } from "./ben
 import {
   closeSockets,
   collect,
+  forgetMembers,
+  guildStats,
   histogramOf,
   lobbySpecs,
   mark,
@@ -34,6 +37,7 @@ import {
   USER_BASE,
   voiceEvent,
   wsUrl,
+  WORKERD_MAX_SOCKETS,
   type BenchOptions,
   type Harness,
   type Target,
@@ -42,7 +46,9 @@ import {
 import { Histogram, summarise, type LatencySummary } from "./histogram.js";
 import type { StepResult } from "./report-table.js";
 import { processTree } from "./soak-memory.js";
-import { addUsage, cpuMs, type Usage } from "./usage.js";
+import { addUsage, cpuMs, usageFigures, type Usage } from "./usage.js";
+import { WORKER_NAME } from "./edge-target.js";
+import { objectShares, startProfiler } from "./profile.js";
 
 const BOT_TOKEN = "bench-simulated-bot-token";
 
@@ -104,6 +110,18 @@ export const SCENARIOS: Scenario[] = [
     title: "--rates events/s (default 10,50,100,200,500) to --watchers lobby sockets: server CPU per watcher-second per rate",
     sockets: (o) => sweepShape(o).watchers,
     run: rateSweepScenario,
+  },
+  {
+    id: 9, name: "coalescing", quick: true,
+    title: "the rate sweep (scenario 8's rates and watchers) for each flush cadence (--cadences), ours only",
+    sockets: (o) => sweepShape(o).watchers,
+    run: coalescingScenario,
+  },
+  {
+    id: 10, name: "relays", quick: true,
+    title: "--relay-watchers lobby sockets on 0, 1 and 4 relays (--relays), --relay-rate events/s: per-object sends, tokens verified and CPU",
+    sockets: (o) => relayShape(o).watchers,
+    run: relayScenario,
   },
   // Last: the gateway's guild.sync replaces the hub's rooms with the simulator's, removing the bench's room.
   {
@@ -282,6 +300,119 @@ async function steadyLoadSteps(h: Harness, scenario: string, loads: Array<{ rate
       note(`${scenario} ${target.name} ${step}: delivery p99 ${outcome.delivery.p99} ms, lost ${outcome.lost}, sent ${outcome.sentRate}/s`);
     }
     await closeOpen();
+  }
+  return results;
+}
+
+// --- 9: coalescing
+
+/**
+ * The rate sweep on fresh instances of ours, one per flush cadence: how the cadence trades latency for frames per
+ * socket and CPU per watcher-second. Prints, per cadence, that figure's spread over the rates.
+ */
+async function coalescingScenario(h: Harness): Promise<ScenarioRow[]> {
+  if (!h.ours) {
+    note("coalescing: not measured (only ours has a flush cadence; add ours to --target)");
+    return [];
+  }
+  const { rates, watchers, seconds } = sweepShape(h.options);
+  const cadences = h.options.quick ? ["0", "adaptive"] : h.options.cadences;
+  const results: ScenarioRow[] = [];
+  for (const cadence of cadences) {
+    const instance = await h.ours({ FLUSH_CADENCE_MS: cadence });
+    const target = instance.target;
+    forgetMembers(target);
+    const rows: ScenarioRow[] = [];
+    try {
+      h.memory.start(() => memoryGroups(h, target));
+      await openSockets(h, target, lobbySpecs(watchers, h.clients.length), true);
+      for (const rate of rates) {
+        const outcome = await steadyLoad(h, target, rate, seconds, () => 0);
+        const step = `${cadence === "adaptive" ? "adaptive" : `${cadence} ms`}: ${rate}/s × ${watchers}`;
+        rows.push({ scenario: "coalescing", step, target: "ours", headline: { label: "delivery p99", ms: outcome.delivery.p99 }, cadence, rate, sockets: watchers, seconds, ...outcome });
+        const figures = usageFigures(outcome.usage);
+        note(`coalescing ${step}: p99 ${outcome.delivery.p99} ms, ${figures.framesPerSocketSecond} frames/socket/s, ${figures.serverUsPerWatcherSecond} µs/watcher-s, lost ${outcome.lost}`);
+      }
+      await closeSockets(h);
+      const peakRssMb = h.memory.stop();
+      for (const row of rows) row.peakRssMb = peakRssMb;
+    } finally {
+      await instance.stop();
+    }
+    const perWatcherSecond = rows.map((row) => usageFigures(row.usage as Usage).serverUsPerWatcherSecond);
+    const mid = (Math.max(...perWatcherSecond) + Math.min(...perWatcherSecond)) / 2;
+    const spreadPct = Math.round(((Math.max(...perWatcherSecond) - mid) / mid) * 100);
+    note(`coalescing ${cadence}: server µs per watcher-second over ${rates.join(", ")}/s = ${perWatcherSecond.join(", ")} (±${spreadPct} % around the middle)`);
+    for (const row of rows) row.cpuPerWatcherSecondSpreadPct = spreadPct;
+    results.push(...rows);
+  }
+  return results;
+}
+
+// --- 10: relays
+
+function relayShape(o: BenchOptions): { counts: number[]; watchers: number; rate: number; seconds: number } {
+  return o.quick ? { counts: [0, 2], watchers: 60, rate: 50, seconds: 1 } : { counts: o.relayCounts, watchers: o.relayWatchers, rate: o.relayRate, seconds: o.rateSeconds };
+}
+
+/**
+ * The same watchers and load with every socket on the hub (0) and on K relays, each on a fresh instance of ours
+ * built unminified and profiled: the hub's sends per flush and tokens verified, each relay's, and where the
+ * isolate's CPU went (hub, relays, the Worker), from the profile's samples (bench/profile.ts). One workerd runs
+ * every object on one thread here, so what this shows is the split of the work, not a wall-clock gain.
+ */
+async function relayScenario(h: Harness): Promise<ScenarioRow[]> {
+  if (!h.ours) {
+    note("relays: not measured (add ours to --target)");
+    return [];
+  }
+  const shape = relayShape(h.options);
+  const results: ScenarioRow[] = [];
+  mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+  for (const relays of shape.counts) {
+    const instance = await h.ours({ RELAY_SHARDS: String(relays), RELAY_MAX_SOCKETS: String(WORKERD_MAX_SOCKETS) }, { profiled: true });
+    const target = instance.target;
+    forgetMembers(target);
+    const bundle = readFileSync(instance.bundle, "utf8");
+    try {
+      h.memory.start(() => memoryGroups(h, target));
+      const connectProfile = await startProfiler(instance.inspectorPort!, WORKER_NAME);
+      const connectCpu = cpuMs(target.pids);
+      const opened = await openSockets(h, target, lobbySpecs(shape.watchers, h.clients.length), true);
+      const connectCpuMs = cpuMs(target.pids) - connectCpu;
+      await connectProfile.stop(join(ROOT, `bench/results/relays-${relays}-connect.cpuprofile`));
+      const connectShares = objectShares(connectProfile.last!, bundle);
+      const before = await guildStats(target);
+      const loadProfile = await startProfiler(instance.inspectorPort!, WORKER_NAME);
+      const outcome = await steadyLoad(h, target, shape.rate, shape.seconds, () => 0);
+      await loadProfile.stop(join(ROOT, `bench/results/relays-${relays}-load.cpuprofile`));
+      const loadShares = objectShares(loadProfile.last!, bundle);
+      const after = await guildStats(target);
+      await closeSockets(h);
+      const flushes = after.hub.flushes - before.hub.flushes;
+      const hubFrames = after.hub.sends - before.hub.sends + (after.hub.relaySends - before.hub.relaySends);
+      const relayRows = after.relays.map((relay) => {
+        const earlier = before.relays.find((r) => r.name === relay.name);
+        return { name: relay.name, sockets: relay.sockets, tokensVerified: relay.tokensVerified, sends: relay.sends - (earlier?.sends ?? 0), flushes: relay.flushes - (earlier?.flushes ?? 0) };
+      });
+      const serverCpuMs = outcome.usage.serverCpuMs;
+      const detail = {
+        relays, sockets: shape.watchers, rate: shape.rate, seconds: shape.seconds, connectAuthMs: Math.round(opened.ms),
+        hub: { flushes, sendsPerFlush: flushes === 0 ? 0 : Math.round((hubFrames / flushes) * 100) / 100, tokensVerified: after.hub.tokensVerified, sends: hubFrames },
+        relayObjects: relayRows,
+        connect: { cpuMs: Math.round(connectCpuMs), hubCpuMs: Math.round(connectShares.hub * connectCpuMs), relaysCpuMs: Math.round(connectShares.relays * connectCpuMs), workerCpuMs: Math.round(connectShares.worker * connectCpuMs), shares: connectShares },
+        load: { cpuMs: Math.round(serverCpuMs), hubCpuMs: Math.round(loadShares.hub * serverCpuMs), relaysCpuMs: Math.round(loadShares.relays * serverCpuMs), workerCpuMs: Math.round(loadShares.worker * serverCpuMs), shares: loadShares },
+      };
+      results.push({ scenario: "relays", step: `${relays} relays: ${shape.rate}/s × ${shape.watchers}`, target: "ours", headline: { label: "delivery p99", ms: outcome.delivery.p99 }, ...outcome, ...detail, peakRssMb: h.memory.stop() });
+      note(
+        `relays ${relays}: p99 ${outcome.delivery.p99} ms, lost ${outcome.lost}; hub ${detail.hub.sendsPerFlush} sends/flush over ${flushes} flushes, ${detail.hub.tokensVerified} tokens verified; ` +
+          `relays ${relayRows.map((r) => `${r.sockets} sockets/${r.tokensVerified} tokens/${r.sends} sends`).join(", ") || "none"}; ` +
+          `load CPU ${detail.load.cpuMs} ms: hub ${detail.load.hubCpuMs}, relays ${detail.load.relaysCpuMs}, worker ${detail.load.workerCpuMs}; ` +
+          `connect CPU ${detail.connect.cpuMs} ms: hub ${detail.connect.hubCpuMs}, relays ${detail.connect.relaysCpuMs}, worker ${detail.connect.workerCpuMs}`,
+      );
+    } finally {
+      await instance.stop();
+    }
   }
   return results;
 }

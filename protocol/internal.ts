@@ -219,3 +219,34 @@ const utf8 = new TextEncoder();
 export function jsonBytes(value: unknown): number {
   return utf8.encode(JSON.stringify(value)).byteLength;
 }
+
+/** POST /internal/stats (signed): the counters of a guild's hub and of the relays linked to it. */
+export const StatsRequestBody = z.object({ guildId: Snowflake }).strict();
+export type StatsRequestBody = z.infer<typeof StatsRequestBody>;
+
+/** What one object counted since it last started (in memory: an eviction starts them over). */
+export interface ObjectStats {
+  /** The guild id for a hub, `<guildId>/<region>/<shard>` for a relay. */
+  name: string;
+  role: "hub" | "relay";
+  /** Live client sockets it holds now. */
+  sockets: number;
+  /** Events published (hub) or received from the hub (relay). */
+  events: number;
+  /** Flushes: each sends every recipient at most one frame (see worker-edge/src/hub/coalescer.ts). */
+  flushes: number;
+  /** Frames written to client sockets (a batch frame is one). */
+  sends: number;
+  /** Frames written to relays' links (hub only): one per relay per flush. */
+  relaySends: number;
+  /** Client auth messages whose token this object verified. */
+  tokensVerified: number;
+  /** The relays linked now (hub only). */
+  relays: string[];
+}
+
+/** 200 to POST /internal/stats. */
+export interface StatsResponse {
+  hub: ObjectStats;
+  relays: ObjectStats[];
+}

@@ -9,7 +9,8 @@ import { ChaosStack } from "./stack.js";
 /**
  * Seeded, model-based chaos against the real stack on 127.0.0.1. The defaults are a short fixed-seed run for CI;
  * SEED=n reproduces one schedule, CHAOS_SEEDS=k runs k seeds from SEED (or a comma list), CHAOS_STEPS sets the
- * length, CHAOS_CHECK_EVERY the checkpoint spacing, CHAOS_SKIP=op,op leaves operations out (to minimise).
+ * length, CHAOS_CHECK_EVERY the checkpoint spacing, CHAOS_SKIP=op,op leaves operations out (to minimise),
+ * CHAOS_RELAYS=k puts the clients' sockets on k relays linked to the hub (a worker restart resets them all).
  */
 const num = (name: string, fallback: number) => {
   const raw = process.env[name];
@@ -32,17 +33,18 @@ const script = (process.env.CHAOS_SCRIPT ?? "").split(",").map((s) => s.trim()).
 const steps = script.length > 0 ? script.length : num("CHAOS_STEPS", 100);
 const checkEvery = num("CHAOS_CHECK_EVERY", 25);
 const quiesceMs = num("CHAOS_QUIESCE_MS", 60_000);
+const relays = num("CHAOS_RELAYS", 0);
 const skip = new Set((process.env.CHAOS_SKIP ?? "").split(",").map((s) => s.trim()).filter(Boolean));
 for (const op of skip) if (!(OPS as readonly string[]).includes(op)) throw new Error(`CHAOS_SKIP: unknown op ${op} (known: ${OPS.join(", ")})`);
 
 describe("chaos: seeded schedules of voice activity, room changes and faults keep every view equal to Discord's", () => {
   for (const seed of seeds) {
     it(`seed ${seed} (${steps} steps)`, { timeout: 240_000 + steps * 6_000 + Math.ceil(steps / checkEvery) * quiesceMs }, async () => {
-      console.log(`[chaos] seed ${seed}: ${steps} steps, checkpoint every ${checkEvery}${skip.size ? `, skipping ${[...skip].join(",")}` : ""} (reproduce: SEED=${seed} ${script.length > 0 ? `CHAOS_SCRIPT=${process.env.CHAOS_SCRIPT}` : `CHAOS_STEPS=${steps}`}${skip.size ? ` CHAOS_SKIP=${[...skip].join(",")}` : ""} npm run test:chaos)`);
+      console.log(`[chaos] seed ${seed}: ${steps} steps, checkpoint every ${checkEvery}${skip.size ? `, skipping ${[...skip].join(",")}` : ""}${relays ? `, ${relays} relays` : ""} (reproduce: SEED=${seed}${relays ? ` CHAOS_RELAYS=${relays}` : ""} ${script.length > 0 ? `CHAOS_SCRIPT=${process.env.CHAOS_SCRIPT}` : `CHAOS_STEPS=${steps}`}${skip.size ? ` CHAOS_SKIP=${[...skip].join(",")}` : ""} npm run test:chaos)`);
       const dir = mkdtempSync(join(tmpdir(), `scr-chaos-${seed}-`));
       // Free ports, kept for the run: the runner restarts wrangler dev and gateway-node on the same ones.
       const ports = await freePorts(["worker", "proxy", "health"]);
-      const stack = new ChaosStack({ dir, ports, users: VOICE_USERS, channels: SEED_CHANNELS });
+      const stack = new ChaosStack({ dir, ports, users: VOICE_USERS, channels: SEED_CHANNELS, relays });
       let result: RunResult | undefined;
       try {
         await stack.start();

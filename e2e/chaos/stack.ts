@@ -80,6 +80,8 @@ export interface ChaosStackOptions {
   ports: ChaosPorts;
   users: Array<{ id: string; username: string }>;
   channels: Array<{ id: string; name: string; type: 0 | 2; userLimit?: number }>;
+  /** Relays per region (RELAY_SHARDS): 0 keeps every socket on the hub. */
+  relays: number;
 }
 
 /**
@@ -133,7 +135,7 @@ export class ChaosStack {
     const vars = {
       PRIMARY_GUILD_ID: GUILD, DISCORD_BOT_TOKEN: BOT_TOKEN, HUB_SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE,
       JWT_PUBLIC_JWK: JSON.stringify({ ...(await exportJWK(publicKey)), alg: "RS256" }), DISCORD_API_BASE: this.sim.restBase,
-      ROOM_IDLE_TTL_SECONDS: "0",
+      ROOM_IDLE_TTL_SECONDS: "0", RELAY_SHARDS: String(this.options.relays),
     };
     this.envFile = join(this.options.dir, "worker.vars");
     writeFileSync(this.envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n"), { mode: 0o600 });

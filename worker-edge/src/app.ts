@@ -7,6 +7,7 @@ import {
   CreateRoomBody,
   InternalEventsBody,
   LeaseRequestBody,
+  StatsRequestBody,
   MAX_INTERNAL_BODY_BYTES,
   MAX_REST_BODY_BYTES,
   SIGNATURE_HEADER,
@@ -29,8 +30,9 @@ import { ConfigError, edgeConfig, hubSecrets, servedGuilds, type EdgeConfig } fr
 import { ApiError, invalidInput } from "./errors.js";
 import { requestGuild, socketGuildOrUndefined } from "./guilds.js";
 import type { HubResult } from "./hub/rpc.js";
-import { closeSocket } from "./hub/sockets.js";
 import { errorFields, log } from "./log.js";
+import { hubStub, openLobbySocket, refusedSocket, relayStub } from "./placement.js";
+import type { ClientPlace } from "./relay/region.js";
 import { streamCredential } from "./sse/credential.js";
 import { relayHubStream } from "./sse/relay.js";
 import { parseStreamRequest, refuseUnknownParams } from "./sse/request.js";
@@ -41,8 +43,13 @@ type EdgeEnv = { Bindings: Env; Variables: { config: EdgeConfig; user: AppUser; 
 
 const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,128}$/, "must be 1–128 visible ASCII characters");
 
-function hub(env: Env, guildId: string) {
-  return env.GUILD_HUB.get(env.GUILD_HUB.idFromName(guildId));
+function hub(c: Context<EdgeEnv>, guildId: string) {
+  return hubStub(c.env, c.var.config, guildId);
+}
+
+/** Where Cloudflare says the client is (absent in some local runs): picks its relays' region. */
+function clientPlace(c: Context<EdgeEnv>): ClientPlace | undefined {
+  return c.req.raw.cf as ClientPlace | undefined;
 }
 
 /**
@@ -96,8 +103,8 @@ function routes(): Hono<EdgeEnv> {
       throw new ApiError(400, "invalid_input", "expected a WebSocket upgrade");
     }
     const guildId = socketGuildOrUndefined(new URL(c.req.url), c.var.config);
-    if (guildId === undefined) return refuseSocket(CloseCode.guildNotAllowed, "guild not served");
-    return hub(c.env, guildId).fetch(c.req.raw);
+    if (guildId === undefined) return refusedSocket(CloseCode.guildNotAllowed, "guild not served");
+    return openLobbySocket(c.env, c.var.config, guildId, c.req.raw, clientPlace(c));
   });
 
   api.post("/internal/events", async (c) => {
@@ -125,7 +132,7 @@ function routes(): Hono<EdgeEnv> {
         logUnservedGuild(c, guildId, sender?.instance, { events: events.length });
         continue;
       }
-      const outcome = await hub(c.env, guildId).ingest(guildId, events, sender);
+      const outcome = await hub(c, guildId).ingest(guildId, events, sender);
       if (outcome.kind === "refused") return c.json(outcome.refusal, 409);
       if (outcome.kind === "failed") throw ApiError.fromWire(outcome.error);
       accepted += outcome.accepted;
@@ -144,9 +151,20 @@ function routes(): Hono<EdgeEnv> {
       logUnservedGuild(c, guildId, gateway.instance);
       return c.json({ ok: true } satisfies LeaseResponse); // as for its events
     }
-    const outcome = await hub(c.env, guildId).gatewayLease(guildId, { ...gateway, signedAt }, release ?? false);
+    const outcome = await hub(c, guildId).gatewayLease(guildId, { ...gateway, signedAt }, release ?? false);
     if (outcome.kind === "refused") return c.json(outcome.refusal, 409);
     return c.json({ ok: true, ...(outcome.lease ? { lease: outcome.lease } : {}) } satisfies LeaseResponse);
+  });
+
+  // Counters of the guild's hub and relays (sends, flushes, tokens verified): for benchmarks and diagnosis.
+  api.post("/internal/stats", async (c) => {
+    const parsed = StatsRequestBody.safeParse(parseJson((await signedBody(c)).body));
+    if (!parsed.success) throw invalidInput(parsed.error, "stats request");
+    const { guildId } = parsed.data;
+    if (!servedGuilds(c.var.config).has(guildId)) throw new ApiError(404, "not_found", "guild not served here");
+    const hubStats = await hub(c, guildId).stats(guildId);
+    const relays = await Promise.all(hubStats.relays.map(async (name) => relayStub(c.env, name, name.split("/")[1]!).stats()));
+    return c.json({ hub: hubStats, relays });
   });
 
   const rest = new Hono<EdgeEnv>();
@@ -206,7 +224,7 @@ function routes(): Hono<EdgeEnv> {
       const { guildId: requested, ...room } = body.data;
       const guildId = requestGuild(requested, c.var.config, user);
       const created = unwrap(
-        await hub(c.env, guildId).createRoom({ guildId, userId: user.userId, idempotencyKey: key?.data, body: room }),
+        await hub(c, guildId).createRoom({ guildId, userId: user.userId, idempotencyKey: key?.data, body: room }),
       );
       return c.json(created, 201);
     },
@@ -218,13 +236,13 @@ function routes(): Hono<EdgeEnv> {
     const user = c.var.user;
     const guildId = requestGuild(c.req.query("guildId"), c.var.config, user);
     const isAdmin = user.roles.includes(c.var.config.ADMIN_ROLE);
-    unwrap(await hub(c.env, guildId).endRoom({ guildId, userId: user.userId, isAdmin, channelId: channelId.data }));
+    unwrap(await hub(c, guildId).endRoom({ guildId, userId: user.userId, isAdmin, channelId: channelId.data }));
     return c.json({ ok: true as const });
   });
 
   rest.get("/rooms", async (c) => {
     const guildId = requestGuild(c.req.query("guildId"), c.var.config, c.var.user);
-    return c.json(await hub(c.env, guildId).snapshot(guildId));
+    return c.json(await hub(c, guildId).snapshot(guildId));
   });
 
   // Server-sent events: a relay of a socket to the guild's hub, so the hub stays hibernatable (docs/protocol.md).
@@ -233,7 +251,8 @@ function routes(): Hono<EdgeEnv> {
     const credential = await streamCredential(c.req.raw.headers, c.var.config);
     if (!credential.ok) return refusedStream(credential.refusal, c.var.requestId);
     const guildId = requestGuild(c.req.query("guildId"), c.var.config, credential.user);
-    const target = { hub: hub(c.env, guildId), guildId, token: credential.token, requestId: c.var.requestId, clientGone: c.req.raw.signal };
+    const socket = { fetch: (request: Request) => openLobbySocket(c.env, c.var.config, guildId, request, clientPlace(c)) };
+    const target = { hub: socket, guildId, token: credential.token, requestId: c.var.requestId, clientGone: c.req.raw.signal };
     return relayHubStream(target, request);
   });
 
@@ -294,13 +313,4 @@ export function createApp(): Hono<EdgeEnv> {
 function logUnservedGuild(c: Context<EdgeEnv>, guildId: string, instance: string | undefined, fields: Record<string, unknown> = {}): void {
   log("warn", "edge does not serve this guild", { requestId: c.var.requestId, path: c.req.path, guildId, instance, ...fields });
 }
-
-/** Completes the upgrade only to say why the socket cannot stay: browsers cannot read an HTTP error on /ws. */
-function refuseSocket(code: number, reason: string): Response {
-  const { 0: client, 1: server } = new WebSocketPair();
-  server.accept();
-  closeSocket(server, code, reason);
-  return new Response(null, { status: 101, webSocket: client });
-}
-
 

@@ -1,5 +1,13 @@
 import { z } from "zod";
 import { Snowflake } from "../../protocol/index.js";
+import type { FlushCadence } from "./hub/coalescer.js";
+
+/** Cloudflare's location hints for Durable Objects (where an object is created; it never moves afterwards). */
+export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+export type LocationHint = (typeof LOCATION_HINTS)[number];
+
+/** The sockets one relay holds at most by default (RELAY_MAX_SOCKETS); docs/operations.md sizes it. */
+export const DEFAULT_RELAY_MAX_SOCKETS = 2_000;
 
 const commaList = z
   .string()
@@ -18,6 +26,14 @@ const InlinePublicJwk = z.string().refine((raw) => {
     return false;
   }
 }, "must be one public JWK as JSON (no private part)");
+
+/** A whole number in [min, max]; absent or empty: `fallback`. */
+const optionalInt = (min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => Number(v?.trim() || fallback))
+    .pipe(z.number().int().min(min).max(max));
 
 const EdgeConfigSchema = z
   .object({
@@ -39,6 +55,19 @@ const EdgeConfigSchema = z
     ALLOWED_GUILD_IDS: commaList.pipe(z.array(Snowflake)),
     ROOM_IDLE_TTL_SECONDS: z.coerce.number().int().min(0).default(0),
     ADMIN_ROLE: z.string().optional().transform((v) => v?.trim() || "admin"),
+    // Placement: where each guild's hub is created (near the gateway); absent: near its first request.
+    HUB_LOCATION_HINT: z.string().optional().transform((v) => v?.trim() || undefined).pipe(z.enum(LOCATION_HINTS).optional()),
+    // Flushes under load: "adaptive" (the default) or a fixed interval in ms (0: every publish at once).
+    FLUSH_CADENCE_MS: z
+      .string()
+      .optional()
+      .transform((v) => (!v?.trim() || v.trim() === "adaptive" ? ("adaptive" as const) : Number(v)))
+      .pipe(z.union([z.literal("adaptive"), z.number().int().min(0).max(1_000)]))
+      .transform((v): FlushCadence => (v === "adaptive" ? { kind: "adaptive" } : { kind: "fixed", ms: v })),
+    // The relay tier (docs/operations.md "Relays"): 0 relays keeps every socket on the hub.
+    RELAY_SHARDS: optionalInt(0, 64, 0),
+    RELAY_REGIONS: commaList.pipe(z.array(z.enum(LOCATION_HINTS))),
+    RELAY_MAX_SOCKETS: optionalInt(1, 32_000, DEFAULT_RELAY_MAX_SOCKETS),
   })
   .refine((c) => c.JWT_PUBLIC_JWK_URL || c.JWT_PUBLIC_JWK, {
     message: "set JWT_PUBLIC_JWK_URL or JWT_PUBLIC_JWK",

@@ -14,9 +14,10 @@ import {
   type EventEnvelope,
   type IdentifiedInternalEvent,
   type LeaseRefusal,
+  type ObjectStats,
   type RoomsResponse,
 } from "../../protocol/index.js";
-import { edgeConfig, type EdgeConfig } from "./config.js";
+import { edgeConfig, hubSecrets, type EdgeConfig } from "./config.js";
 import { DiscordRest } from "./discord-rest.js";
 import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
@@ -25,6 +26,7 @@ import { errorFields, log } from "./log.js";
 import { exchangeAuth } from "./hub/auth-exchange.js";
 import { SCHEMA_VERSION } from "./hub/migrations.js";
 import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
+import { cadenceMs, Coalescer } from "./hub/coalescer.js";
 import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { publishDueMedia } from "./hub/media.js";
 import { guildSync, reconcile } from "./hub/presence.js";
@@ -32,20 +34,27 @@ import { withRoomFilter } from "./hub/room-filter.js";
 import { admitBatch, claimLease, grantOf, refusalOf, releaseLease, type Lease, type LeaseClaim, type LeaseRefusalDecision } from "./hub/lease.js";
 import { RoomDesk } from "./hub/rooms.js";
 import { type CreateRoomRequest, type EndRoomRequest, type HubResult, type IngestOutcome, type LeaseOutcome } from "./hub/rpc.js";
+import { publishToRelays, sendSnapshot, startLink } from "./hub/relay-links.js";
 import { SocketIndex } from "./hub/socket-index.js";
-import { closeSocket, connectionId, isOpen } from "./hub/sockets.js";
+import { closeSocket, connectionId, isOpen, type LiveAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 import { isMultiPart, receiveSyncPart } from "./hub/sync-parts.js";
+import { readLinkRequest, RelayRequest, RELAY_LINK_PATH } from "./relay/link.js";
 
 
 /**
  * One per guild: the single source of truth for its rooms and voice presence, the event sequence and replay
- * buffer, and the fan-out to hibernatable sockets. Runtime hooks stay thin and never let an error escape.
+ * buffer, and the fan-out to hibernatable sockets, or to the relays that hold them (relay/link.ts). Events are
+ * stored as they are published and flushed on a cadence (hub/coalescer.ts). Runtime hooks stay thin and never let
+ * an error escape.
  */
 export class GuildHub extends DurableObject<Env> {
   private readonly store: HubStore;
   private readonly sockets: SocketIndex;
   private readonly rooms: RoomDesk;
+  private readonly coalescer: Coalescer<Outgoing>;
+  /** Since this instance started: what an operator or a benchmark reads through POST /internal/stats. */
+  private readonly counters = { events: 0, flushes: 0, sends: 0, relaySends: 0, tokensVerified: 0 };
   /** The alarm as this object last set or read it (null: none; undefined: unknown, read it). Only it sets alarms. */
   private alarmAt: number | null | undefined;
 
@@ -62,6 +71,12 @@ export class GuildHub extends DurableObject<Env> {
     // A rollback: steps are additive, so this release still runs on what a later one added.
     if (from > SCHEMA_VERSION) log("warn", "GuildHub storage is newer than this release", { guildId: this.store.guildId, from, known: SCHEMA_VERSION });
     this.sockets = new SocketIndex(() => ctx.getWebSockets());
+    this.coalescer = new Coalescer({
+      flush: (outgoing) => this.flush(outgoing),
+      // Relays count as one recipient each: their own audiences are theirs to pace.
+      cadenceMs: () => cadenceMs(this.config.FLUSH_CADENCE_MS, this.sockets.size + this.sockets.relayLinks().size),
+      now: clock.now,
+    });
     this.rooms = new RoomDesk({
       store: this.store,
       guildId: () => this.guildId,
@@ -94,6 +109,7 @@ export class GuildHub extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
+      if (this.sockets.attachment(ws)?.phase === "relay") return this.onRelayRequest(ws, message);
       await this.onClientMessage(ws, message);
     } catch (error) {
       log("error", "GuildHub webSocketMessage failed", { guildId: this.guildId, ...errorFields(error) });
@@ -103,6 +119,8 @@ export class GuildHub extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     try {
+      const attachment = this.sockets.attachment(ws);
+      if (attachment?.phase === "relay") log("info", "GuildHub relay unlinked", { guildId: this.guildId, relay: attachment.relay, code });
       this.sockets.forget(ws);
     } catch (error) {
       log("error", "GuildHub webSocketClose failed", { guildId: this.guildId, ...errorFields(error) });
@@ -205,6 +223,13 @@ export class GuildHub extends DurableObject<Env> {
     return refusal;
   }
 
+  /** Counters since this instance started, and the relays linked now. */
+  async stats(guildId: string): Promise<ObjectStats> {
+    this.bindGuild(guildId);
+    const relays = [...this.sockets.relayLinks().keys()];
+    return { name: guildId, role: "hub", sockets: this.sockets.size, relays, ...this.counters };
+  }
+
   async snapshot(guildId: string): Promise<RoomsResponse> {
     this.bindGuild(guildId);
     return { guildId, seq: this.store.seq, rooms: this.store.snapshotRooms(), status: this.store.guildStatus };
@@ -227,6 +252,7 @@ export class GuildHub extends DurableObject<Env> {
       return Response.json({ error: "invalid_input", message: "expected a WebSocket upgrade" }, { status: 426 });
     }
     this.bindGuild(socketGuild(new URL(request.url), this.config));
+    if (new URL(request.url).pathname === RELAY_LINK_PATH) return this.acceptRelayLink(request);
     const { 0: client, 1: server } = new WebSocketPair();
     if (this.sockets.pendingCount() >= SocketLimits.pendingSockets) {
       // Completed only to say why: a browser cannot read an HTTP error on a WebSocket.
@@ -262,12 +288,20 @@ export class GuildHub extends DurableObject<Env> {
     if (current.expiresAt <= now) return this.reject(ws, CloseCode.unauthorized, "token expired");
     const changed = withRoomFilter(current, message.rooms, now);
     if (!("attachment" in changed)) return this.reject(ws, CloseCode.tooMany, "changing rooms too often");
+    this.coalescer.flushNow(); // what is pending goes under the old filter, before the snapshot
     this.sockets.set(ws, changed.attachment);
     catchUp(ws, this.store, changed.attachment, undefined);
   }
 
   private async authenticate(ws: WebSocket, auth: ClientAuth): Promise<void> {
-    const outcome = await exchangeAuth({ sockets: this.sockets, config: this.config, guildId: this.guildId }, ws, auth, clock.now());
+    this.counters.tokensVerified++;
+    const goLive = (socket: WebSocket, attachment: LiveAttachment) => {
+      // Pending events go out first: the catch-up below covers every seq so far, and a flush after the socket is
+      // indexed would send some of them twice.
+      this.coalescer.flushNow();
+      this.sockets.set(socket, attachment);
+    };
+    const outcome = await exchangeAuth({ sockets: this.sockets, config: this.config, guildId: this.guildId, goLive }, ws, auth, clock.now());
     if (outcome.kind === "gone") return;
     if (outcome.kind === "refused") return this.reject(ws, outcome.code, outcome.reason);
     const live = outcome.attachment;
@@ -278,16 +312,46 @@ export class GuildHub extends DurableObject<Env> {
     ws.send(JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId: this.guildId, seq } satisfies AuthOkMessage));
     const resumed = outcome.refresh ? "refresh" : catchUp(ws, this.store, live, auth.since) ? "replay" : "snapshot";
     log("info", "GuildHub socket live", { guildId: this.guildId, conn: live.conn, userId: live.userId, resumed });
+    await this.scheduleAlarm(live.expiresAt);
+  }
+
+  // --- relays (relay/link.ts)
+
+  /** A relay links to this hub: signed, hibernatable, one per relay; it starts with the hello and the gap fill. */
+  private async acceptRelayLink(request: Request): Promise<Response> {
+    const link = await readLinkRequest(request, hubSecrets(this.config), this.guildId);
+    if (!link) {
+      log("warn", "GuildHub refused a relay link", { guildId: this.guildId });
+      return Response.json({ error: "unauthorized", message: "relay link refused" }, { status: 401 });
+    }
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, ["relay"]);
+    const earlier = this.sockets.relayLinks().get(link.relay);
+    if (earlier) closeSocket(earlier, 1000, "relay linked again");
+    this.coalescer.flushNow(); // the link starts after every event sent so far
+    this.sockets.set(server, { phase: "relay", relay: link.relay });
+    startLink(server, this.store, link.since);
+    log("info", "GuildHub relay linked", { guildId: this.guildId, relay: link.relay, since: link.since, seq: this.store.seq });
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** A relay asks for a snapshot: answered in order on its link, at the seq of the last event sent there. */
+  private onRelayRequest(ws: WebSocket, raw: string | ArrayBuffer): void {
+    const request = RelayRequest.safeParse(typeof raw === "string" ? parseJson(raw) : undefined);
+    if (!request.success) return closeSocket(ws, CloseCode.badMessage, "malformed relay request");
+    this.coalescer.flushNow();
+    if (isOpen(ws)) sendSnapshot(ws, this.store); // a link closed meanwhile is linked again, and asks again
   }
 
   /** Closes a socket for a reason the client can act on, and logs why (never the token). */
   private reject(ws: WebSocket, code: number, reason: string): void {
-    log("info", "GuildHub closed socket", { guildId: this.guildId, conn: this.sockets.attachment(ws)?.conn, code, reason });
+    const attachment = this.sockets.attachment(ws);
+    log("info", "GuildHub closed socket", { guildId: this.guildId, conn: attachment && "conn" in attachment ? attachment.conn : undefined, code, reason });
     this.sockets.forget(ws);
     closeSocket(ws, code, reason);
   }
 
-  /** Gives each event the next seq, records it in the replay buffer and fans it out. */
+  /** Gives each event the next seq and records it in the replay buffer at once; the coalescer sends it. */
   private publish(events: AppEvent[], now: number): void {
     if (events.length === 0) return;
     const outgoing: Outgoing[] = events.map((event) => {
@@ -298,10 +362,27 @@ export class GuildHub extends DurableObject<Env> {
       return { event, message };
     });
     this.store.prune(now);
-    const shed = broadcast(this.sockets, outgoing, now);
-    // One line per publish: what an operator charts and pages on (Workers Logs can query these fields; the
-    // runtime's own metrics give its duration, as clocks do not advance during a synchronous loop in workerd).
-    log("info", "GuildHub published", { guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: this.sockets.size, shed });
+    this.counters.events += outgoing.length;
+    this.coalescer.add(outgoing);
+  }
+
+  /** Sends what was published since the last flush: to this hub's own sockets, and once to each relay. */
+  private flush(outgoing: Outgoing[]): void {
+    try {
+      const sockets = broadcast(this.sockets, outgoing, clock.now());
+      const relays = publishToRelays(this.sockets.relayLinks(), outgoing.map((o) => o.message));
+      for (const ws of relays.closed) this.sockets.forget(ws);
+      this.counters.flushes++;
+      this.counters.sends += sockets.sends;
+      this.counters.relaySends += relays.sends;
+      // One line per flush: what an operator charts and pages on (Workers Logs can query these fields; the
+      // runtime's own metrics give its duration, as clocks do not advance during a synchronous loop in workerd).
+      log("info", "GuildHub flushed", {
+        guildId: this.guildId, events: outgoing.length, seq: this.store.seq, sockets: this.sockets.size, relays: relays.sends, sends: sockets.sends, shed: sockets.shed,
+      });
+    } catch (error) {
+      log("error", "GuildHub flush failed", { guildId: this.guildId, events: outgoing.length, ...errorFields(error) });
+    }
   }
 
   // --- deadlines: one alarm multiplexes auth timeouts, token expiries and idle rooms

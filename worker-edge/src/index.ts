@@ -1,6 +1,7 @@
 import { createApp } from "./app.js";
 
 export { GuildHub } from "./guild-hub.js";
+export { LobbyRelay } from "./lobby-relay.js";
 
 const app = createApp();
 

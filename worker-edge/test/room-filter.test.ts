@@ -109,11 +109,11 @@ describe("changing the room filter on a live socket", () => {
   it("drops a change that arrives after the hub closed the socket: no error, and the socket stays out of the fan-out", async () => {
     const errors = vi.spyOn(console, "error");
     const logged = vi.spyOn(console, "log");
-    /** The fan-out's socket count, from the line the hub logs per publish. */
+    /** The fan-out's socket count, from the line the hub logs per flush. */
     const audienceAfterPublish = async (watcher: TestSocket, count: number) => {
       await ingest(roomCreated(newChannelId()));
       await watcher.waitForEvents(count, "the room event");
-      const lines = logged.mock.calls.flat().map(String).filter((line) => line.includes('"GuildHub published"'));
+      const lines = logged.mock.calls.flat().map(String).filter((line) => line.includes('"GuildHub flushed"'));
       const line = JSON.parse(lines.at(-1)!) as { sockets: number; shed: number };
       expect(line.shed).toBe(0); // no send was tried on a socket already closed
       return line.sockets;

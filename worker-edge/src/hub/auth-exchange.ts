@@ -18,6 +18,14 @@ export interface AuthContext {
   sockets: SocketIndex;
   config: EdgeConfig;
   guildId: string;
+  /**
+   * Puts the socket in its new state, in the same synchronous step as the cap check: a first auth makes it count
+   * under the cap at once. The object decides what going live means (the hub indexes it; a relay may hold it until
+   * its link is ready).
+   */
+  goLive(ws: WebSocket, attachment: LiveAttachment, refresh: boolean): void;
+  /** The user's sockets under the cap besides `ws`, where the object holds some outside the index (a relay). */
+  userSocketCount?(userId: string, ws: WebSocket): number;
 }
 
 /**
@@ -56,13 +64,14 @@ export async function exchangeAuth(context: AuthContext, ws: WebSocket, auth: Cl
   if (live && live.userId !== user.userId) {
     return refused(CloseCode.unauthorized, "a refreshed token must be for the same user");
   }
-  if (!live && sockets.userSocketCount(user.userId, ws) >= SocketLimits.socketsPerUser) {
+  const count = context.userSocketCount ?? ((userId: string, except: WebSocket) => sockets.userSocketCount(userId, except));
+  if (!live && count(user.userId, ws) >= SocketLimits.socketsPerUser) {
     return refused(CloseCode.tooMany, "too many connections for this user");
   }
   const batch = auth.batch ?? live?.batch;
   const attachment: LiveAttachment = {
     phase: "live",
-    conn: latest?.conn ?? connectionId(),
+    conn: latest && "conn" in latest ? latest.conn : connectionId(),
     userId: user.userId,
     expiresAt: user.expiresAt * 1000,
     rooms: auth.rooms ?? live?.rooms,
@@ -70,7 +79,7 @@ export async function exchangeAuth(context: AuthContext, ws: WebSocket, auth: Cl
     reauth: live?.reauth ?? { tokens: ReauthPolicy.capacity, at: now },
     ...(live?.roomsBucket ? { roomsBucket: live.roomsBucket } : {}),
   };
-  sockets.set(ws, attachment); // in the same step as the count above: the socket takes its place under the cap
+  context.goLive(ws, attachment, live !== undefined); // in the same step as the count above: it takes its place under the cap
   return { kind: "live", attachment, refresh: live !== undefined };
 }
 

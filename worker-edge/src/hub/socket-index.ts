@@ -7,8 +7,8 @@ export type Members = Map<WebSocket, LiveAttachment>;
 const attachments = new WeakMap<WebSocket, SocketAttachment>();
 
 /**
- * The hub's sockets, indexed by what it asks of them: each one's attachment, the ones waiting for auth, each
- * user's, and the live ones by room filter and batch preference, so a publish walks only its recipients and reads
+ * An object's sockets, indexed by what it asks of them: each one's attachment, the ones waiting for auth, each
+ * user's, the live ones by room filter, and (in a hub) the relays' links, so a flush walks only its recipients and reads
  * no attachment. Memory does not survive hibernation: rebuilt from the runtime's list on first use after a
  * wake-up, then kept current by `set` and `forget`. A socket that is no longer open is never indexed again.
  */
@@ -20,6 +20,8 @@ export class SocketIndex {
   /** Live sockets with a room filter: room.* events, and voice events of their rooms. */
   private readonly filtered: Members = new Map();
   private readonly byRoom = new Map<string, Members>();
+  /** Relays' links to this hub (relay/link.ts), by relay name. */
+  private readonly links = new Map<string, WebSocket>();
   private built = false;
 
   constructor(private readonly allSockets: () => WebSocket[]) {}
@@ -48,6 +50,7 @@ export class SocketIndex {
   forget(ws: WebSocket): void {
     this.pending.delete(ws);
     const attachment = attachments.get(ws);
+    if (attachment?.phase === "relay" && this.links.get(attachment.relay) === ws) this.links.delete(attachment.relay);
     if (attachment?.phase !== "live") return;
     const own = this.byUser.get(attachment.userId);
     own?.delete(ws);
@@ -93,6 +96,19 @@ export class SocketIndex {
     return this.lobbySockets;
   }
 
+  /** Every live socket, lobby and filtered. */
+  forEachLive(visit: (attachment: LiveAttachment, ws: WebSocket) => void): void {
+    this.build();
+    this.lobbySockets.forEach(visit);
+    this.filtered.forEach(visit);
+  }
+
+  /** The relays' links, one per relay (a relay that linked again replaced its earlier link). */
+  relayLinks(): Map<string, WebSocket> {
+    this.build();
+    return this.links;
+  }
+
   /** Live sockets. */
   get size(): number {
     this.build();
@@ -102,6 +118,10 @@ export class SocketIndex {
   private index(ws: WebSocket, attachment: SocketAttachment): void {
     if (attachment.phase === "pending") {
       this.pending.add(ws);
+      return;
+    }
+    if (attachment.phase === "relay") {
+      this.links.set(attachment.relay, ws);
       return;
     }
     let own = this.byUser.get(attachment.userId);

@@ -4,7 +4,9 @@ import type { Bucket } from "../../../protocol/index.js";
 /** Per-socket state, kept in the hibernation attachment (well under its 2 KB budget) so it survives eviction. */
 export type SocketAttachment =
   | { phase: "pending"; conn: string; authDeadline: number }
-  | { phase: "live"; conn: string; userId: string; expiresAt: number; rooms?: string[]; batch?: boolean; reauth: Bucket; roomsBucket?: Bucket };
+  | { phase: "live"; conn: string; userId: string; expiresAt: number; rooms?: string[]; batch?: boolean; reauth: Bucket; roomsBucket?: Bucket }
+  /** A relay's link to the hub (see relay/link.ts): it gets every flush once, for all of the relay's sockets. */
+  | { phase: "relay"; relay: string };
 
 export type LiveAttachment = Extract<SocketAttachment, { phase: "live" }>;
 
@@ -15,6 +17,7 @@ export function connectionId(): string {
 
 /** When this socket must be closed: the auth timeout while pending, the token's expiry once live. */
 export function deadlineOf(attachment: SocketAttachment): number {
+  if (attachment.phase === "relay") return Infinity;
   return attachment.phase === "pending" ? attachment.authDeadline : attachment.expiresAt;
 }
 

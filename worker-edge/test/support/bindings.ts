@@ -39,3 +39,15 @@ export const multiGuildBindings = {
   ALLOWED_GUILD_IDS: SECOND_GUILD_ID,
   ROOM_IDLE_TTL_SECONDS: "1",
 };
+
+/** Overrides for the relay project: two relays hold every socket (a relay full at 25 sends the next to the other). */
+export const relayBindings = {
+  RELAY_SHARDS: "2",
+  RELAY_MAX_SOCKETS: "25",
+};
+
+/** The relays of the test guild under relayBindings (no RELAY_REGIONS: one region, "any"). */
+export const TEST_RELAY_NAMES = [`${TEST_GUILD_ID}/any/0`, `${TEST_GUILD_ID}/any/1`];
+
+/** Overrides for the cadence project: flushes 150 ms apart under load, so publishes reliably wait for one. */
+export const cadenceBindings = { FLUSH_CADENCE_MS: "150" };

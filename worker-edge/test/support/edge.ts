@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { env } from "cloudflare:workers";
-import { hubRequestHeaders, type ServerMessage } from "../../../protocol/index.js";
+import { hubRequestHeaders, type ServerMessage, type StatsResponse } from "../../../protocol/index.js";
 import { TEST_GUILD_ID, TEST_HUB_SECRET } from "./bindings.js";
 
 export const BASE = "https://edge.test";
@@ -29,6 +29,13 @@ export function postInternal(body: unknown, options: SignedPostOptions = {}): Pr
 /** POSTs a lease renewal or release (POST /internal/lease) signed as gateway-node would. */
 export function postLease(body: unknown, options: SignedPostOptions = {}): Promise<Response> {
   return postSigned("/internal/lease", body, options);
+}
+
+/** The counters of the test guild's hub and of its relays (POST /internal/stats). */
+export async function guildStats(guildId = TEST_GUILD_ID): Promise<StatsResponse> {
+  const response = await postSigned("/internal/stats", { guildId }, {});
+  if (response.status !== 200) throw new Error(`POST /internal/stats answered ${response.status}: ${await response.text()}`);
+  return response.json<StatsResponse>();
 }
 
 type SignedPostOptions = { secret?: string; nowMs?: number; raw?: string };
