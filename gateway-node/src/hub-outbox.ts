@@ -208,7 +208,7 @@ export class HubOutbox {
           continue;
         }
         if (this.heldBack) {
-          // The holder serves the guild meanwhile (or the edge serves nobody): nothing here is owed now. Ask with a
+          // The holder serves the guild meanwhile (or the edge does not serve it): nothing goes now. Ask with a
           // heartbeat, not the whole queue.
           this.wakeIdleWaiters();
           const wait = this.lease.waitMs();
