@@ -167,8 +167,14 @@ export const LeaseRequestBody = z.object({
 });
 export type LeaseRequestBody = z.infer<typeof LeaseRequestBody>;
 
+/**
+ * `served: false`: the edge does not serve the guild (not in its PRIMARY_GUILD_ID or ALLOWED_GUILD_IDS): the request
+ * was acknowledged and did nothing. Absent otherwise (and from edges of earlier releases).
+ */
+const NotServed = z.literal(false).optional();
+
 /** 200 to POST /internal/lease: the lease now held, or none after a release (or for a guild the edge does not serve). */
-export const LeaseResponse = z.object({ ok: z.literal(true), lease: LeaseGrant.optional() });
+export const LeaseResponse = z.object({ ok: z.literal(true), lease: LeaseGrant.optional(), served: NotServed });
 export type LeaseResponse = z.infer<typeof LeaseResponse>;
 
 export const InternalEventsResponse = z.object({
@@ -177,6 +183,8 @@ export const InternalEventsResponse = z.object({
   duplicates: z.number().int().min(0),
   /** The sender's lease for the batch's guild, renewed by the batch (absent for a sender naming no gateway). */
   lease: LeaseGrant.optional(),
+  /** Some of the batch's events are for a guild the edge does not serve: acknowledged and dropped. */
+  served: NotServed,
 });
 export type InternalEventsResponse = z.infer<typeof InternalEventsResponse>;
 

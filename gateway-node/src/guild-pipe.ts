@@ -137,9 +137,10 @@ export class GuildPipe {
   }
 
   /**
-   * The hub needs a whole picture (a new lease term) and none is queued. The bot's absence is one at once; a guild in
-   * an outage gets its picture when the GUILD_CREATE that ends it comes; any other guild's picture takes a fresh
-   * session (an IDENTIFY from the daily budget: rare, see docs/operations.md).
+   * The hub needs a whole picture (a new lease term) and none is queued. No session yet (the start's claim came
+   * first): the one being identified brings it. The bot's absence is one at once; a guild in an outage gets its
+   * picture when the GUILD_CREATE that ends it comes; any other guild's picture takes a fresh session (an IDENTIFY
+   * from the daily budget: rare, see docs/operations.md).
    */
   private pictureNeeded(): void {
     const session = this.options.session();
@@ -147,7 +148,7 @@ export class GuildPipe {
       return this.queuePicture({ absent: this.absence(`${session.sessionId}:${session.seq}:absent`) }, session.sessionId, session.seq, true);
     }
     this.owe(true);
-    if (this.state !== "unavailable") this.options.freshSession(`the hub of guild ${this.guildId} needs a whole picture for a new lease term`);
+    if (session && this.state !== "unavailable") this.options.freshSession(`the hub of guild ${this.guildId} needs a whole picture for a new lease term`);
   }
 
   /** The queue was dropped past compaction: only a fresh session's picture makes the hub whole again. */

@@ -11,9 +11,9 @@ export interface HealthSource {
 }
 
 /**
- * GET /healthz: healthy when every shard is ready, every guild's hub answers and the bot is in every served guild
- * (an outage is not unhealthy; a guild READY does not list, or one the bot was removed from, is).
- * Each guild either delivers (it holds the lease) or stands by for a live holder on another process: both healthy.
+ * GET /healthz: healthy when every shard is ready, every guild's hub answers and serves the guild, and the bot is
+ * in every served guild (an outage is not unhealthy; a guild READY does not list, or one the bot was removed from,
+ * is). Each guild either delivers (it holds the lease) or stands by for a live holder on another process: both healthy.
  */
 export function healthReport({ shards, pipes, primaryGuildId, instance, sessionFileOk }: HealthSource): HealthReport {
   const all = [...shards.values()];
@@ -42,5 +42,6 @@ export function healthReport({ shards, pipes, primaryGuildId, instance, sessionF
       ]),
     ),
   };
-  return { healthy: all.length > 0 && !lagging && hubOk && pipes.every((pipe) => pipe.member), body };
+  const served = pipes.every((pipe) => pipe.outbox.lease.state.name !== "unserved");
+  return { healthy: all.length > 0 && !lagging && hubOk && served && pipes.every((pipe) => pipe.member), body };
 }

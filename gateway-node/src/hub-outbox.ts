@@ -50,7 +50,7 @@ export interface HubOutboxOptions {
   gateway: { instance: string; epoch: number };
   /** While another process holds the guild, ask again at least this often (it may release early). */
   standbyPollMs: number;
-  /** How often to contact an edge that grants no lease while idle. */
+  /** How often to contact an edge that grants no lease (the previous release, or one that does not serve the guild). */
   idleContactMs: number;
   /** Wall clock, for request signatures only. */
   now: () => number;
@@ -61,7 +61,10 @@ export interface HubOutboxOptions {
   latency?: Histogram;
 }
 
-/** `lease`: the hub refused this process's lease; the lease state says what next (stand by, or sync first). */
+/**
+ * `lease`: the hub refused this process's lease, or the edge does not serve the guild; the lease state says what
+ * next (stand by, sync first, or ask again later).
+ */
 type PostOutcome =
   | { kind: "ok"; rejected: Set<string> }
   | { kind: "lease" }
@@ -76,8 +79,9 @@ const RELEASE_TIMEOUT_MS = 3_000;
  * while the hub is down. Memory is bounded by the queue (see OutboxQueue): compacted per key on overflow, dropped
  * (and the owner told to get a fresh picture) past that. A batch the hub finds too large is split; an event it refuses
  * as invalid is dropped alone and logged (the next state of its user or channel corrects the hub). It writes only
- * under the guild's lease (see GuildLease): standing by, it keeps queueing and asks again; a term it did not hold
- * before begins with a whole picture (queued already, or brought by the owner).
+ * under the guild's lease (see GuildLease), claimed at start: standing by (or the edge not serving the guild), it keeps
+ * queueing and asks again; a term it did not hold before begins with a whole picture (queued already, or brought by
+ * the owner).
  */
 export class HubOutbox {
   private readonly queue: OutboxQueue;
@@ -95,6 +99,13 @@ export class HubOutbox {
   /** The next heartbeat (renewal, or a standby's question) while there is nothing to deliver. */
   private contactTimer: ReturnType<typeof setTimeout> | undefined;
   private contactFailures = 0;
+  /** A heartbeat on its way: its answer (a grant, a sync it requires) is applied before a batch goes. */
+  private heartbeat: Promise<boolean> | undefined;
+  /**
+   * The events endpoint last answered a status no hub answers (a route that does not exist, a firewall): a 404 from
+   * the lease endpoint then says the same, not "an edge of the previous release".
+   */
+  private misdirected = false;
 
   constructor(private readonly options: HubOutboxOptions) {
     this.latency = options.latency ?? new Histogram(HUB_LATENCY_BUCKETS);
@@ -132,10 +143,10 @@ export class HubOutbox {
 
   /**
    * Resolves when everything queued is delivered, or after `timeoutMs`; returns whether it drained. Standing by,
-   * nothing is this process's to deliver: the holder serves the guild.
+   * nothing is this process's to deliver: the holder serves the guild. Unserved, nothing can be delivered: it says so.
    */
   async flush(timeoutMs: number): Promise<boolean> {
-    if (!this.deliverable || this.standingBy) return this.depth === 0 || this.standingBy;
+    if (!this.deliverable || this.heldBack) return this.depth === 0 || this.standingBy;
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       this.idleWaiters.push(() => {
@@ -143,6 +154,11 @@ export class HubOutbox {
         resolve(this.depth === 0 || this.standingBy);
       });
     });
+  }
+
+  /** Claims the guild at start with a heartbeat, so a guild with nothing to deliver is held too (see GuildLease). */
+  claim(): void {
+    this.scheduleContact();
   }
 
   stop(): void {
@@ -160,6 +176,11 @@ export class HubOutbox {
 
   private get standingBy(): boolean {
     return this.lease.state.name === "standby" || this.lease.state.name === "fenced";
+  }
+
+  /** The hub takes nothing from this process now: another holds the guild, or the edge does not serve it. */
+  private get heldBack(): boolean {
+    return this.standingBy || this.lease.state.name === "unserved";
   }
 
   /** Something is queued that may go now: not while the hub waits for a picture none is queued for. */
@@ -182,8 +203,13 @@ export class HubOutbox {
     let attempt = 0;
     try {
       while (!this.stopped && this.deliverable) {
-        if (this.standingBy) {
-          // The holder serves the guild meanwhile: nothing here is owed. Ask with a heartbeat, not the whole queue.
+        if (this.heartbeat) {
+          await this.heartbeat;
+          continue;
+        }
+        if (this.heldBack) {
+          // The holder serves the guild meanwhile (or the edge does not serve it): nothing goes now. Ask with a
+          // heartbeat, not the whole queue.
           this.wakeIdleWaiters();
           const wait = this.lease.waitMs();
           if (wait > 0) await this.options.sleep(wait);
@@ -207,7 +233,7 @@ export class HubOutbox {
     } finally {
       this.pumping = false;
     }
-    if (!this.deliverable || this.standingBy) this.wakeIdleWaiters();
+    if (!this.deliverable || this.heldBack) this.wakeIdleWaiters();
     this.scheduleContact();
   }
 
@@ -237,7 +263,9 @@ export class HubOutbox {
     this.contactTimer = undefined;
     if (this.stopped || this.pumping) return; // a delivery renews the lease; the pump schedules the next contact
     if (this.deliverable) return this.kick();
-    const answered = await this.postLease(false, 10_000);
+    this.heartbeat = this.postLease(false, 10_000);
+    const answered = await this.heartbeat;
+    this.heartbeat = undefined;
     this.contactFailures = answered ? 0 : this.contactFailures + 1;
     if (!this.pumping) this.scheduleContact();
   }
@@ -263,7 +291,7 @@ export class HubOutbox {
       this.leaseRefused(json);
       return true;
     }
-    if (response.status === 404) {
+    if (response.status === 404 && !this.misdirected) {
       // An edge of the previous release has no lease endpoint: it answers, and grants nothing.
       this.stats.hubReachable = true;
       if (!release) this.lease.granted(undefined);
@@ -271,7 +299,8 @@ export class HubOutbox {
     }
     const answer = LeaseResponse.safeParse(json);
     if (!response.ok || !answer.success) {
-      this.failed("hub refused the lease request", { status: response.status });
+      const { msg, fields } = failure(response.status, "lease request", this.options.endpoint);
+      this.failed(msg, fields);
       return false;
     }
     this.stats.hubReachable = true;
@@ -279,8 +308,14 @@ export class HubOutbox {
       this.lease.released();
       return true;
     }
+    // A served guild's hub grants a heartbeat its lease or refuses it (409): an answer without one is an edge that
+    // does not serve the guild (it says `served: false`).
+    if (!answer.data.lease) {
+      this.lease.unserved();
+      return true;
+    }
     this.lease.granted(answer.data.lease);
-    if (answer.data.lease?.syncRequired) {
+    if (answer.data.lease.syncRequired) {
       // Took over a guild while idle: the previous holder may have died with events it never delivered.
       this.owePicture();
       this.kick();
@@ -363,30 +398,35 @@ export class HubOutbox {
     }
     this.latency.observe((performance.now() - started) / 1000);
     if (response.ok) {
-      this.stats.lastSuccessAt = Date.now();
       const parsed = InternalEventsResponse.safeParse(await response.json().catch(() => undefined));
       this.stats.hubReachable = true;
+      this.misdirected = false;
+      if (parsed.success && parsed.data.served === false) {
+        // Acknowledged and dropped by an edge that does not serve the guild: kept here until one does.
+        this.lease.unserved();
+        return { kind: "lease" };
+      }
+      this.stats.lastSuccessAt = Date.now();
       this.lease.granted(parsed.success ? parsed.data.lease : undefined);
       this.options.log("debug", "delivered events to the hub", { count: group.length, duplicates: parsed.success ? parsed.data.duplicates : undefined });
       return { kind: "ok", rejected: new Set() };
     }
     if (response.status === 409) {
       this.stats.hubReachable = true; // the hub answered
+      this.misdirected = false;
       return this.leaseRefused(await response.json().catch(() => undefined));
     }
     await response.body?.cancel().catch(() => undefined);
-    const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
-    if (retryable) {
-      const retryAfter = Number(response.headers.get("Retry-After"));
-      const result = this.failed("hub refused the batch; retrying", { status: response.status });
-      return Number.isFinite(retryAfter) && retryAfter > 0 ? { ...result, retryAfterMs: retryAfter * 1000 } : result;
+    if (response.status === 400 || response.status === 413) {
+      this.stats.hubReachable = true; // the hub answered: it refuses an event (or the batch's size)
+      this.misdirected = false;
+      return { kind: "refused", status: response.status };
     }
-    if (response.status === 401) {
-      // Not poison: a wrong HUB_SECRET or a clock minutes off rejects every batch. Keep them and say why, loudly.
-      return this.failed("hub rejected the signature: check HUB_SECRET and this machine's clock", { status: 401 });
-    }
-    this.stats.hubReachable = true; // the hub answered
-    return { kind: "refused", status: response.status };
+    const { msg, fields, notTheHub } = failure(response.status, "batch", this.options.endpoint);
+    this.misdirected = notTheHub;
+    const result = this.failed(msg, fields);
+    const retryAfter = Number(response.headers.get("Retry-After"));
+    return Number.isFinite(retryAfter) && retryAfter > 0 ? { ...result, retryAfterMs: retryAfter * 1000 } : result;
   }
 
   private failed(msg: string, fields: Record<string, unknown>): { kind: "retry" } {
@@ -395,6 +435,19 @@ export class HubOutbox {
     this.options.log("warn", msg, fields);
     return { kind: "retry" };
   }
+}
+
+/**
+ * Why an answer the outbox keeps its events through (and retries, with backoff) is no delivery, as the log line that
+ * says what to fix. Not poison: a hub down or busy, a wrong HUB_SECRET or a clock minutes off, and an endpoint that
+ * answers but is not the hub (a route that does not exist, a firewall: a wrong HUB_ENDPOINT) fail every request alike.
+ */
+function failure(status: number, what: "batch" | "lease request", endpoint: string): { msg: string; fields: Record<string, unknown>; notTheHub: boolean } {
+  if (status === 401) return { msg: "hub rejected the signature: check HUB_SECRET and this machine's clock", fields: { status }, notTheHub: false };
+  if (status >= 500 || status === 408 || status === 429 || status === 400 || status === 413) {
+    return { msg: `hub refused the ${what}; retrying`, fields: { status }, notTheHub: false };
+  }
+  return { msg: "the hub endpoint answers, but not as the hub: check HUB_ENDPOINT", fields: { status, endpoint }, notTheHub: true };
 }
 
 /** An event with its JSON, made once: it sizes the requests and then goes into their bodies. */

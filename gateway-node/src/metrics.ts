@@ -103,7 +103,7 @@ export function renderMetrics({ shards, shardStats, pipes, latency, counters, ev
   return `${lines.join("\n")}\n`;
 }
 
-const LEASE_STATES: ReadonlyArray<LeaseState["name"]> = ["claiming", "holding", "standby", "fenced"];
+const LEASE_STATES: ReadonlyArray<LeaseState["name"]> = ["claiming", "holding", "standby", "fenced", "unserved"];
 
 const guildLabels = (pipe: GuildPipe) => ({ guild: pipe.guildId, shard: pipe.shardId });
 

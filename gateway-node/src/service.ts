@@ -19,7 +19,10 @@ import { fileSessionStore, loadStored, memorySessionStore, type SessionStore, ty
 export const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildVoiceStates;
 
 export interface ServiceSettings {
-  /** How often an idle gateway contacts an edge that grants no lease (the previous release), to know it answers. */
+  /**
+   * How often an idle gateway contacts an edge that grants no lease (the previous release, or one that does not
+   * serve the guild), to know it answers.
+   */
   hubProbeIntervalMs: number;
   /** While another process holds a guild's lease, ask its hub again at least this often: a holder that stops releases early. */
   standbyPollMs: number;
@@ -236,6 +239,8 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     });
     keeper.flush(); // the instance and the guilds, before anything is delivered
     for (const shard of shards.values()) shard.start();
+    // Every guild is held from the start, a quiet one too (a resumed session may carry nothing for it for hours).
+    for (const pipe of pipes.values()) pipe.outbox.claim();
   }
 
   const summary: DeliverySummary = {

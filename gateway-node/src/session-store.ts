@@ -112,7 +112,7 @@ export function fileSessionStore(path: string, log: Logger): SessionStore {
         text = readFileSync(path, "utf8");
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        log("error", "cannot read the session file; starting without it", { file: path, error: (error as Error).message });
+        log("error", "cannot read the session file; starting without it (every shard IDENTIFYs)", { file: path, error: (error as Error).message });
         return undefined;
       }
       let raw: unknown;
@@ -164,7 +164,7 @@ function setAside(path: string, why: string, log: Logger): void {
     renameSync(path, keptAs);
     log("error", "the session file cannot be trusted: kept aside, starting without it (every shard IDENTIFYs)", { file: path, keptAs, why });
   } catch (error) {
-    log("error", "the session file cannot be trusted and cannot be moved aside; starting without it", { file: path, why, error: (error as Error).message });
+    log("error", "the session file cannot be trusted and cannot be moved aside; starting without it (every shard IDENTIFYs)", { file: path, why, error: (error as Error).message });
   }
 }
 

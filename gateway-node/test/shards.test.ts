@@ -215,11 +215,11 @@ describe("a one-guild deployment from before sharding", () => {
     writeFileSync(file, JSON.stringify({ ...session, view }));
     await h.restart();
     await until(() => h!.sim.state().resumeCount === 1, "the legacy session resumed");
-    expect(h.sim.state().identifyCount).toBe(1);
-    // A legacy file names no instance: this process is a new one to the hub, whose new lease term begins with a whole
-    // picture, which a resumed session does not carry: the shard starts a fresh session for it.
+    // A legacy file names no instance: this process is a new one to the hub, whose new lease term (claimed at start)
+    // begins with a whole picture, which a resumed session does not carry: the shard starts one fresh session for it.
     h.sim.setVoiceState(USERS[0]!, "110000000000000001");
     await until(() => pictureDiff(hubPicture(h!.hub.accepted), discordTruth(h!.sim.guild(h!.config.PRIMARY_GUILD_ID))).length === 0 || undefined, "the hub to equal Discord");
+    expect(h.sim.state().identifyCount).toBe(2);
     const rewritten = JSON.parse(readFileSync(file, "utf8")) as { version: number; instance: string; guilds: Record<string, unknown> };
     expect(rewritten).toMatchObject({ version: 3, guilds: { [h.config.PRIMARY_GUILD_ID]: { syncOwed: false } } });
     expect(rewritten.instance).toBe(h.service.guilds.get(h.config.PRIMARY_GUILD_ID)!.outbox.lease.identity().instance);

@@ -126,9 +126,11 @@ function routes(): Hono<EdgeEnv> {
     let accepted = 0;
     let duplicates = 0;
     let lease: LeaseGrant | undefined;
+    let unserved = false;
     for (const [guildId, events] of byGuild) {
       if (!served.has(guildId)) {
-        accepted += events.length; // acknowledged so the gateway moves on, and dropped
+        accepted += events.length; // acknowledged (a gateway of an earlier release moves on), dropped, and said
+        unserved = true;
         logUnservedGuild(c, guildId, sender?.instance, { events: events.length });
         continue;
       }
@@ -139,7 +141,7 @@ function routes(): Hono<EdgeEnv> {
       duplicates += outcome.duplicates;
       lease = outcome.lease;
     }
-    return c.json({ ok: true, accepted, duplicates, ...(lease ? { lease } : {}) } satisfies InternalEventsResponse);
+    return c.json({ ok: true, accepted, duplicates, ...(lease ? { lease } : {}), ...(unserved ? { served: false as const } : {}) } satisfies InternalEventsResponse);
   });
 
   api.post("/internal/lease", async (c) => {
@@ -149,7 +151,7 @@ function routes(): Hono<EdgeEnv> {
     const { guildId, gateway, release } = parsed.data;
     if (!servedGuilds(c.var.config).has(guildId)) {
       logUnservedGuild(c, guildId, gateway.instance);
-      return c.json({ ok: true } satisfies LeaseResponse); // as for its events
+      return c.json({ ok: true, served: false } satisfies LeaseResponse); // as for its events
     }
     const outcome = await hub(c, guildId).gatewayLease(guildId, { ...gateway, signedAt }, release ?? false);
     if (outcome.kind === "refused") return c.json(outcome.refusal, 409);
@@ -307,8 +309,9 @@ export function createApp(): Hono<EdgeEnv> {
 }
 
 /**
- * A gateway delivers a guild this deployment does not serve: answered 200 so it moves on, and said here (the usual
- * cause: the guild is in gateway-node's ALLOWED_GUILD_IDS but not yet in the edge's).
+ * A gateway delivers a guild this deployment does not serve: answered 200 with `served: false` (gateway-node then
+ * keeps the guild's events and reports it), and said here (the usual cause: the guild is in gateway-node's
+ * ALLOWED_GUILD_IDS but not yet in the edge's).
  */
 function logUnservedGuild(c: Context<EdgeEnv>, guildId: string, instance: string | undefined, fields: Record<string, unknown> = {}): void {
   log("warn", "edge does not serve this guild", { requestId: c.var.requestId, path: c.req.path, guildId, instance, ...fields });

@@ -45,12 +45,12 @@ describe("POST /internal/events", () => {
     expect(socket.events().map((e) => e.event)).toEqual(["room.created", "voice.joined"]);
   });
 
-  it("acknowledges and drops events for a guild it does not serve", async () => {
+  it("acknowledges and drops events for a guild it does not serve, saying it does not serve it", async () => {
     const socket = await TestSocket.open();
     await socket.auth(await mintToken({ sub: newUserId() }));
     const foreign = { id: "x:1", event: "room.created", payload: { guildId: "999999999999999999", channelId: newChannelId(), name: "Elsewhere", userLimit: 2 } };
     const response = await postInternal({ events: [foreign] });
-    expect(await response.json()).toEqual({ ok: true, accepted: 1, duplicates: 0 });
+    expect(await response.json()).toEqual({ ok: true, accepted: 1, duplicates: 0, served: false });
     await postInternal({ events: [roomCreated(newChannelId())] });
     await socket.waitForEvents(1, "the served guild's event");
     expect(socket.events()).toHaveLength(1);
@@ -62,7 +62,9 @@ describe("POST /internal/events", () => {
     const foreign = { id: "x:3", event: "room.created", payload: { guildId: unserved, channelId: newChannelId(), name: "Elsewhere", userLimit: 2 } };
     const gateway = { instance: "gw-1", term: 0 };
     expect((await postInternal({ events: [foreign], gateway })).status).toBe(200);
-    expect((await postLease({ guildId: unserved, gateway })).status).toBe(200);
+    const lease = await postLease({ guildId: unserved, gateway });
+    expect(lease.status).toBe(200);
+    expect(await lease.json(), "no lease, and why").toEqual({ ok: true, served: false });
     const lines = warned.mock.calls.flat().map(String).filter((line) => line.includes('"edge does not serve this guild"'));
     expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
       expect.objectContaining({ guildId: unserved, instance: "gw-1", path: "/internal/events", events: 1 }),

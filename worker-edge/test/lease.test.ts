@@ -223,6 +223,7 @@ describe("the gateway lease the hub grants", () => {
     expect(stale.status).toBe(401);
     const unsigned = await edgeFetch("/internal/lease", { method: "POST", body: JSON.stringify({ guildId: TEST_GUILD_ID, gateway: gateway("host") }) });
     expect(unsigned.status).toBe(401);
-    expect(await postLease({ guildId: "999999999999999999", gateway: gateway("host") }).then((r) => r.json())).toEqual({ ok: true });
+    // A guild this edge does not serve: no lease, and it says so (gateway-node reports the guild).
+    expect(await postLease({ guildId: "999999999999999999", gateway: gateway("host") }).then((r) => r.json())).toEqual({ ok: true, served: false });
   });
 });

@@ -60,7 +60,7 @@ export class FakeHub {
   readonly leaseRequests: Array<{ status: number; guildId: string; instance: string; term: number; release: boolean }> = [];
   /** Answers as an edge of the previous release: no lease endpoint, and 409 `superseded` to a start time older than the newest. */
   previousRelease = false;
-  /** Guilds this edge does not serve (not in its ALLOWED_GUILD_IDS): their events are acknowledged and dropped, as the edge does. */
+  /** Guilds this edge does not serve (not in its ALLOWED_GUILD_IDS): acknowledged with `served: false` and dropped, as the edge does. */
   readonly unserved = new Set<string>();
   private readonly newestEpochs = new Map<string, number>();
   /** The instance of the request being answered (handled synchronously after its signature check). */
@@ -110,7 +110,8 @@ export class FakeHub {
     if (Buffer.byteLength(body) > MAX_INTERNAL_BODY_BYTES) return this.answer(413, { error: "payload_too_large" }, 0);
     const parsed = InternalEventsBody.safeParse(JSON.parse(body));
     const forGuild = this.failGuild === undefined || (parsed.success && internalEventList(parsed.data).some((event) => event.payload.guildId === this.failGuild));
-    const sender = parsed.success && "events" in parsed.data ? parsed.data.gateway : undefined;
+    const identity = parsed.success && "events" in parsed.data ? parsed.data.gateway : undefined;
+    const sender = identity && { ...identity, signedAt: Number(headers["x-hub-timestamp"]) };
     this.sender = sender?.instance;
     const firstGuild = parsed.success ? internalEventList(parsed.data)[0]?.payload.guildId : undefined;
     const forced = this.onPost?.({ instance: sender?.instance, guildId: firstGuild }) ?? (forGuild ? this.failWith : undefined);
@@ -121,7 +122,7 @@ export class FakeHub {
     if (events.length > this.maxEventsPerPost) return this.answer(413, { error: "payload_too_large" }, 0);
     if (events.some((event) => this.rejectIf?.(event))) return this.answer(400, { error: "invalid_input" }, 0);
     if (sender && guilds.length > 1) return this.answer(400, { error: "invalid_input", message: "one guild per leased batch" }, 0);
-    if (this.unserved.has(guilds[0]!)) return this.answer(200, { ok: true, accepted: events.length, duplicates: 0 }, events.length, guilds);
+    if (this.unserved.has(guilds[0]!)) return this.answer(200, { ok: true, accepted: events.length, duplicates: 0, served: false }, events.length, guilds);
     let lease: Lease | undefined;
     if (this.previousRelease) {
       const newest = this.newestEpochs.get(guilds[0]!) ?? -1;
@@ -172,11 +173,12 @@ export class FakeHub {
     }
     if (this.unserved.has(guildId)) {
       record(200);
-      return { status: 200, body: { ok: true } };
+      return { status: 200, body: { ok: true, served: false } };
     }
     const now = this.now();
     const current = this.leases.get(guildId);
-    const decision = release ? releaseLease(current, gateway, now) : claimLease(current, gateway, now, this.leaseTtlMs);
+    const claim = { ...gateway, signedAt: Number(headers["x-hub-timestamp"]) };
+    const decision = release ? releaseLease(current, claim, now) : claimLease(current, claim, now, this.leaseTtlMs);
     if (decision.kind === "refused") {
       record(409);
       return { status: 409, body: refusalOf(decision, now) };

@@ -187,7 +187,7 @@ describe("guilds not served", () => {
   it("acknowledges a mixed batch, broadcasting only the served guild's event", async () => {
     const ours = newChannelId();
     const response = await sendJson({ events: [foreign(newChannelId(), `foreign:${crypto.randomUUID()}`), roomCreated(ours)] });
-    expect(response.json).toEqual({ ok: true, accepted: 2, duplicates: 0 });
+    expect(response.json).toEqual({ ok: true, accepted: 2, duplicates: 0, served: false });
     await good.socket.waitFor((m) => m.type === "event" && channelOf(m) === ours, "the served guild's event");
     await good.expectStillServed([ours]);
   });
