@@ -73,7 +73,6 @@ export async function runSchedule(seed: number, steps: number, transport: "webso
   const random = seededRandom(seed);
   const pick = <T>(list: T[]): T => list[Math.floor(random() * list.length)]!;
   const viewer = newUserId();
-  const token = await mintToken({ sub: viewer });
   const users = Array.from({ length: 6 }, newUserId);
   const rooms: string[] = [];
   const where = new Map<string, string>();
