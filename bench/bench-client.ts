@@ -5,6 +5,7 @@
  */
 import { importJWK, SignJWT, type CryptoKey as JoseKey } from "jose";
 import WebSocket from "ws";
+import { simulatedAddress } from "./bench-ids.js";
 import { Histogram } from "./histogram.js";
 import { nowMs, type CollectReport, type FromClient, type OpenReport, type ResumeReport, type SentEvent, type SocketSpec, type TokenSpec, type ToClient } from "./bench-shared.js";
 
@@ -83,7 +84,7 @@ function connect(sock: Sock, url: string, batch: boolean): Promise<void> {
   return tokenFor(sock.spec.index).then(
     (token) =>
       new Promise<void>((resolve, reject) => {
-        const ws = new WebSocket(url, { perMessageDeflate: false });
+        const ws = new WebSocket(url, { perMessageDeflate: false, headers: simulatedAddress(sock.spec.index) });
         sock.ws = ws;
         const timer = setTimeout(() => {
           ws.terminate();

@@ -6,6 +6,7 @@
  */
 import WebSocket from "ws";
 import type { Room, ServerMessage } from "../protocol/index.js";
+import { simulatedAddress } from "./bench-ids.js";
 import { canonicalPresence, presenceFromRooms, type ClientReport, type FromClient, type Progress, type RoomView, type ToClient } from "./soak-shared.js";
 
 /** The hub replays the last 1000 events; a resume further behind than this may be answered with a snapshot. */
@@ -84,7 +85,7 @@ function connect(sock: Sock, since?: number): Promise<void> {
   sock.gotSnapshot = false;
   sock.cutByUs = false;
   // A browser always offers permessage-deflate; --deflate off measures the hub without it.
-  const ws = new WebSocket(`${url}/ws`, { perMessageDeflate: deflate });
+  const ws = new WebSocket(`${url}/ws`, { perMessageDeflate: deflate, headers: simulatedAddress(sock.index) });
   sock.ws = ws;
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`socket ${sock.index} not caught up within ${AUTH_WAIT_MS} ms (phase ${sock.phase})`)), AUTH_WAIT_MS);

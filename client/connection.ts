@@ -1,5 +1,7 @@
 // Runtime imports from ../protocol only from its zod-free modules: the browser bundle carries no zod.
 import { backoffDelay, type BackoffPolicy } from "../protocol/backoff.js";
+import { SocketLimits } from "../protocol/limits.js";
+import { takeToken, type Bucket, type BucketPolicy } from "../protocol/token-bucket.js";
 import { closeAction } from "./close-codes.js";
 import type { PresenceStore } from "./presence.js";
 import type { RoomFilterBook } from "./room-filter.js";
@@ -106,6 +108,14 @@ export interface ConnectionOutputs {
   event(envelope: EventEnvelope): void;
 }
 
+/**
+ * The hub's budget of first auths per user (a burst, then one per interval; past it, 4429), with the interval a
+ * quarter longer so network jitter cannot make two arrive closer than the hub allows. Each attempt spends one,
+ * whatever the backoff options say (an app's short backoff cannot take the SDK past the hub's budget), and so does
+ * each new stream a transport opens on a live connection (SSE restarts its stream for a filter or a token).
+ */
+const FIRST_AUTH_PACING: BucketPolicy = { capacity: SocketLimits.firstAuthBurst, refillPerSecond: 1000 / (SocketLimits.firstAuthIntervalMs * 1.25) };
+
 /** setTimeout's largest delay (about 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -131,6 +141,8 @@ export class Connection {
   private acknowledged = false;
   /** The seq the current attempt's auth resumes from (`since`), if it resumes. */
   private resumedFrom: number | undefined;
+  /** First auths spent so far, against FIRST_AUTH_PACING. */
+  private firstAuths: Bucket | undefined;
   /** A filter change waits for the hub's budget. */
   private filterWaiting = false;
   private browserOffline = false;
@@ -142,11 +154,19 @@ export class Connection {
     private readonly outputs: ConnectionOutputs,
   ) {}
 
-  /** Starts an attempt now: at first, from `reconnect()`, after the backoff or when a retry is brought forward. */
+  /**
+   * Starts an attempt (at first, from `reconnect()`, after the backoff or when a retry is brought forward): now, or
+   * once the attempt budget has room.
+   */
   open(): void {
     this.teardown(1000, "client reconnects");
     const generation = this.generation;
     this.setState({ name: "opening" });
+    const delay = this.takeFirstAuth();
+    if (delay > 0) {
+      this.setState({ name: "waiting", retryAt: Date.now() + delay }); // the last connection's end stays the detail
+      return this.later(delay, () => this.open());
+    }
     this.heard = 0;
     this.later(this.settings.connectTimeoutMs, () => this.phase.name !== "live" && this.disconnect(undefined, "connect timeout"));
     const current = (run: () => void) => () => generation === this.generation && run();
@@ -155,6 +175,7 @@ export class Connection {
       onMessage: (message) => current(() => this.receive(message))(),
       onAlive: current(() => this.heard++),
       onClose: (code, reason) => current(() => this.disconnect(code, reason))(),
+      takeFirstAuth: () => this.takeFirstAuth(),
     });
   }
 
@@ -242,6 +263,14 @@ export class Connection {
     this.failures++;
     this.setState({ name: "waiting", retryAt: Date.now() + delay }, detail);
     this.later(delay, () => this.open());
+  }
+
+  /** Spends one of the hub's first auths (FIRST_AUTH_PACING) and returns 0, or returns the ms until one is available. */
+  private takeFirstAuth(): number {
+    const { bucket, waitSeconds } = takeToken(this.firstAuths, FIRST_AUTH_PACING, Date.now());
+    if (waitSeconds > 0) return Math.ceil(waitSeconds * 1000);
+    this.firstAuths = bucket;
+    return 0;
   }
 
   /** Drops the current attempt, if any: its transport, its timers and its callbacks (the generation moves on). */

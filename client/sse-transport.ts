@@ -1,7 +1,8 @@
 // Server-sent events over fetch streaming: GET /events with the token in the Authorization header (never in the
 // URL). A token refresh restarts the stream from the last event id; a room filter change restarts it without one,
-// so the edge answers with a snapshot for the new filter. A refusal (HTTP status) or the stream's last `end`
-// event becomes the close code a socket would have had.
+// so the edge answers with a snapshot for the new filter. Each restart is a first auth for the hub, so it waits for
+// the connection's first-auth budget, the current stream serving meanwhile. A refusal (HTTP status) or the
+// stream's last `end` event becomes the close code a socket would have had.
 import { closeCodeForStatus, SSE_END_EVENT, SSE_HEARTBEAT_MS, SseHeader } from "../protocol/sse.js";
 import { parseJson } from "../protocol/json.js";
 import { corsBlockedOrigin, corsMessage } from "./cors.js";
@@ -33,6 +34,10 @@ export class SseTransport implements HubTransport {
   /** The last event id seen: where a restarted stream resumes. */
   private lastId: number | undefined;
   private token: string | undefined;
+  /** A filter changed since the current stream started: the next one asks for a snapshot, not a resume. */
+  private snapshotWanted = false;
+  /** A restart waiting for the first-auth budget; changes meanwhile ride on it. */
+  private restartTimer: ReturnType<typeof setTimeout> | undefined;
   private lastHeard = Date.now();
   private ended = false;
 
@@ -46,19 +51,20 @@ export class SseTransport implements HubTransport {
   }
 
   authenticate(auth: AuthRequest): void {
-    if (this.token === undefined) {
-      this.rooms = auth.rooms;
-      this.lastId = auth.since;
-    }
+    const first = this.token === undefined;
     this.token = auth.token;
+    if (!first) return this.restart();
+    // The connection's attempt already spent this stream's first auth.
+    this.rooms = auth.rooms;
+    this.lastId = auth.since;
     void this.start();
   }
 
   setRooms(rooms: string[] | undefined): void {
     if (this.token === undefined) return;
     this.rooms = rooms;
-    this.lastId = undefined;
-    void this.start();
+    this.snapshotWanted = true;
+    this.restart();
   }
 
   ping(): void {
@@ -68,7 +74,19 @@ export class SseTransport implements HubTransport {
 
   close(): void {
     this.ended = true;
+    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer);
     this.stream?.abort();
+  }
+
+  /** Starts a new stream with the newest token and filter once the first-auth budget allows. */
+  private restart(): void {
+    if (this.restartTimer !== undefined || this.ended) return;
+    const waitMs = this.handlers.takeFirstAuth();
+    if (waitMs === 0) return void this.start();
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      this.restart();
+    }, waitMs);
   }
 
   private async start(): Promise<void> {
@@ -77,6 +95,8 @@ export class SseTransport implements HubTransport {
     const url = new URL(this.url);
     if (this.rooms) url.searchParams.set("rooms", this.rooms.join(","));
     const headers: Record<string, string> = { Authorization: `Bearer ${this.token!}`, Accept: "text/event-stream" };
+    if (this.snapshotWanted) this.lastId = undefined; // the new filter's stream starts from a snapshot
+    this.snapshotWanted = false;
     if (this.lastId !== undefined) headers["Last-Event-ID"] = String(this.lastId);
     try {
       let response: Response;

@@ -21,6 +21,11 @@ export interface TransportHandlers {
   onAlive(): void;
   /** The transport ended, with a socket close code; called once, and never after close(). */
   onClose(code: number, reason: string): void;
+  /**
+   * Before a transport opens another hub connection on a live one (a restarted stream): spends one of the hub's
+   * first auths and returns 0, or returns the ms until one is available (none spent; ask again then).
+   */
+  takeFirstAuth(): number;
 }
 
 export interface HubTransport {

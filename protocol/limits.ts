@@ -49,12 +49,25 @@ export const MAX_TOKEN_BYTES = 8192;
 /** At most this many rooms in a filter: it lives in the socket's hibernation attachment (2 KB budget). */
 export const MAX_FILTER_ROOMS = 50;
 
-/** What one guild's hub admits; over a limit the socket is closed 4429 (tooMany). */
+/** What one guild's hub (or each of its relays) admits; over a limit the socket is closed 4429 (tooMany). */
 export const SocketLimits = {
   /** Unauthenticated sockets waiting for their first message, per guild. */
   pendingSockets: 1_000,
+  /**
+   * Of those, from one client address (`CF-Connecting-IP`; an IPv6 address counts by its /64): one client cannot
+   * take the guild's waiting room. A browser's socket waits for one round trip, so 20 covers a crowd behind one NAT
+   * connecting together; without the header (tests, some local runs) only the guild's cap applies.
+   */
+  pendingSocketsPerAddress: 20,
   /** Authenticated sockets of one user, per guild (tabs, devices). */
   socketsPerUser: 10,
+  /**
+   * First auths of one user (a new socket or stream; each costs a snapshot or a replay of up to the whole buffer):
+   * a burst, then one per interval. The burst is twice socketsPerUser, so all of a user's tabs can reconnect at
+   * once and again; the SDK paces its own attempts to this budget.
+   */
+  firstAuthBurst: 20,
+  firstAuthIntervalMs: 1_000,
   /** Re-auths on a live socket: a burst, then one per interval. */
   reauthBurst: 3,
   reauthIntervalMs: 10_000,
@@ -67,6 +80,13 @@ export const SocketLimits = {
 
 /** Largest request body the REST API reads (16 KiB); a larger one is refused with 413. */
 export const MAX_REST_BODY_BYTES = 16_384;
+
+/** What one user may ask of a guild's REST API; over a rate the answer is 429 `rate_limited` with Retry-After. */
+export const RestLimits = {
+  /** GET /rooms (each is a snapshot on the guild's one thread): a burst, then one per interval. */
+  roomListBurst: 10,
+  roomListIntervalMs: 1_000,
+} as const;
 
 // --- gateway → hub (signed internal requests)
 

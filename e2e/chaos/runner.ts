@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ChaosClient, type RoomView } from "./client.js";
 import { Prng } from "../../test-support/prng.js";
+import { RestLimits } from "../../protocol/limits.js";
 import type { ProxyMode } from "./proxy.js";
 import { ChaosStack, GUILD } from "./stack.js";
 
@@ -467,7 +468,8 @@ export async function runSchedule(stack: ChaosStack, options: RunOptions): Promi
         if (Date.now() - stableSince >= 1_000) break;
       } else stableSince = undefined;
       if (Date.now() > deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      // One GET /rooms per interval stays within the observing user's rate.
+      await new Promise((resolve) => setTimeout(resolve, RestLimits.roomListIntervalMs));
     }
     const violations = clients.flatMap((c) => c.violations);
     const problems: string[] = [];

@@ -29,6 +29,7 @@ import { readTextWithin } from "./body.js";
 import { ConfigError, edgeConfig, hubSecrets, servedGuilds, type EdgeConfig } from "./config.js";
 import { ApiError, invalidInput } from "./errors.js";
 import { requestGuild, socketGuildOrUndefined } from "./guilds.js";
+import { CLIENT_ADDRESS_HEADER } from "./hub/admission.js";
 import type { HubResult } from "./hub/rpc.js";
 import { errorFields, log } from "./log.js";
 import { hubStub, openLobbySocket, refusedSocket, relayStub } from "./placement.js";
@@ -244,7 +245,7 @@ function routes(): Hono<EdgeEnv> {
 
   rest.get("/rooms", async (c) => {
     const guildId = requestGuild(c.req.query("guildId"), c.var.config, c.var.user);
-    return c.json(await hub(c, guildId).snapshot(guildId));
+    return c.json(unwrap(await hub(c, guildId).listRooms(guildId, c.var.user.userId)));
   });
 
   // Server-sent events: a relay of a socket to the guild's hub, so the hub stays hibernatable (docs/protocol.md).
@@ -254,7 +255,14 @@ function routes(): Hono<EdgeEnv> {
     if (!credential.ok) return refusedStream(credential.refusal, c.var.requestId);
     const guildId = requestGuild(c.req.query("guildId"), c.var.config, credential.user);
     const socket = { fetch: (request: Request) => openLobbySocket(c.env, c.var.config, guildId, request, clientPlace(c)) };
-    const target = { hub: socket, guildId, token: credential.token, requestId: c.var.requestId, clientGone: c.req.raw.signal };
+    const target = {
+      hub: socket,
+      guildId,
+      token: credential.token,
+      clientAddress: c.req.header(CLIENT_ADDRESS_HEADER),
+      requestId: c.var.requestId,
+      clientGone: c.req.raw.signal,
+    };
     return relayHubStream(target, request);
   });
 

@@ -4,7 +4,6 @@ import {
   ClientMessage,
   CloseCode,
   MAX_CLIENT_MESSAGE_BYTES,
-  SocketLimits,
   parseJson,
   type AppEvent,
   type AuthOkMessage,
@@ -23,6 +22,7 @@ import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
 import * as clock from "./clock.js";
 import { errorFields, log } from "./log.js";
+import { clientAddress, FirstAuthPolicy, pendingRefusal, RoomListPolicy, UserRates } from "./hub/admission.js";
 import { exchangeAuth } from "./hub/auth-exchange.js";
 import { SCHEMA_VERSION } from "./hub/migrations.js";
 import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
@@ -33,12 +33,13 @@ import { guildSync, reconcile } from "./hub/presence.js";
 import { withRoomFilter } from "./hub/room-filter.js";
 import { admitBatch, claimLease, grantOf, refusalOf, releaseLease, type Lease, type LeaseClaim, type LeaseRefusalDecision } from "./hub/lease.js";
 import { RoomDesk } from "./hub/rooms.js";
-import { type CreateRoomRequest, type EndRoomRequest, type HubResult, type IngestOutcome, type LeaseOutcome } from "./hub/rpc.js";
+import { failure, type CreateRoomRequest, type EndRoomRequest, type HubResult, type IngestOutcome, type LeaseOutcome } from "./hub/rpc.js";
 import { publishToRelays, sendSnapshot, startLink } from "./hub/relay-links.js";
 import { SocketIndex } from "./hub/socket-index.js";
 import { closeSocket, connectionId, isOpen, type LiveAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 import { isMultiPart, receiveSyncPart } from "./hub/sync-parts.js";
+import { refusedSocket } from "./placement.js";
 import { readLinkRequest, RelayRequest, RELAY_LINK_PATH } from "./relay/link.js";
 
 
@@ -55,6 +56,12 @@ export class GuildHub extends DurableObject<Env> {
   private readonly coalescer: Coalescer<Outgoing>;
   /** Since this instance started: what an operator or a benchmark reads through POST /internal/stats. */
   private readonly counters = { events: 0, flushes: 0, sends: 0, relaySends: 0, tokensVerified: 0 };
+  /**
+   * Per-user rates, in memory: an eviction forgives what they held, but this object is evicted only after idling
+   * (seconds without a request), and that idle time has refilled most of each burst anyway.
+   */
+  private readonly firstAuths = new UserRates(FirstAuthPolicy);
+  private readonly roomLists = new UserRates(RoomListPolicy);
   /** The alarm as this object last set or read it (null: none; undefined: unknown, read it). Only it sets alarms. */
   private alarmAt: number | null | undefined;
 
@@ -235,6 +242,16 @@ export class GuildHub extends DurableObject<Env> {
     return { guildId, seq: this.store.seq, rooms: this.store.snapshotRooms(), status: this.store.guildStatus };
   }
 
+  /** GET /rooms for a user: the snapshot, within the user's rate (each one costs this object's thread). */
+  async listRooms(guildId: string, userId: string): Promise<HubResult<RoomsResponse>> {
+    this.bindGuild(guildId);
+    const waitSeconds = this.roomLists.take(userId, clock.now());
+    if (waitSeconds > 0) {
+      return failure(new ApiError(429, "rate_limited", "listing rooms too often; slow down", { retryAfterSeconds: Math.ceil(waitSeconds) }));
+    }
+    return { ok: true, value: await this.snapshot(guildId) };
+  }
+
   async createRoom(request: CreateRoomRequest): Promise<HubResult<CreateRoomResponse>> {
     this.bindGuild(request.guildId);
     return this.rooms.create(request);
@@ -253,17 +270,18 @@ export class GuildHub extends DurableObject<Env> {
     }
     this.bindGuild(socketGuild(new URL(request.url), this.config));
     if (new URL(request.url).pathname === RELAY_LINK_PATH) return this.acceptRelayLink(request);
-    const { 0: client, 1: server } = new WebSocketPair();
-    if (this.sockets.pendingCount() >= SocketLimits.pendingSockets) {
+    const address = clientAddress(request.headers);
+    const refusal = pendingRefusal(this.sockets, address);
+    if (refusal) {
+      log("warn", "GuildHub refused socket", { guildId: this.guildId, reason: refusal });
       // Completed only to say why: a browser cannot read an HTTP error on a WebSocket.
-      server.accept();
-      closeSocket(server, CloseCode.tooMany, "too many connections waiting for auth");
-      log("warn", "GuildHub refused socket", { guildId: this.guildId, reason: "pending limit" });
-      return new Response(null, { status: 101, webSocket: client });
+      return refusedSocket(CloseCode.tooMany, refusal);
     }
+    const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     const authDeadline = clock.now() + AUTH_TIMEOUT_MS;
-    this.sockets.set(server, { phase: "pending", conn: connectionId(), authDeadline });
+    // Counted from here, in the step that checked: the address rides in the attachment, so it survives hibernation.
+    this.sockets.set(server, { phase: "pending", conn: connectionId(), authDeadline, ...(address ? { address } : {}) });
     await this.scheduleAlarm(authDeadline);
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -301,7 +319,8 @@ export class GuildHub extends DurableObject<Env> {
       this.coalescer.flushNow();
       this.sockets.set(socket, attachment);
     };
-    const outcome = await exchangeAuth({ sockets: this.sockets, config: this.config, guildId: this.guildId, goLive }, ws, auth, clock.now());
+    const context = { sockets: this.sockets, config: this.config, guildId: this.guildId, firstAuths: this.firstAuths, goLive };
+    const outcome = await exchangeAuth(context, ws, auth, clock.now());
     if (outcome.kind === "gone") return;
     if (outcome.kind === "refused") return this.reject(ws, outcome.code, outcome.reason);
     const live = outcome.attachment;

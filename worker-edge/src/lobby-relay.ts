@@ -5,7 +5,6 @@ import {
   ClientMessage,
   CloseCode,
   MAX_CLIENT_MESSAGE_BYTES,
-  SocketLimits,
   parseJson,
   type AuthOkMessage,
   type ClientAuth,
@@ -15,6 +14,7 @@ import {
 import * as clock from "./clock.js";
 import { edgeConfig, type EdgeConfig } from "./config.js";
 import { socketGuild } from "./guilds.js";
+import { clientAddress, FirstAuthPolicy, pendingRefusal, UserRates } from "./hub/admission.js";
 import { exchangeAuth } from "./hub/auth-exchange.js";
 import { cadenceMs, Coalescer } from "./hub/coalescer.js";
 import { closeOverdueSockets, nextSocketDeadline } from "./hub/deadlines.js";
@@ -23,7 +23,7 @@ import { withRoomFilter } from "./hub/room-filter.js";
 import { SocketIndex } from "./hub/socket-index.js";
 import { closeSocket, connectionId, isOpen, type LiveAttachment } from "./hub/sockets.js";
 import { errorFields, log } from "./log.js";
-import { hubStub, RELAY_FULL_STATUS, RELAY_NAME_HEADER } from "./placement.js";
+import { hubStub, RELAY_FULL_STATUS, RELAY_NAME_HEADER, refusedSocket } from "./placement.js";
 import { linkRequest } from "./relay/link.js";
 import { RelayMirror } from "./relay/mirror.js";
 
@@ -62,6 +62,11 @@ export class LobbyRelay extends DurableObject<Env> {
   private readonly mirror = new RelayMirror();
   private readonly coalescer: Coalescer<Outgoing>;
   private readonly awaiting = new Map<WebSocket, Awaiting>();
+  /**
+   * First auths per user, in memory: an eviction forgives them, but a relay is evicted only after its last socket
+   * left and its link lingered (LINK_LINGER_MS), by when most of each burst has refilled anyway.
+   */
+  private readonly firstAuths = new UserRates(FirstAuthPolicy);
   private readonly counters = { events: 0, flushes: 0, sends: 0, relaySends: 0, tokensVerified: 0 };
   private identity: { guildId: string; name: string } | undefined;
   private link: Link = { state: "down" };
@@ -159,16 +164,16 @@ export class LobbyRelay extends DurableObject<Env> {
     if (this.ctx.getWebSockets().length >= this.config.RELAY_MAX_SOCKETS) {
       return Response.json({ error: "relay_full", message: "this relay holds as many sockets as it may" }, { status: RELAY_FULL_STATUS });
     }
-    const { 0: client, 1: server } = new WebSocketPair();
-    if (this.sockets.pendingCount() >= SocketLimits.pendingSockets) {
-      server.accept();
-      closeSocket(server, CloseCode.tooMany, "too many connections waiting for auth");
-      log("warn", "LobbyRelay refused socket", { relay: this.name, reason: "pending limit" });
-      return new Response(null, { status: 101, webSocket: client });
+    const address = clientAddress(request.headers);
+    const refusal = pendingRefusal(this.sockets, address);
+    if (refusal) {
+      log("warn", "LobbyRelay refused socket", { relay: this.name, reason: refusal });
+      return refusedSocket(CloseCode.tooMany, refusal);
     }
+    const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     const authDeadline = clock.now() + AUTH_TIMEOUT_MS;
-    this.sockets.set(server, { phase: "pending", conn: connectionId(), authDeadline });
+    this.sockets.set(server, { phase: "pending", conn: connectionId(), authDeadline, ...(address ? { address } : {}) });
     await this.scheduleAlarm(authDeadline);
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -191,6 +196,7 @@ export class LobbyRelay extends DurableObject<Env> {
       sockets: this.sockets,
       config: this.config,
       guildId: this.identity.guildId,
+      firstAuths: this.firstAuths,
       // A first auth waits for the link before it is served, and counts under the cap while it waits.
       goLive: (socket: WebSocket, attachment: LiveAttachment, refresh: boolean) =>
         refresh ? this.sockets.set(socket, attachment) : this.awaiting.set(socket, { attachment, ack: true, since: auth.since }),

@@ -1,6 +1,8 @@
 import { CloseCode, SocketLimits, takeToken, type ClientAuth } from "../../../protocol/index.js";
 import { AuthError, verifyAppToken } from "../auth.js";
+import * as clock from "../clock.js";
 import { isMultiGuild, type EdgeConfig } from "../config.js";
+import type { UserRates } from "./admission.js";
 import type { SocketIndex } from "./socket-index.js";
 import { connectionId, isOpen, type LiveAttachment } from "./sockets.js";
 
@@ -18,6 +20,8 @@ export interface AuthContext {
   sockets: SocketIndex;
   config: EdgeConfig;
   guildId: string;
+  /** This object's per-user budget of first auths (admission.ts): each costs a snapshot or a replay. */
+  firstAuths: UserRates;
   /**
    * Puts the socket in its new state, in the same synchronous step as the cap check: a first auth makes it count
    * under the cap at once. The object decides what going live means (the hub indexes it; a relay may hold it until
@@ -30,12 +34,13 @@ export interface AuthContext {
 
 /**
  * The auth exchange: a first auth makes a pending socket live, a later one refreshes a live socket's token. Checks
- * the re-auth rate, the token, the guild, the user (a refresh keeps it) and the per-user socket cap, and sets the
- * socket's new state, or says why it is refused.
+ * the re-auth rate, the token, the guild, the user (a refresh keeps it), the per-user socket cap and first-auth
+ * rate, and sets the socket's new state, or says why it is refused.
  *
  * Verifying awaits, and may wait on I/O that many auths share (the key set's fetch), so auths of one user resume
  * together: what they spend or count is recorded in the same synchronous step that checks it — the re-auth
- * token before verifying, the socket's place under the cap when it goes live — never after another await.
+ * token before verifying, the first-auth token and the socket's place under the cap when it goes live — never
+ * after another await.
  */
 export async function exchangeAuth(context: AuthContext, ws: WebSocket, auth: ClientAuth, now: number): Promise<AuthOutcome> {
   const { sockets, config, guildId } = context;
@@ -65,8 +70,10 @@ export async function exchangeAuth(context: AuthContext, ws: WebSocket, auth: Cl
     return refused(CloseCode.unauthorized, "a refreshed token must be for the same user");
   }
   const count = context.userSocketCount ?? ((userId: string, except: WebSocket) => sockets.userSocketCount(userId, except));
-  if (!live && count(user.userId, ws) >= SocketLimits.socketsPerUser) {
-    return refused(CloseCode.tooMany, "too many connections for this user");
+  if (!live) {
+    if (count(user.userId, ws) >= SocketLimits.socketsPerUser) return refused(CloseCode.tooMany, "too many connections for this user");
+    // After the cap: a socket refused by it costs no catch-up, so it spends none of the budget.
+    if (context.firstAuths.take(user.userId, clock.now()) > 0) return refused(CloseCode.tooMany, "connecting too often for this user");
   }
   const batch = auth.batch ?? live?.batch;
   const attachment: LiveAttachment = {

@@ -7,13 +7,15 @@ export type Members = Map<WebSocket, LiveAttachment>;
 const attachments = new WeakMap<WebSocket, SocketAttachment>();
 
 /**
- * An object's sockets, indexed by what it asks of them: each one's attachment, the ones waiting for auth, each
- * user's, the live ones by room filter, and (in a hub) the relays' links, so a flush walks only its recipients and reads
+ * An object's sockets, indexed by what it asks of them: each one's attachment, the ones waiting for auth (and by
+ * their client's address), each user's, the live ones by room filter, and (in a hub) the relays' links, so a flush walks only its recipients and reads
  * no attachment. Memory does not survive hibernation: rebuilt from the runtime's list on first use after a
  * wake-up, then kept current by `set` and `forget`. A socket that is no longer open is never indexed again.
  */
 export class SocketIndex {
   private readonly pending = new Set<WebSocket>();
+  /** Waiting sockets by the client address they came from (those that came with one). */
+  private readonly pendingByAddress = new Map<string, Set<WebSocket>>();
   private readonly byUser = new Map<string, Set<WebSocket>>();
   /** Live sockets without a room filter: they get every event. */
   private readonly lobbySockets: Members = new Map();
@@ -50,6 +52,11 @@ export class SocketIndex {
   forget(ws: WebSocket): void {
     this.pending.delete(ws);
     const attachment = attachments.get(ws);
+    if (attachment?.phase === "pending" && attachment.address !== undefined) {
+      const fromAddress = this.pendingByAddress.get(attachment.address);
+      fromAddress?.delete(ws);
+      if (fromAddress?.size === 0) this.pendingByAddress.delete(attachment.address);
+    }
     if (attachment?.phase === "relay" && this.links.get(attachment.relay) === ws) this.links.delete(attachment.relay);
     if (attachment?.phase !== "live") return;
     const own = this.byUser.get(attachment.userId);
@@ -68,6 +75,16 @@ export class SocketIndex {
   pendingCount(): number {
     this.build();
     return openCount(this.pending);
+  }
+
+  /** Open sockets waiting for their auth message that came from `address`. */
+  pendingCountFrom(address: string): number {
+    this.build();
+    const sockets = this.pendingByAddress.get(address);
+    if (!sockets) return 0;
+    const count = openCount(sockets);
+    if (count === 0) this.pendingByAddress.delete(address);
+    return count;
   }
 
   /** Open live sockets of `userId`, not counting `except`. */
@@ -118,6 +135,10 @@ export class SocketIndex {
   private index(ws: WebSocket, attachment: SocketAttachment): void {
     if (attachment.phase === "pending") {
       this.pending.add(ws);
+      if (attachment.address === undefined) return;
+      let fromAddress = this.pendingByAddress.get(attachment.address);
+      if (!fromAddress) this.pendingByAddress.set(attachment.address, (fromAddress = new Set()));
+      fromAddress.add(ws);
       return;
     }
     if (attachment.phase === "relay") {

@@ -3,7 +3,8 @@ import type { Bucket } from "../../../protocol/index.js";
 
 /** Per-socket state, kept in the hibernation attachment (well under its 2 KB budget) so it survives eviction. */
 export type SocketAttachment =
-  | { phase: "pending"; conn: string; authDeadline: number }
+  /** `address`: the client's (admission.ts), which its waiting socket counts under. */
+  | { phase: "pending"; conn: string; authDeadline: number; address?: string }
   | { phase: "live"; conn: string; userId: string; expiresAt: number; rooms?: string[]; batch?: boolean; reauth: Bucket; roomsBucket?: Bucket }
   /** A relay's link to the hub (see relay/link.ts): it gets every flush once, for all of the relay's sockets. */
   | { phase: "relay"; relay: string };

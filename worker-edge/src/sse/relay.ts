@@ -8,6 +8,7 @@ import {
   type ErrorCode,
 } from "../../../protocol/index.js";
 import { ApiError, type ErrorStatus } from "../errors.js";
+import { CLIENT_ADDRESS_HEADER } from "../hub/admission.js";
 import { closeSocket } from "../hub/sockets.js";
 import { errorFields, log } from "../log.js";
 import { frameHubMessage, sseComment, sseEnd, sseRetry } from "./frames.js";
@@ -47,6 +48,8 @@ export interface RelayTarget {
   hub: { fetch(request: Request): Promise<Response> };
   guildId: string;
   token: string;
+  /** The client's address as Cloudflare gave it, for the hub's waiting-socket bound (hub/admission.ts). */
+  clientAddress: string | undefined;
   requestId: string;
   /** The client's request signal: aborts when the client goes away (compatibility flag enable_request_signal). */
   clientGone: AbortSignal;
@@ -60,10 +63,10 @@ export interface RelayTarget {
  */
 export async function relayHubStream(target: RelayTarget, request: StreamRequest): Promise<Response> {
   let upgrade: Response;
+  const headers: Record<string, string> = { Upgrade: "websocket" };
+  if (target.clientAddress !== undefined) headers[CLIENT_ADDRESS_HEADER] = target.clientAddress;
   try {
-    upgrade = await target.hub.fetch(
-      new Request(`https://guild-hub/ws?guildId=${encodeURIComponent(target.guildId)}`, { headers: { Upgrade: "websocket" } }),
-    );
+    upgrade = await target.hub.fetch(new Request(`https://guild-hub/ws?guildId=${encodeURIComponent(target.guildId)}`, { headers }));
   } catch (error) {
     log("warn", "edge event stream: hub unreachable", { requestId: target.requestId, guildId: target.guildId, ...errorFields(error) });
     return refusedStream({ code: 1011, reason: "realtime hub unavailable" }, target.requestId);

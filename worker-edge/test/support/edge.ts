@@ -76,8 +76,8 @@ export class TestSocket {
     });
   }
 
-  static async open(query = ""): Promise<TestSocket> {
-    const response = await edgeFetch(`/ws${query}`, { headers: { Upgrade: "websocket" } });
+  static async open(query = "", headers: Record<string, string> = {}): Promise<TestSocket> {
+    const response = await edgeFetch(`/ws${query}`, { headers: { Upgrade: "websocket", ...headers } });
     if (!response.webSocket) throw new Error(`no WebSocket in the upgrade response (status ${response.status})`);
     return new TestSocket(response.webSocket);
   }
