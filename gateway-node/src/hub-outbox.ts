@@ -1,5 +1,4 @@
 import {
-  hubRequestHeaders,
   InternalEventsResponse,
   LeaseRefusal,
   LeaseResponse,
@@ -8,6 +7,7 @@ import {
 } from "../../protocol/index.js";
 import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
 import { GuildLease } from "./guild-lease.js";
+import { hubRequestHeaders } from "./hub-signature.js";
 import type { Logger } from "./log.js";
 import { HUB_LATENCY_BUCKETS, Histogram } from "./histogram.js";
 import { OutboxQueue, type Batch, type OutboxEvent, type SessionPosition } from "./outbox-queue.js";
@@ -249,7 +249,7 @@ export class HubOutbox {
     try {
       response = await this.options.fetch(new URL("lease", this.options.endpoint), {
         method: "POST",
-        headers: await hubRequestHeaders(this.options.secret, body, this.options.now()),
+        headers: hubRequestHeaders(this.options.secret, body, this.options.now()),
         body,
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -354,7 +354,7 @@ export class HubOutbox {
     try {
       response = await this.options.fetch(this.options.endpoint, {
         method: "POST",
-        headers: await hubRequestHeaders(this.options.secret, body, this.options.now()),
+        headers: hubRequestHeaders(this.options.secret, body, this.options.now()),
         body,
         signal: AbortSignal.timeout(10_000),
       });
