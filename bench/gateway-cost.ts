@@ -145,7 +145,8 @@ async function measure(variant: string, bundle: string): Promise<Measured> {
   const sessionFile = join(dir, "session.json");
   const healthPort = await freePort();
   const profile = process.env.GATEWAY_COST_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.GATEWAY_COST_PROFILE}`] : [];
-  const gateway: ChildProcess = spawn(process.execPath, [...profile, bundle], {
+  const nodeArgs = (process.env.GATEWAY_COST_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const gateway: ChildProcess = spawn(process.execPath, [...nodeArgs, ...profile, bundle], {
     stdio: ["ignore", "ignore", "inherit"],
     env: {
       PATH: process.env.PATH,

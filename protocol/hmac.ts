@@ -26,10 +26,13 @@ export function hubSignedText(timestamp: number, body: string): string {
   return `${timestamp}.${body}`;
 }
 
-/** The signature header's value for a MAC. */
+const HEX_BYTES = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
+/** The signature header's value for a MAC: `sha256=` and its lowercase hex. */
 export function hubSignatureValue(mac: ArrayBuffer | Uint8Array): string {
-  const bytes = mac instanceof Uint8Array ? mac : new Uint8Array(mac);
-  return `sha256=${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  let hex = "";
+  for (const byte of mac instanceof Uint8Array ? mac : new Uint8Array(mac)) hex += HEX_BYTES[byte];
+  return `sha256=${hex}`;
 }
 
 /** A request's timestamp: whole unix seconds. */
