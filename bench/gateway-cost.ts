@@ -13,7 +13,7 @@
  * p99 (its own /metrics). Results: bench/results/gateway-cost-<time>.json.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -51,6 +51,8 @@ interface Measured {
   fileBytes: number;
   bytesPerDispatch: number;
   cpuMsPerDispatch: number;
+  /** The load window's CPU per dispatch by kind of thread (see cpuByThread). */
+  cpuMsPerDispatchByThread: Record<string, number>;
   peakRssMb: number;
   eventLoopLagP99Ms: number;
   hubPosts: number;
@@ -79,6 +81,28 @@ async function startHub(): Promise<{ server: Server; url: string; posts: () => n
 function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * CPU ms by kind of thread: `main` (JavaScript, the sockets, the HTTP client), `libuv` (the thread pool: file
+ * writes, WebCrypto's jobs), `helpers` (the rest: V8's platform workers, which run concurrent GC and compilation).
+ */
+function cpuByThread(pid: number): Record<string, number> {
+  const kinds: Record<string, number> = { main: 0, libuv: 0, helpers: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    const kind = tid === String(pid) ? "main" : name.startsWith("libuv") ? "libuv" : "helpers";
+    kinds[kind]! += ms;
+  }
+  return kinds;
 }
 
 function rssMb(pid: number): number {
@@ -121,7 +145,8 @@ async function measure(variant: string, bundle: string): Promise<Measured> {
   const sessionFile = join(dir, "session.json");
   const healthPort = await freePort();
   const profile = process.env.GATEWAY_COST_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.GATEWAY_COST_PROFILE}`] : [];
-  const gateway: ChildProcess = spawn(process.execPath, [...profile, bundle], {
+  const nodeArgs = (process.env.GATEWAY_COST_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const gateway: ChildProcess = spawn(process.execPath, [...nodeArgs, ...profile, bundle], {
     stdio: ["ignore", "ignore", "inherit"],
     env: {
       PATH: process.env.PATH,
@@ -144,6 +169,7 @@ async function measure(variant: string, bundle: string): Promise<Measured> {
     const pid = gateway.pid!;
     const seqBefore = sim.state().sessions.reduce((sum, s) => sum + s.seq, 0);
     const cpuBefore = cpuMs(pid);
+    const threadsBefore = cpuByThread(pid);
     const writesBefore = writes;
     const postsBefore = hub.posts();
     let peakRss = rssMb(pid);
@@ -175,6 +201,8 @@ async function measure(variant: string, bundle: string): Promise<Measured> {
     const dispatches = sim.state().sessions.reduce((sum, s) => sum + s.seq, 0) - seqBefore;
     const fileWrites = writes - writesBefore;
     const cpu = cpuMs(pid) - cpuBefore;
+    const threadsAfter = cpuByThread(pid);
+    const perDispatch = (ms: number) => Math.round((ms / dispatches) * 1000) / 1000;
     const lag = await metric(healthPort, "nodejs_eventloop_lag_p99_seconds");
     peakRss = Math.max(peakRss, rssMb(pid));
     const result: Measured = {
@@ -183,7 +211,8 @@ async function measure(variant: string, bundle: string): Promise<Measured> {
       fileWrites,
       fileBytes: fileWrites * fileSize,
       bytesPerDispatch: Math.round((fileWrites * fileSize) / dispatches),
-      cpuMsPerDispatch: Math.round((cpu / dispatches) * 1000) / 1000,
+      cpuMsPerDispatch: perDispatch(cpu),
+      cpuMsPerDispatchByThread: Object.fromEntries(Object.keys(threadsAfter).map((kind) => [kind, perDispatch(threadsAfter[kind]! - (threadsBefore[kind] ?? 0))])),
       peakRssMb: peakRss,
       eventLoopLagP99Ms: Math.round(lag * 1000 * 10) / 10,
       hubPosts: hub.posts() - postsBefore,

@@ -1,6 +1,8 @@
 /**
  * HMAC-SHA256 over "<unix seconds>.<raw body>", the signature the gateway puts on every internal POST.
- * WebCrypto only, so it runs unchanged in Workers, Node and browsers.
+ * WebCrypto only, so it runs unchanged in Workers, Node and browsers. The format's pieces (what is signed, how the
+ * MAC is written, the headers) are exported so that a Node-only signer (gateway-node's, with node:crypto) writes
+ * the same bytes.
  */
 export const SIGNATURE_HEADER = "X-Hub-Signature";
 export const TIMESTAMP_HEADER = "X-Hub-Timestamp";
@@ -19,23 +21,38 @@ async function hmacKey(secret: string): Promise<CryptoKey> {
   ]);
 }
 
-function toHex(bytes: ArrayBuffer): string {
-  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+/** The text the MAC covers (encoded as UTF-8). */
+export function hubSignedText(timestamp: number, body: string): string {
+  return `${timestamp}.${body}`;
+}
+
+const HEX_BYTES = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
+/** The signature header's value for a MAC: `sha256=` and its lowercase hex. */
+export function hubSignatureValue(mac: ArrayBuffer | Uint8Array): string {
+  let hex = "";
+  for (const byte of mac instanceof Uint8Array ? mac : new Uint8Array(mac)) hex += HEX_BYTES[byte];
+  return `sha256=${hex}`;
+}
+
+/** A request's timestamp: whole unix seconds. */
+export function hubTimestamp(nowMs: number): number {
+  return Math.floor(nowMs / 1000);
+}
+
+/** The headers of one signed internal POST, given its timestamp and signature. */
+export function signedHubHeaders(timestamp: number, signature: string): Record<string, string> {
+  return { "content-type": "application/json", [TIMESTAMP_HEADER]: String(timestamp), [SIGNATURE_HEADER]: signature };
 }
 
 export async function signHubBody(secret: string, timestamp: number, body: string): Promise<string> {
-  const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(`${timestamp}.${body}`));
-  return `sha256=${toHex(mac)}`;
+  return hubSignatureValue(await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(hubSignedText(timestamp, body))));
 }
 
 /** Headers for one signed internal POST. */
 export async function hubRequestHeaders(secret: string, body: string, nowMs = Date.now()): Promise<Record<string, string>> {
-  const timestamp = Math.floor(nowMs / 1000);
-  return {
-    "content-type": "application/json",
-    [TIMESTAMP_HEADER]: String(timestamp),
-    [SIGNATURE_HEADER]: await signHubBody(secret, timestamp, body),
-  };
+  const timestamp = hubTimestamp(nowMs);
+  return signedHubHeaders(timestamp, await signHubBody(secret, timestamp, body));
 }
 
 /**

@@ -1,5 +1,4 @@
 import {
-  hubRequestHeaders,
   InternalEventsResponse,
   LeaseRefusal,
   LeaseResponse,
@@ -8,6 +7,8 @@ import {
 } from "../../protocol/index.js";
 import { backoffDelay, type BackoffPolicy } from "../../protocol/backoff.js";
 import { GuildLease } from "./guild-lease.js";
+import type { HubFetch, HubResponse } from "./hub-http.js";
+import { hubRequestHeaders } from "./hub-signature.js";
 import type { Logger } from "./log.js";
 import { HUB_LATENCY_BUCKETS, Histogram } from "./histogram.js";
 import { OutboxQueue, type Batch, type OutboxEvent, type SessionPosition } from "./outbox-queue.js";
@@ -30,7 +31,7 @@ export interface HubOutboxOptions {
    */
   batchLingerMs: number;
   backoff: BackoffPolicy;
-  fetch: typeof fetch;
+  fetch: HubFetch;
   random: () => number;
   sleep: (ms: number) => Promise<void>;
   /** Called with a session's seq once everything of every dispatch up to it has been accepted by the hub. */
@@ -273,11 +274,11 @@ export class HubOutbox {
   /** POST /internal/lease: a heartbeat, or a release. Returns whether the hub answered. */
   private async postLease(release: boolean, timeoutMs: number): Promise<boolean> {
     const body = JSON.stringify({ guildId: this.options.guildId, gateway: this.lease.identity(), ...(release ? { release: true } : {}) });
-    let response: Response;
+    let response: HubResponse;
     try {
       response = await this.options.fetch(new URL("lease", this.options.endpoint), {
         method: "POST",
-        headers: await hubRequestHeaders(this.options.secret, body, this.options.now()),
+        headers: hubRequestHeaders(this.options.secret, body, this.options.now()),
         body,
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -385,11 +386,11 @@ export class HubOutbox {
     const body = `{"events":[${group.map(({ json }) => json).join(",")}],"gateway":${JSON.stringify(this.lease.identity())}}`;
     this.stats.posts++;
     const started = performance.now();
-    let response: Response;
+    let response: HubResponse;
     try {
       response = await this.options.fetch(this.options.endpoint, {
         method: "POST",
-        headers: await hubRequestHeaders(this.options.secret, body, this.options.now()),
+        headers: hubRequestHeaders(this.options.secret, body, this.options.now()),
         body,
         signal: AbortSignal.timeout(10_000),
       });

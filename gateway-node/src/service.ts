@@ -10,6 +10,7 @@ import { planShards, type ShardPlan } from "./gateway/sharding.js";
 import { GuildPipe } from "./guild-pipe.js";
 import { startHealthServer } from "./health.js";
 import { healthReport } from "./health-report.js";
+import { hubHttpClient, type HubFetch } from "./hub-http.js";
 import { HUB_LATENCY_BUCKETS, Histogram } from "./histogram.js";
 import { renderMetrics, startEventLoopMonitor, type ShardStats } from "./metrics.js";
 import { createLogger, type Logger } from "./log.js";
@@ -97,6 +98,9 @@ export interface GatewayService {
 export async function startGatewayService(config: GatewayConfig, overrides: Partial<GatewayServiceDeps> = {}): Promise<GatewayService> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL);
   const fetchImpl = overrides.fetch ?? fetch;
+  // The hubs' client: fetch when a test injects one, keep-alive node:http(s) otherwise (see hubHttpClient).
+  const hubClient = overrides.fetch ? undefined : hubHttpClient();
+  const hubFetch: HubFetch = hubClient?.fetch ?? fetchImpl;
   const random = overrides.random ?? Math.random;
   const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const now = overrides.now ?? Date.now;
@@ -180,7 +184,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
           batchSize: settings.outboxBatchSize,
           batchLingerMs: settings.outboxBatchLingerMs,
           backoff: settings.hubBackoff,
-          fetch: fetchImpl,
+          fetch: hubFetch,
           random,
           sleep,
           log: (level, msg, fields) => log(level, msg, { guildId, ...fields }),
@@ -280,6 +284,7 @@ export async function startGatewayService(config: GatewayConfig, overrides: Part
     for (const { timer } of freshSessions.values()) clearTimeout(timer);
     summary.stop();
     eventLoop.stop();
+    hubClient?.close();
   };
 
   return {
