@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { ShardState, type GatewayShard } from "./gateway/shard.js";
 import type { LeaseState } from "./guild-lease.js";
 import type { GuildPipe } from "./guild-pipe.js";
@@ -24,17 +24,24 @@ export interface MetricsSource {
   eventLoop: EventLoopMonitor;
 }
 
-/** The event loop's delays since the monitor started; `stop()` ends the sampling. */
+/** The event loop's delays since the monitor started, in ms; `stop()` ends the sampling. */
 export interface EventLoopMonitor {
-  readonly delay: Pick<IntervalHistogram, "percentile" | "max">;
+  /** The delay at a percentile (0–100). */
+  lagMs(percentile: number): number;
+  maxLagMs(): number;
   stop(): void;
 }
 
+const SAMPLE_INTERVAL_MS = 20;
+
 /** Starts sampling event-loop delay (a 20 ms timer), for the service's lifetime: never as a side effect of an import. */
 export function startEventLoopMonitor(): EventLoopMonitor {
-  const delay = monitorEventLoopDelay({ resolution: 20 });
+  const delay = monitorEventLoopDelay({ resolution: SAMPLE_INTERVAL_MS });
   delay.enable();
-  return { delay, stop: () => delay.disable() };
+  // The histogram records the whole time between two samples, the timer's own interval included: the delay is what
+  // lies past it.
+  const lag = (ns: number) => Math.max(0, ns / 1e6 - SAMPLE_INTERVAL_MS);
+  return { lagMs: (percentile) => lag(delay.percentile(percentile)), maxLagMs: () => lag(delay.max), stop: () => delay.disable() };
 }
 
 /**
@@ -97,8 +104,8 @@ export function renderMetrics({ shards, shardStats, pipes, latency, counters, ev
     labelled("gateway_guild_hub_last_success_timestamp_seconds", "gauge", "When the guild's hub last accepted a batch (unix seconds).", pipes.map((pipe) => [guildLabels(pipe), pipe.outbox.stats.lastSuccessAt / 1000] as const)),
     metric("process_resident_memory_bytes", "gauge", "Resident set size.", memory.rss),
     metric("nodejs_heap_used_bytes", "gauge", "V8 heap in use.", memory.heapUsed),
-    metric("nodejs_eventloop_lag_p99_seconds", "gauge", "99th percentile event-loop delay since start.", eventLoop.delay.percentile(99) / 1e9),
-    metric("nodejs_eventloop_lag_max_seconds", "gauge", "Largest event-loop delay since start.", eventLoop.delay.max / 1e9),
+    metric("nodejs_eventloop_lag_p99_seconds", "gauge", "99th percentile event-loop delay since start.", eventLoop.lagMs(99) / 1e3),
+    metric("nodejs_eventloop_lag_max_seconds", "gauge", "Largest event-loop delay since start.", eventLoop.maxLagMs() / 1e3),
   ];
   return `${lines.join("\n")}\n`;
 }
