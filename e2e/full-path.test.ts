@@ -82,15 +82,18 @@ describe("simulator → gateway-node → Worker → browser socket", () => {
     sim.setVoiceState(USERS[1]!, ROOM_A);
     sim.setVoiceState(USERS[0]!, ROOM_B);
     sim.setVoiceState(USERS[1]!, null);
-    const events = await until(() => (client.events().length >= 5 ? client.events() : undefined), "five events");
-    expect(events.map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}@${channelOf(e)}`)).toEqual([
+    // Joins and leaves; the rooms' own events (the gateway's first picture may reach the hub after this socket's
+    // snapshot) and a media change the hub publishes before the move are not what this test is about.
+    const presence = () => client.events().filter((e) => e.event === "voice.joined" || e.event === "voice.left");
+    const joinsAndLeaves = await until(() => (presence().length >= 5 ? presence() : undefined), "five joins and leaves");
+    expect(joinsAndLeaves.map((e) => `${e.event}:${"userId" in e.payload ? e.payload.userId : ""}@${channelOf(e)}`)).toEqual([
       `voice.joined:${USERS[0]}@${ROOM_A}`,
       `voice.joined:${USERS[1]}@${ROOM_A}`,
       `voice.left:${USERS[0]}@${ROOM_A}`,
       `voice.joined:${USERS[0]}@${ROOM_B}`,
       `voice.left:${USERS[1]}@${ROOM_A}`,
     ]);
-    const seqs = events.map((e) => e.seq);
+    const seqs = client.events().map((e) => e.seq);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
     client.ws.close();
   });
