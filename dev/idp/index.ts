@@ -32,7 +32,7 @@ export interface IdentityProviderOptions {
  * button remains for a browser without JavaScript). `form` is oidc-provider's form, with its XSRF token.
  */
 async function logoutSource(ctx: { body?: unknown }, form: string): Promise<void> {
-  ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signing out · local identity provider</title></head>
+  ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signing out · local identity provider</title><link rel="icon" href="data:,"></head>
 <body>${form}<input type="hidden" name="logout" value="yes" form="op.logoutForm">
 <p>Signing out of the local identity provider…</p><button type="submit" form="op.logoutForm">Sign out</button>
 <script>document.getElementById("op.logoutForm").submit()</script></body></html>`;

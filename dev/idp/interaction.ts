@@ -30,7 +30,7 @@ export async function handleInteraction(provider: Provider, request: IncomingMes
     (user) => `<button name="sub" value="${escape(user.sub)}" data-testid="login-${escape(user.login)}">${escape(user.name)}${user.roles.length ? ` <small>(${escape(user.roles.join(", "))})</small>` : ""}</button>`,
   ).join("\n");
   response.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" });
-  response.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in · local identity provider</title>
+  response.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in · local identity provider</title><link rel="icon" href="data:,">
 <style>body{font:16px system-ui,sans-serif;background:#14121f;color:#eee;display:grid;place-items:center;min-height:100vh;margin:0}
 form{background:#1f1c30;padding:2rem 2.5rem;border-radius:12px;display:grid;gap:.75rem;min-width:18rem}
 h1{font-size:1.2rem;margin:0 0 .5rem}p{margin:0 0 .5rem;color:#aaa;font-size:.9rem}
