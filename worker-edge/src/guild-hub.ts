@@ -1,9 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import {
-  AUTH_TIMEOUT_MS,
-  ClientMessage,
   CloseCode,
-  MAX_CLIENT_MESSAGE_BYTES,
   parseJson,
   type AppEvent,
   type AuthOkMessage,
@@ -22,7 +19,8 @@ import { ApiError } from "./errors.js";
 import { socketGuild } from "./guilds.js";
 import * as clock from "./clock.js";
 import { errorFields, log } from "./log.js";
-import { clientAddress, FirstAuthPolicy, pendingRefusal, RoomListPolicy, UserRates } from "./hub/admission.js";
+import { FirstAuthPolicy, RoomListPolicy, UserRates } from "./hub/admission.js";
+import { admitSocket, readClientMessage } from "./hub/intake.js";
 import { exchangeAuth } from "./hub/auth-exchange.js";
 import { SCHEMA_VERSION } from "./hub/migrations.js";
 import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
@@ -36,10 +34,9 @@ import { RoomDesk } from "./hub/rooms.js";
 import { failure, type CreateRoomRequest, type EndRoomRequest, type HubResult, type IngestOutcome, type LeaseOutcome } from "./hub/rpc.js";
 import { publishToRelays, sendSnapshot, startLink } from "./hub/relay-links.js";
 import { SocketIndex } from "./hub/socket-index.js";
-import { closeSocket, connectionId, isOpen, type LiveAttachment } from "./hub/sockets.js";
+import { closeSocket, isOpen, type LiveAttachment } from "./hub/sockets.js";
 import { HubStore } from "./hub/store.js";
 import { isMultiPart, receiveSyncPart } from "./hub/sync-parts.js";
-import { refusedSocket } from "./placement.js";
 import { readLinkRequest, RelayRequest, RELAY_LINK_PATH } from "./relay/link.js";
 
 
@@ -270,32 +267,22 @@ export class GuildHub extends DurableObject<Env> {
     }
     this.bindGuild(socketGuild(new URL(request.url), this.config));
     if (new URL(request.url).pathname === RELAY_LINK_PATH) return this.acceptRelayLink(request);
-    const address = clientAddress(request.headers);
-    const refusal = pendingRefusal(this.sockets, address);
-    if (refusal) {
-      log("warn", "GuildHub refused socket", { guildId: this.guildId, reason: refusal });
-      // Completed only to say why: a browser cannot read an HTTP error on a WebSocket.
-      return refusedSocket(CloseCode.tooMany, refusal);
+    const admitted = admitSocket(this.ctx, this.sockets, request.headers);
+    if (admitted.refused !== undefined) {
+      log("warn", "GuildHub refused socket", { guildId: this.guildId, reason: admitted.refused });
+      return admitted.response;
     }
-    const { 0: client, 1: server } = new WebSocketPair();
-    this.ctx.acceptWebSocket(server);
-    const authDeadline = clock.now() + AUTH_TIMEOUT_MS;
-    // Counted from here, in the step that checked: the address rides in the attachment, so it survives hibernation.
-    this.sockets.set(server, { phase: "pending", conn: connectionId(), authDeadline, ...(address ? { address } : {}) });
-    await this.scheduleAlarm(authDeadline);
-    return new Response(null, { status: 101, webSocket: client });
+    await this.scheduleAlarm(admitted.authDeadline);
+    return admitted.response;
   }
 
   private async onClientMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     // Sent before the client saw the close the hub sent it (a 4429, an expiry): an ordinary race, nothing to do.
     if (!isOpen(ws)) return;
-    const size = typeof raw === "string" ? new TextEncoder().encode(raw).byteLength : raw.byteLength;
-    if (size > MAX_CLIENT_MESSAGE_BYTES) return this.reject(ws, CloseCode.tooLarge, "message too large");
-    if (typeof raw !== "string") return this.reject(ws, CloseCode.badMessage, "binary messages are not supported");
-    const message = ClientMessage.safeParse(parseJson(raw));
-    if (!message.success) return this.reject(ws, CloseCode.badMessage, "malformed message");
-    if (message.data.type === "rooms") return this.changeRooms(ws, message.data);
-    await this.authenticate(ws, message.data);
+    const read = readClientMessage(raw);
+    if ("close" in read) return this.reject(ws, read.close.code, read.close.reason);
+    if (read.message.type === "rooms") return this.changeRooms(ws, read.message);
+    await this.authenticate(ws, read.message);
   }
 
   /** Replaces a live socket's room filter, then sends a snapshot at the current seq so the client's state is exact. */

@@ -1,10 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import {
-  AUTH_TIMEOUT_MS,
   backoffDelay,
-  ClientMessage,
   CloseCode,
-  MAX_CLIENT_MESSAGE_BYTES,
   parseJson,
   type AuthOkMessage,
   type ClientAuth,
@@ -14,16 +11,17 @@ import {
 import * as clock from "./clock.js";
 import { edgeConfig, type EdgeConfig } from "./config.js";
 import { socketGuild } from "./guilds.js";
-import { clientAddress, FirstAuthPolicy, pendingRefusal, UserRates } from "./hub/admission.js";
+import { FirstAuthPolicy, UserRates } from "./hub/admission.js";
+import { admitSocket, readClientMessage } from "./hub/intake.js";
 import { exchangeAuth } from "./hub/auth-exchange.js";
 import { cadenceMs, Coalescer } from "./hub/coalescer.js";
 import { closeOverdueSockets, nextSocketDeadline } from "./hub/deadlines.js";
 import { broadcast, canReplay, catchUp, type Outgoing } from "./hub/fanout.js";
 import { withRoomFilter } from "./hub/room-filter.js";
 import { SocketIndex } from "./hub/socket-index.js";
-import { closeSocket, connectionId, isOpen, type LiveAttachment } from "./hub/sockets.js";
+import { closeSocket, isOpen, type LiveAttachment } from "./hub/sockets.js";
 import { errorFields, log } from "./log.js";
-import { hubStub, RELAY_FULL_STATUS, RELAY_NAME_HEADER, refusedSocket } from "./placement.js";
+import { hubStub, RELAY_FULL_STATUS, RELAY_NAME_HEADER } from "./placement.js";
 import { linkRequest } from "./relay/link.js";
 import { RelayMirror } from "./relay/mirror.js";
 
@@ -164,29 +162,21 @@ export class LobbyRelay extends DurableObject<Env> {
     if (this.ctx.getWebSockets().length >= this.config.RELAY_MAX_SOCKETS) {
       return Response.json({ error: "relay_full", message: "this relay holds as many sockets as it may" }, { status: RELAY_FULL_STATUS });
     }
-    const address = clientAddress(request.headers);
-    const refusal = pendingRefusal(this.sockets, address);
-    if (refusal) {
-      log("warn", "LobbyRelay refused socket", { relay: this.name, reason: refusal });
-      return refusedSocket(CloseCode.tooMany, refusal);
+    const admitted = admitSocket(this.ctx, this.sockets, request.headers);
+    if (admitted.refused !== undefined) {
+      log("warn", "LobbyRelay refused socket", { relay: this.name, reason: admitted.refused });
+      return admitted.response;
     }
-    const { 0: client, 1: server } = new WebSocketPair();
-    this.ctx.acceptWebSocket(server);
-    const authDeadline = clock.now() + AUTH_TIMEOUT_MS;
-    this.sockets.set(server, { phase: "pending", conn: connectionId(), authDeadline, ...(address ? { address } : {}) });
-    await this.scheduleAlarm(authDeadline);
-    return new Response(null, { status: 101, webSocket: client });
+    await this.scheduleAlarm(admitted.authDeadline);
+    return admitted.response;
   }
 
   private async onClientMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     if (!isOpen(ws)) return;
-    const size = typeof raw === "string" ? new TextEncoder().encode(raw).byteLength : raw.byteLength;
-    if (size > MAX_CLIENT_MESSAGE_BYTES) return this.reject(ws, CloseCode.tooLarge, "message too large");
-    if (typeof raw !== "string") return this.reject(ws, CloseCode.badMessage, "binary messages are not supported");
-    const message = ClientMessage.safeParse(parseJson(raw));
-    if (!message.success) return this.reject(ws, CloseCode.badMessage, "malformed message");
-    if (message.data.type === "rooms") return this.changeRooms(ws, message.data);
-    await this.authenticate(ws, message.data);
+    const read = readClientMessage(raw);
+    if ("close" in read) return this.reject(ws, read.close.code, read.close.reason);
+    if (read.message.type === "rooms") return this.changeRooms(ws, read.message);
+    await this.authenticate(ws, read.message);
   }
 
   private async authenticate(ws: WebSocket, auth: ClientAuth): Promise<void> {

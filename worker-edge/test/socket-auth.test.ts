@@ -47,9 +47,9 @@ describe("WebSocket authentication", () => {
 
   it("closes 4401 when the token expires, even while the hub is hibernated", async () => {
     const socket = await TestSocket.open();
-    await socket.auth(await mintToken({ expiresIn: 2 }));
+    await socket.auth(await mintToken({ expiresIn: 3 }));
     await evictDurableObject(hubStub(), { webSockets: "hibernate" });
-    await new Promise((resolve) => setTimeout(resolve, 2_200));
+    await new Promise((resolve) => setTimeout(resolve, 3_200));
     await runDurableObjectAlarm(hubStub());
     const closed = await socket.waitForClose(4_000);
     expect(closed).toMatchObject({ code: 4401, reason: "token expired" });
@@ -57,10 +57,10 @@ describe("WebSocket authentication", () => {
 
   it("keeps a socket whose client sent a fresh token before expiry", async () => {
     const socket = await TestSocket.open();
-    await socket.auth(await mintToken({ expiresIn: 2 }));
+    await socket.auth(await mintToken({ expiresIn: 3 }));
     socket.send({ type: "auth", token: await mintToken({ expiresIn: 600 }) });
     await expect.poll(() => socket.messages.filter((m) => m.type === "ack").length).toBe(2);
-    await new Promise((resolve) => setTimeout(resolve, 2_200));
+    await new Promise((resolve) => setTimeout(resolve, 3_200));
     await runDurableObjectAlarm(hubStub());
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(socket.closed).toBeUndefined();

@@ -300,10 +300,10 @@ describe("GET /events authentication", () => {
   });
 
   it("ends with an end event carrying the socket's 4401 when the token expires, even while the hub is hibernated", async () => {
-    const stream = await openStream("/events", await mintToken({ sub: newUserId(), expiresIn: 2 }));
+    const stream = await openStream("/events", await mintToken({ sub: newUserId(), expiresIn: 3 }));
     await stream.waitForFrames(1, "snapshot");
     await evictDurableObject(hubStub(), { webSockets: "hibernate" });
-    await new Promise((resolve) => setTimeout(resolve, 2_200));
+    await new Promise((resolve) => setTimeout(resolve, 3_200));
     await runDurableObjectAlarm(hubStub());
     await stream.waitForEnd(4_000);
     const last = stream.frames.at(-1)!;

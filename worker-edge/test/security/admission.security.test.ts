@@ -4,7 +4,7 @@ import { CloseCode, RestLimits, SocketLimits } from "../../../protocol/index.js"
 import { authed, edgeFetch, hubStub, newUserId, TestSocket } from "../support/edge.js";
 import { SseReader } from "../support/sse.js";
 import { mintToken } from "../support/tokens.js";
-import { captureConsole, expectNoSecretsLeaked, GoodClient, sleep } from "./support/hostile.js";
+import { captureConsole, expectNoSecretsLeaked, GoodClient, sleep, trackedSockets } from "./support/hostile.js";
 
 /**
  * What one client can make the guild's one thread do by connecting: an address without a token fills only its
@@ -18,13 +18,8 @@ const ROOM_LIST_BURST = RestLimits.roomListBurst;
 const RATE_REASON = "connecting too often for this user";
 
 let good: GoodClient;
-const opened: TestSocket[] = [];
-
-async function openFrom(address: string | undefined): Promise<TestSocket> {
-  const socket = await TestSocket.open("", address === undefined ? {} : { "CF-Connecting-IP": address });
-  opened.push(socket);
-  return socket;
-}
+const { open } = trackedSockets();
+const openFrom = (address: string | undefined) => open("", address === undefined ? {} : { "CF-Connecting-IP": address });
 
 beforeEach(async () => {
   captureConsole();
@@ -32,9 +27,6 @@ beforeEach(async () => {
 });
 afterEach(() => {
   good.close();
-  for (const socket of opened.splice(0)) {
-    if (!socket.closed) socket.ws.close(1000, "test done");
-  }
   vi.restoreAllMocks();
 });
 

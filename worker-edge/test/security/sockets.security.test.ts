@@ -14,6 +14,7 @@ import {
   sleep,
   swappedPayloadToken,
   tamperedSignatureToken,
+  trackedSockets,
 } from "./support/hostile.js";
 
 /** Hostile clients on GET /ws. Limits are named here so they are easy to adjust as the fixes land. */
@@ -34,13 +35,7 @@ const NBF_TOLERANCE_SECONDS = 30;
 const now = () => Math.floor(Date.now() / 1000);
 
 let good: GoodClient;
-const opened: TestSocket[] = [];
-
-async function open(query = ""): Promise<TestSocket> {
-  const socket = await TestSocket.open(query);
-  opened.push(socket);
-  return socket;
-}
+const { open, track } = trackedSockets();
 
 beforeEach(async () => {
   captureConsole();
@@ -48,15 +43,6 @@ beforeEach(async () => {
 });
 afterEach(() => {
   good.close();
-  for (const socket of opened.splice(0)) {
-    if (!socket.closed) {
-      try {
-        socket.ws.close(1000, "test done");
-      } catch {
-        // already closed
-      }
-    }
-  }
   vi.restoreAllMocks();
 });
 
@@ -339,8 +325,7 @@ describe("races, filters and hibernation", () => {
     const response = await edgeFetch(path, { headers });
     expect(response.status).toBeLessThan(500);
     if (response.webSocket) {
-      const socket = new TestSocket(response.webSocket);
-      opened.push(socket);
+      const socket = track(new TestSocket(response.webSocket));
       socket.send({ type: "auth", token: await mintToken({ sub: newUserId() }) });
       await socket.waitFor((m) => m.type === "ack", "auth.ok on the primary guild");
     }

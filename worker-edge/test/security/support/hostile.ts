@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { channelOf } from "../../../../protocol/index.js";
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK, type JWTHeaderParameters } from "jose";
-import { expect, vi } from "vitest";
+import { afterEach, expect, vi } from "vitest";
 import { TEST_AUDIENCE, TEST_BOT_TOKEN, TEST_GUILD_ID, TEST_HUB_SECRET, TEST_ISSUER } from "../../support/bindings.js";
 import { edgeFetch, newChannelId, newUserId, postInternal, TestSocket } from "../../support/edge.js";
 import { roomCreated } from "../../support/events.js";
@@ -237,3 +237,26 @@ export class GoodClient {
 
 export const GUILD_ID = TEST_GUILD_ID;
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Sockets a test opens (`open`) or gets otherwise (`track`), closed after it if still open (registers its own
+ * afterEach).
+ */
+export function trackedSockets(): { open(query?: string, headers?: Record<string, string>): Promise<TestSocket>; track(socket: TestSocket): TestSocket } {
+  const opened: TestSocket[] = [];
+  afterEach(() => {
+    for (const socket of opened.splice(0)) {
+      if (socket.closed) continue;
+      try {
+        socket.ws.close(1000, "test done");
+      } catch {
+        // already closed
+      }
+    }
+  });
+  const track = (socket: TestSocket) => {
+    opened.push(socket);
+    return socket;
+  };
+  return { open: async (query = "", headers = {}) => track(await TestSocket.open(query, headers)), track };
+}
