@@ -13,7 +13,7 @@ const NO_ZOD_IN_ZOD_FREE =
   "this protocol module is zod-free so that the browser SDK can import it: keep zod and the modules that import it out";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", "client/dist/", ".wrangler/", "worker-edge/worker-configuration.d.ts", "e2e/screenshots/", "examples/*/dist/"] },
+  { ignores: ["node_modules/", "dist/", "client/dist/", "gateway-node/dist/", ".wrangler/", "worker-edge/worker-configuration.d.ts", "e2e/screenshots/", "examples/*/dist/"] },
   ...tseslint.configs.recommended,
   {
     rules: {
