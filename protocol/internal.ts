@@ -108,8 +108,6 @@ export const InternalEvent = z.discriminatedUnion("event", [
   z.object({ event: z.literal("voice.left"), payload: VoiceLeftPayload }),
 ]);
 export type InternalEvent = z.infer<typeof InternalEvent>;
-/** The previous release's deltas (accepted for one release). */
-export type LegacyDeltaEvent = Extract<InternalEvent, { event: "room.created" | "room.updated" | "room.deleted" | "voice.joined" | "voice.left" }>;
 
 // Every event carries an id: it is what lets the hub tell a replayed request from a new event.
 const WithId = z.object({ id: InternalEventId });

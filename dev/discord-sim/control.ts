@@ -105,8 +105,8 @@ export async function handleControl(sim: SimControls, request: IncomingMessage, 
         sim.addUser({ id: body.data.userId, username: body.data.username });
       }
       const target = body.data.guildId ? sim.guild(body.data.guildId) : sim;
-      const { selfMute, selfDeaf, selfVideo, selfStream, mute, deaf } = body.data;
-      target.setVoiceState(body.data.userId, body.data.channelId, { selfMute, selfDeaf, selfVideo, selfStream, mute, deaf });
+      const { userId, channelId, username: _username, guildId: _guild, ...flags } = body.data;
+      target.setVoiceState(userId, channelId, flags);
       return ok();
     }
     if (method === "POST" && path === "/_sim/channels") {

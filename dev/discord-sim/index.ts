@@ -6,7 +6,7 @@ import { handleControl } from "./control.js";
 import { SimGateway, type SimClose, type SimIdentify } from "./gateway.js";
 import { SimRest, type RestFault } from "./rest.js";
 import { DEFAULT_IDENTIFY_INTERVAL_MS, SessionStartBudget, type SessionStartLimit } from "./session-start.js";
-import { SimWorld, type ChannelObject, type SimUser, type VoiceFlags } from "./world.js";
+import { SimWorld, type ChannelObject, type SimUser, type VoiceFlags, type VoiceStateRecord } from "./world.js";
 
 export type { ChannelObject, RestFault, SessionStartLimit, SimClose, SimIdentify, SimUser, VoiceFlags };
 
@@ -295,6 +295,7 @@ function guildControl(world: SimWorld, log: (msg: string, fields?: Record<string
   };
 }
 
-function voiceStateOf({ userId, channelId, selfMute, selfDeaf, mute, deaf, selfVideo, selfStream }: SimVoiceState): SimVoiceState {
-  return { userId, channelId, selfMute, selfDeaf, mute, deaf, selfVideo, selfStream };
+/** A voice state as the simulator's state shows it: without the Discord session it belongs to. */
+function voiceStateOf({ sessionId: _session, ...state }: VoiceStateRecord): SimVoiceState {
+  return state;
 }

@@ -33,7 +33,10 @@ export interface HubHttpClient {
 /** A hub answers with a small JSON object (an acknowledgement, a lease, an error): a larger answer is not a hub's. */
 export const MAX_HUB_RESPONSE_BYTES = 64 * 1024;
 
-/** As long as fetch's client (undici) keeps an idle connection: the outbox posts every few ms under load, and at least every few seconds while it holds a lease. */
+/**
+ * As long as fetch's client (undici) keeps an idle connection: under load the outbox posts every few ms and keeps it;
+ * an idle holder's renewals (every 10 s) open a new one.
+ */
 const IDLE_CONNECTION_MS = 4_000;
 
 /**

@@ -78,7 +78,7 @@ export function renderMetrics({ shards, shardStats, pipes, latency, counters, ev
     metric("gateway_identifies_total", "counter", "IDENTIFYs sent.", total(shardList.map((shard) => shard.identifies))),
     metric("gateway_heartbeat_ack_latency_seconds", "gauge", "Latency of the slowest shard's last heartbeat ACK.", Math.max(0, ...shardList.map((shard) => stats(shard).lastAckLatencyMs)) / 1000),
     metric("gateway_session_file_ok", "gauge", "0 while the session file cannot be written (a restart would IDENTIFY).", counters.sessionFileOk),
-    metric("gateway_session_file_writes_total", "counter", "Session file writes (at most one per sessionWriteIntervalMs).", counters.sessionFileWrites),
+    metric("gateway_session_file_writes_total", "counter", "Session file writes (at most one per sessionWriteIntervalMs, besides those at once for irregular batches and on stop).", counters.sessionFileWrites),
     labelled("gateway_guilds_by_lease_state", "gauge", "Guilds of this process in each lease state (standby: another process holds the guild).", LEASE_STATES.map((state) =>
       [{ state }, pipes.filter((pipe) => pipe.outbox.lease.state.name === state).length] as const,
     )),

@@ -1,5 +1,6 @@
 import { splitGuildSync, type GuildSyncPayload, type InternalEvent, type SyncChannel, type SyncVoiceState } from "../../protocol/index.js";
 import type { z } from "zod";
+import { withoutUndefined } from "./translate.js";
 
 export type OutboxEvent = InternalEvent & { id: string };
 
@@ -227,8 +228,4 @@ function keyOf(event: InternalEvent): string | undefined {
     default:
       return undefined;
   }
-}
-
-function withoutUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

@@ -126,6 +126,7 @@ interface GuildCreateLike {
   voice_states?: VoiceStateLike[];
 }
 
-function withoutUndefined<T extends object>(value: T): T {
+/** The object without its undefined fields (optional wire fields are absent, never undefined). */
+export function withoutUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

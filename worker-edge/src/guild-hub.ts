@@ -3,7 +3,6 @@ import {
   CloseCode,
   parseJson,
   type AppEvent,
-  type AuthOkMessage,
   type ClientAuth,
   type ClientRooms,
   type CreateRoomResponse,
@@ -20,12 +19,13 @@ import { socketGuild } from "./guilds.js";
 import * as clock from "./clock.js";
 import { errorFields, log } from "./log.js";
 import { FirstAuthPolicy, RoomListPolicy, UserRates } from "./hub/admission.js";
+import { AlarmSchedule } from "./hub/alarm.js";
 import { admitSocket, readClientMessage } from "./hub/intake.js";
 import { exchangeAuth } from "./hub/auth-exchange.js";
 import { SCHEMA_VERSION } from "./hub/migrations.js";
 import { closeOverdueSockets, nextIdleDeadline, nextSocketDeadline } from "./hub/deadlines.js";
 import { cadenceMs, Coalescer } from "./hub/coalescer.js";
-import { broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
+import { authOkMessage, broadcast, catchUp, type Outgoing } from "./hub/fanout.js";
 import { publishDueMedia } from "./hub/media.js";
 import { guildSync, reconcile } from "./hub/presence.js";
 import { withRoomFilter } from "./hub/room-filter.js";
@@ -59,8 +59,8 @@ export class GuildHub extends DurableObject<Env> {
    */
   private readonly firstAuths = new UserRates(FirstAuthPolicy);
   private readonly roomLists = new UserRates(RoomListPolicy);
-  /** The alarm as this object last set or read it (null: none; undefined: unknown, read it). Only it sets alarms. */
-  private alarmAt: number | null | undefined;
+  /** Only it sets alarms. */
+  private readonly deadlineAlarm = new AlarmSchedule(this.ctx.storage);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -86,7 +86,7 @@ export class GuildHub extends DurableObject<Env> {
       guildId: () => this.guildId,
       discord: () => this.discord(),
       publish: (events, now) => this.publish(events, now),
-      roomsChanged: () => this.scheduleAlarm(nextIdleDeadline(this.store, this.idleTtlMs)),
+      roomsChanged: () => this.deadlineAlarm.atMost(nextIdleDeadline(this.store, this.idleTtlMs)),
     });
     // Answered by the runtime itself, so a heartbeat never wakes a hibernated hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
@@ -143,13 +143,13 @@ export class GuildHub extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.alarmAt = undefined; // the runtime clears the alarm it fires
+    this.deadlineAlarm.fired();
     const firedAt = clock.now();
     try {
       await this.onDeadlines(firedAt);
     } catch (error) {
       log("error", "GuildHub alarm failed", { guildId: this.guildId, ...errorFields(error) });
-      await this.scheduleAlarm(clock.now() + 5_000, firedAt); // try again rather than leave deadlines unenforced
+      await this.deadlineAlarm.atMost(clock.now() + 5_000, firedAt); // try again rather than leave deadlines unenforced
     }
   }
 
@@ -179,7 +179,7 @@ export class GuildHub extends DurableObject<Env> {
       }
     }
     this.publish(produced, now);
-    await this.scheduleAlarm(this.nextStateDeadline());
+    await this.deadlineAlarm.atMost(this.nextStateDeadline());
     if (duplicates > 0) log("info", "GuildHub duplicate events", { guildId, duplicates });
     if (refused) return { kind: "failed", error: refused.toWire() };
     return { kind: "applied", accepted, duplicates, ...(admission.kind === "granted" ? { lease: grantOf(admission.lease, now) } : {}) };
@@ -272,7 +272,7 @@ export class GuildHub extends DurableObject<Env> {
       log("warn", "GuildHub refused socket", { guildId: this.guildId, reason: admitted.refused });
       return admitted.response;
     }
-    await this.scheduleAlarm(admitted.authDeadline);
+    await this.deadlineAlarm.atMost(admitted.authDeadline);
     return admitted.response;
   }
 
@@ -287,12 +287,8 @@ export class GuildHub extends DurableObject<Env> {
 
   /** Replaces a live socket's room filter, then sends a snapshot at the current seq so the client's state is exact. */
   private changeRooms(ws: WebSocket, message: ClientRooms): void {
-    const current = this.sockets.attachment(ws);
-    if (current?.phase !== "live") return this.reject(ws, CloseCode.badMessage, "authenticate first");
-    const now = clock.now();
-    if (current.expiresAt <= now) return this.reject(ws, CloseCode.unauthorized, "token expired");
-    const changed = withRoomFilter(current, message.rooms, now);
-    if (!("attachment" in changed)) return this.reject(ws, CloseCode.tooMany, "changing rooms too often");
+    const changed = withRoomFilter(this.sockets.attachment(ws), message.rooms, clock.now());
+    if ("close" in changed) return this.reject(ws, changed.close.code, changed.close.reason);
     this.coalescer.flushNow(); // what is pending goes under the old filter, before the snapshot
     this.sockets.set(ws, changed.attachment);
     catchUp(ws, this.store, changed.attachment, undefined);
@@ -311,14 +307,13 @@ export class GuildHub extends DurableObject<Env> {
     if (outcome.kind === "gone") return;
     if (outcome.kind === "refused") return this.reject(ws, outcome.code, outcome.reason);
     const live = outcome.attachment;
-    await this.scheduleAlarm(live.expiresAt);
+    await this.deadlineAlarm.atMost(live.expiresAt);
     if (!isOpen(ws)) return;
 
     const seq = this.store.seq;
-    ws.send(JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId: this.guildId, seq } satisfies AuthOkMessage));
+    ws.send(authOkMessage(this.guildId, seq));
     const resumed = outcome.refresh ? "refresh" : catchUp(ws, this.store, live, auth.since) ? "replay" : "snapshot";
     log("info", "GuildHub socket live", { guildId: this.guildId, conn: live.conn, userId: live.userId, resumed });
-    await this.scheduleAlarm(live.expiresAt);
   }
 
   // --- relays (relay/link.ts)
@@ -393,24 +388,6 @@ export class GuildHub extends DurableObject<Env> {
 
   // --- deadlines: one alarm multiplexes auth timeouts, token expiries and idle rooms
 
-  /**
-   * Makes the alarm fire by `at`; never moves an earlier alarm later. Inside the alarm handler, the alarm being
-   * handled (due at or before `handledBefore`) does not count as earlier.
-   */
-  private async scheduleAlarm(at: number, handledBefore = -Infinity): Promise<void> {
-    if (!Number.isFinite(at)) return;
-    // Read once, then tracked: every connect and auth asks, and a storage read per socket adds up in a storm.
-    if (this.alarmAt === undefined) {
-      const stored = await this.ctx.storage.getAlarm();
-      this.alarmAt ??= stored; // unless a concurrent caller set one meanwhile
-    }
-    const current = this.alarmAt;
-    if (current === null || current <= handledBefore || at < current) {
-      this.alarmAt = at; // before the await, so a concurrent caller compares against it
-      await this.ctx.storage.setAlarm(at);
-    }
-  }
-
   private async onDeadlines(firedAt: number): Promise<void> {
     closeOverdueSockets(this.ctx.getWebSockets(), this.sockets, clock.now());
     this.publishMedia(clock.now());
@@ -418,7 +395,7 @@ export class GuildHub extends DurableObject<Env> {
     this.store.prune(clock.now(), true);
     // Recomputed after every await: sockets accepted, rooms emptied and flags changed meanwhile have deadlines too.
     const next = Math.min(nextSocketDeadline(this.ctx.getWebSockets(), this.sockets), this.nextStateDeadline());
-    await this.scheduleAlarm(next, firedAt);
+    await this.deadlineAlarm.atMost(next, firedAt);
   }
 
   /** Members' media windows that have ended: their flags, told once each (hub/media.ts). */

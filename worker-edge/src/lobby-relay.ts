@@ -3,7 +3,6 @@ import {
   backoffDelay,
   CloseCode,
   parseJson,
-  type AuthOkMessage,
   type ClientAuth,
   type ClientRooms,
   type ObjectStats,
@@ -12,11 +11,12 @@ import * as clock from "./clock.js";
 import { edgeConfig, type EdgeConfig } from "./config.js";
 import { socketGuild } from "./guilds.js";
 import { FirstAuthPolicy, UserRates } from "./hub/admission.js";
+import { AlarmSchedule } from "./hub/alarm.js";
 import { admitSocket, readClientMessage } from "./hub/intake.js";
 import { exchangeAuth } from "./hub/auth-exchange.js";
 import { cadenceMs, Coalescer } from "./hub/coalescer.js";
 import { closeOverdueSockets, nextSocketDeadline } from "./hub/deadlines.js";
-import { broadcast, canReplay, catchUp, type Outgoing } from "./hub/fanout.js";
+import { authOkMessage, broadcast, canReplay, catchUp, type Outgoing } from "./hub/fanout.js";
 import { withRoomFilter } from "./hub/room-filter.js";
 import { SocketIndex } from "./hub/socket-index.js";
 import { closeSocket, isOpen, type LiveAttachment } from "./hub/sockets.js";
@@ -73,7 +73,7 @@ export class LobbyRelay extends DurableObject<Env> {
   private linkFailures = 0;
   private snapshotAsked = false;
   private lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  private alarmAt: number | null | undefined;
+  private readonly deadlineAlarm = new AlarmSchedule(this.ctx.storage);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -134,14 +134,14 @@ export class LobbyRelay extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.alarmAt = undefined;
+    this.deadlineAlarm.fired();
     const firedAt = clock.now();
     try {
       closeOverdueSockets(this.ctx.getWebSockets(), this.sockets, clock.now());
-      await this.scheduleAlarm(nextSocketDeadline(this.ctx.getWebSockets(), this.sockets), firedAt);
+      await this.deadlineAlarm.atMost(nextSocketDeadline(this.ctx.getWebSockets(), this.sockets), firedAt);
     } catch (error) {
       log("error", "LobbyRelay alarm failed", { relay: this.name, ...errorFields(error) });
-      await this.scheduleAlarm(clock.now() + 5_000, firedAt);
+      await this.deadlineAlarm.atMost(clock.now() + 5_000, firedAt);
     }
   }
 
@@ -167,7 +167,7 @@ export class LobbyRelay extends DurableObject<Env> {
       log("warn", "LobbyRelay refused socket", { relay: this.name, reason: admitted.refused });
       return admitted.response;
     }
-    await this.scheduleAlarm(admitted.authDeadline);
+    await this.deadlineAlarm.atMost(admitted.authDeadline);
     return admitted.response;
   }
 
@@ -201,26 +201,17 @@ export class LobbyRelay extends DurableObject<Env> {
       this.ensureLink();
       this.serveAwaiting();
     }
-    await this.scheduleAlarm(outcome.attachment.expiresAt);
+    await this.deadlineAlarm.atMost(outcome.attachment.expiresAt);
   }
 
   /** A filter change is answered by a snapshot at the relay's seq; until one is here, the old filter stays. */
   private changeRooms(ws: WebSocket, message: ClientRooms): void {
-    const current = this.sockets.attachment(ws);
-    if (current?.phase !== "live") return this.reject(ws, CloseCode.badMessage, "authenticate first");
-    const now = clock.now();
-    if (current.expiresAt <= now) return this.reject(ws, CloseCode.unauthorized, "token expired");
-    const changed = withRoomFilter(current, message.rooms, now);
-    if (!("attachment" in changed)) return this.reject(ws, CloseCode.tooMany, "changing rooms too often");
+    const changed = withRoomFilter(this.sockets.attachment(ws), message.rooms, clock.now());
+    if ("close" in changed) return this.reject(ws, changed.close.code, changed.close.reason);
     this.awaiting.set(ws, { attachment: changed.attachment, ack: false, since: undefined });
     this.serveAwaiting();
   }
 
-  /**
-   * Makes every waiting socket live that the relay's copy can serve now: a replay from its own buffer, or a
-   * snapshot at its seq (asked of the hub once for all who need one). Pending events go out first, so the
-   * catch-up covers every seq the socket is sent and none twice.
-   */
   /** Open sockets of `userId` authenticated and waiting for the link, not counting `except`. */
   private awaitingOf(userId: string, except: WebSocket): number {
     let count = 0;
@@ -228,6 +219,11 @@ export class LobbyRelay extends DurableObject<Env> {
     return count;
   }
 
+  /**
+   * Makes every waiting socket live that the relay's copy can serve now: a replay from its own buffer, or a
+   * snapshot at its seq (asked of the hub once for all who need one). Pending events go out first, so the
+   * catch-up covers every seq the socket is sent and none twice.
+   */
   private serveAwaiting(): void {
     if (this.awaiting.size === 0 || !this.mirror.ready) return;
     let needSnapshot = false;
@@ -251,8 +247,7 @@ export class LobbyRelay extends DurableObject<Env> {
   }
 
   private sendAck(ws: WebSocket): void {
-    const ack = { v: 1, type: "ack", event: "auth.ok", guildId: this.identity!.guildId, seq: this.mirror.seq } satisfies AuthOkMessage;
-    ws.send(JSON.stringify(ack));
+    ws.send(authOkMessage(this.identity!.guildId, this.mirror.seq));
   }
 
   private reject(ws: WebSocket, code: number, reason: string): void {
@@ -405,25 +400,11 @@ export class LobbyRelay extends DurableObject<Env> {
     }, LINK_LINGER_MS);
   }
 
-  // --- identity, deadlines
+  // --- identity
 
   private bindIdentity(guildId: string, name: string | null): void {
     if (!name || !name.startsWith(`${guildId}/`)) throw new Error("relay request without its name");
     if (!this.identity) this.identity = { guildId, name };
     else if (this.identity.name !== name) throw new Error(`LobbyRelay ${this.identity.name} asked to serve as ${name}`);
-  }
-
-  /** As GuildHub's: makes the alarm fire by `at`, never later than one already set (except the one being handled). */
-  private async scheduleAlarm(at: number, handledBefore = -Infinity): Promise<void> {
-    if (!Number.isFinite(at)) return;
-    if (this.alarmAt === undefined) {
-      const stored = await this.ctx.storage.getAlarm();
-      this.alarmAt ??= stored;
-    }
-    const current = this.alarmAt;
-    if (current === null || current <= handledBefore || at < current) {
-      this.alarmAt = at;
-      await this.ctx.storage.setAlarm(at);
-    }
   }
 }

@@ -1,4 +1,4 @@
-import { CloseCode, type AppEvent, type GuildStatus, type Room, type SnapshotMessage } from "../../../protocol/index.js";
+import { CloseCode, type AppEvent, type AuthOkMessage, type GuildStatus, type Room, type SnapshotMessage } from "../../../protocol/index.js";
 import type { SocketIndex } from "./socket-index.js";
 import { closeSocket, wantsEvent, type LiveAttachment } from "./sockets.js";
 import type { BufferedEvent } from "./store.js";
@@ -123,6 +123,11 @@ export function catchUp(ws: WebSocket, store: ReplaySource, attachment: LiveAtta
 
 // The unfiltered snapshot, serialised once per seq: a reconnect storm sends the same one thousands of times.
 const snapshots = new WeakMap<ReplaySource, { seq: number; rooms: unknown; json: string }>();
+
+/** The `auth.ok` acknowledgement: the seq the socket's catch-up runs to. */
+export function authOkMessage(guildId: string, seq: number): string {
+  return JSON.stringify({ v: 1, type: "ack", event: "auth.ok", guildId, seq } satisfies AuthOkMessage);
+}
 
 /** The snapshot message at `seq`, with members only in the `subscribed` rooms when the socket filters. */
 export function snapshotMessage(store: ReplaySource, subscribed: string[] | undefined, seq: number): string {

@@ -31,9 +31,18 @@ export function admitSocket(ctx: DurableObjectState, sockets: SocketIndex, heade
 /** A client's message, or the close it earns. */
 export type ClientRead = { message: ClientAuth | ClientRooms } | { close: { code: number; reason: string } };
 
+const encoder = new TextEncoder();
+
+/** Whether a message is over the limit in UTF-8 bytes: encoded only when its length leaves it open (at most 3 bytes a unit). */
+function overLimit(raw: string | ArrayBuffer): boolean {
+  if (typeof raw !== "string") return raw.byteLength > MAX_CLIENT_MESSAGE_BYTES;
+  if (raw.length > MAX_CLIENT_MESSAGE_BYTES) return true;
+  if (raw.length * 3 <= MAX_CLIENT_MESSAGE_BYTES) return false;
+  return encoder.encode(raw).byteLength > MAX_CLIENT_MESSAGE_BYTES;
+}
+
 export function readClientMessage(raw: string | ArrayBuffer): ClientRead {
-  const size = typeof raw === "string" ? new TextEncoder().encode(raw).byteLength : raw.byteLength;
-  if (size > MAX_CLIENT_MESSAGE_BYTES) return { close: { code: CloseCode.tooLarge, reason: "message too large" } };
+  if (overLimit(raw)) return { close: { code: CloseCode.tooLarge, reason: "message too large" } };
   if (typeof raw !== "string") return { close: { code: CloseCode.badMessage, reason: "binary messages are not supported" } };
   const message = ClientMessage.safeParse(parseJson(raw));
   if (!message.success) return { close: { code: CloseCode.badMessage, reason: "malformed message" } };

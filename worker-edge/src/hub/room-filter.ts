@@ -1,4 +1,4 @@
-import { SocketLimits, takeToken } from "../../../protocol/index.js";
+import { CloseCode, SocketLimits, takeToken } from "../../../protocol/index.js";
 import type { SocketAttachment } from "./sockets.js";
 
 const RoomFilterPolicy = { capacity: SocketLimits.roomsBurst, refillPerSecond: 1000 / SocketLimits.roomsIntervalMs };
@@ -6,15 +6,17 @@ const RoomFilterPolicy = { capacity: SocketLimits.roomsBurst, refillPerSecond: 1
 type LiveAttachment = Extract<SocketAttachment, { phase: "live" }>;
 
 /**
- * A live socket's attachment with a new room filter (`undefined`: every room), or why not: the change rate is
- * bounded because each change costs a snapshot on the guild's one thread.
+ * A socket's attachment with a new room filter (`undefined`: every room), or the close it earns: it is not live
+ * yet, its token expired, or it changes too often (each change costs a snapshot on the object's one thread).
  */
 export function withRoomFilter(
-  attachment: LiveAttachment,
+  current: SocketAttachment | undefined,
   rooms: string[] | undefined,
   now: number,
-): { attachment: LiveAttachment } | { retryAfterSeconds: number } {
-  const { bucket, waitSeconds } = takeToken(attachment.roomsBucket, RoomFilterPolicy, now);
-  if (waitSeconds > 0) return { retryAfterSeconds: Math.ceil(waitSeconds) };
-  return { attachment: { ...attachment, rooms: rooms && [...new Set(rooms)], roomsBucket: bucket } };
+): { attachment: LiveAttachment } | { close: { code: number; reason: string } } {
+  if (current?.phase !== "live") return { close: { code: CloseCode.badMessage, reason: "authenticate first" } };
+  if (current.expiresAt <= now) return { close: { code: CloseCode.unauthorized, reason: "token expired" } };
+  const { bucket, waitSeconds } = takeToken(current.roomsBucket, RoomFilterPolicy, now);
+  if (waitSeconds > 0) return { close: { code: CloseCode.tooMany, reason: "changing rooms too often" } };
+  return { attachment: { ...current, rooms: rooms && [...new Set(rooms)], roomsBucket: bucket } };
 }
